@@ -1,0 +1,10 @@
+//! Crypto adapter: password hashing (argon2id), session tokens (JWT HS256)
+//! and API-key secrets (random, SHA-256 at rest).
+
+mod api_key_secrets;
+mod jwt;
+mod passwords;
+
+pub use api_key_secrets::Sha256Secrets;
+pub use jwt::{JwtTokens, MIN_SECRET_BYTES};
+pub use passwords::Argon2Passwords;

@@ -1,0 +1,86 @@
+//! The REST API: one poem-openapi operation per route, each a few lines over
+//! an application service.
+
+mod accounts;
+mod api_keys;
+mod members;
+mod projects;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
+use crate::ops;
+use crate::state::Services;
+
+/// Largest JSON body the control-plane routes accept.
+const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Accounts and session tokens.
+    Auth,
+    /// Projects: the tenant boundary.
+    Projects,
+    /// Who belongs to a project, and with which role.
+    Members,
+    /// API keys that release pipelines publish with.
+    Keys,
+}
+
+type Apis = (
+    accounts::AccountsApi,
+    projects::ProjectsApi,
+    members::MembersApi,
+    api_keys::ApiKeysApi,
+);
+
+fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
+    let apis = (
+        accounts::AccountsApi(services.clone()),
+        projects::ProjectsApi(services.clone()),
+        members::MembersApi(services.clone()),
+        api_keys::ApiKeysApi(services),
+    );
+    OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Self-hosted, multi-tenant server for Expo over-the-air updates. \
+             Every error response is `{\"error\": \"...\"}`.",
+        )
+        .server("/api")
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json` and committed in
+/// `openapi/openapi.json`.
+pub fn openapi_document() -> String {
+    api_service(None).spec()
+}
+
+/// Every route of the server, wrapped in the middleware all requests pass
+/// through.
+pub fn routes(services: Services) -> impl Endpoint {
+    let api = api_service(Some(services.clone()));
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .nest(
+            "/api",
+            api.around(|next, req| limit_body(next, req, MAX_JSON_BODY_BYTES)),
+        )
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", docs)
+        .at("/healthz", ops::healthz)
+        .at("/readyz", ops::readyz)
+        .around(normalize_empty_json_body)
+        .data(services)
+        .catch_all_error(json_errors)
+        .around(request_log)
+}
+
+/// The services, which exist whenever requests are served; `None` only when
+/// the API is built to print its spec.
+fn require(services: &Option<Services>) -> Result<&Services, application::AppError> {
+    services
+        .as_ref()
+        .ok_or_else(|| application::AppError::Internal("API built without services".to_owned()))
+}

@@ -1,0 +1,77 @@
+//! `/api/auth`: register, log in, who am I.
+
+use application::Registration;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::{ApiTags, require};
+use crate::error::error_responses;
+use crate::schema::{LoginRequest, RegisterRequest, SessionBody, UserBody};
+use crate::security::UserAuth;
+use crate::state::Services;
+
+pub struct AccountsApi(pub Option<Services>);
+
+#[derive(ApiResponse)]
+enum Registered {
+    /// The account was created; the token logs it in.
+    #[oai(status = 201)]
+    Created(Json<SessionBody>),
+}
+
+error_responses!(RegisterError {
+    /// A field is missing or breaks a rule (email format, password length...).
+    BadRequest = 400,
+    /// Registration is closed (`ALLOW_REGISTRATION=false`).
+    Forbidden = 403,
+    /// The username or email is taken (compared case-insensitively).
+    Conflict = 409,
+});
+
+error_responses!(LoginError {
+    /// A field is missing.
+    BadRequest = 400,
+    /// Unknown user or wrong password: the same answer for both.
+    Unauthorized = 401,
+});
+
+error_responses!(SessionError {
+    /// Missing, invalid or expired session token.
+    Unauthorized = 401,
+});
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AccountsApi {
+    /// Create an account
+    #[oai(path = "/auth/register", method = "post")]
+    async fn register(&self, body: Json<RegisterRequest>) -> Result<Registered, RegisterError> {
+        let Json(body) = body;
+        let request = Registration {
+            username: body.username,
+            email: body.email,
+            password: body.password,
+        };
+        let session = require(&self.0)?.accounts.register(request).await?;
+        Ok(Registered::Created(Json(SessionBody {
+            user: session.user.into(),
+            token: session.token,
+        })))
+    }
+
+    /// Log in with a username or email
+    #[oai(path = "/auth/login", method = "post")]
+    async fn login(&self, body: Json<LoginRequest>) -> Result<Json<SessionBody>, LoginError> {
+        let services = require(&self.0)?;
+        let session = services.accounts.login(&body.login, &body.password).await?;
+        Ok(Json(SessionBody {
+            user: session.user.into(),
+            token: session.token,
+        }))
+    }
+
+    /// The user a session token belongs to
+    #[oai(path = "/auth/me", method = "get")]
+    async fn me(&self, auth: UserAuth) -> Result<Json<UserBody>, SessionError> {
+        Ok(Json(auth.0.into()))
+    }
+}

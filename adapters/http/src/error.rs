@@ -1,0 +1,70 @@
+//! Errors on the wire: every failure is `{"error": "..."}` with a 4xx or 5xx
+//! status. [`AppError`] is mapped to a status here and nowhere else.
+
+use application::AppError;
+use poem::http::StatusCode;
+use poem_openapi::Object;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// What went wrong, written for the client.
+    pub error: String,
+}
+
+/// The status and client-facing message of an application error. Internal
+/// errors are logged with their detail and answered with a generic message.
+pub fn classify(error: AppError) -> (StatusCode, String) {
+    match error {
+        AppError::Invalid(message) => (StatusCode::BAD_REQUEST, message),
+        AppError::Unauthenticated(message) => (StatusCode::UNAUTHORIZED, message),
+        AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
+        AppError::NotFound(message) => (StatusCode::NOT_FOUND, message),
+        AppError::Conflict(message) => (StatusCode::CONFLICT, message),
+        AppError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error.".to_owned(),
+            )
+        }
+    }
+}
+
+/// Declares an operation's error responses: one variant per status it can
+/// answer with (each documented in the OpenAPI spec), plus 500. Statuses
+/// that poem-openapi produces before the handler runs (400 for a malformed
+/// body, 401 for a missing token) are listed too, so the spec is complete;
+/// the JSON-error middleware gives those responses the same body.
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $status:tt),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, poem_openapi::ApiResponse)]
+        pub enum $name {
+            $(
+                $(#[$vmeta])*
+                #[oai(status = $status)]
+                $variant(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+            )*
+            /// An unexpected fault on the server; details are in its log.
+            #[oai(status = 500)]
+            InternalServerError(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+        }
+
+        impl From<application::AppError> for $name {
+            fn from(error: application::AppError) -> Self {
+                let (status, message) = $crate::error::classify(error);
+                let body = poem_openapi::payload::Json($crate::error::ErrorBody { error: message });
+                match status.as_u16() {
+                    $($status => Self::$variant(body),)*
+                    other => {
+                        tracing::error!(status = other, "status not declared for this operation");
+                        Self::InternalServerError(body)
+                    }
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use error_responses;

@@ -1,0 +1,14 @@
+//! HTTP adapter: the REST API as poem-openapi operations over the application
+//! services, the OpenAPI document and UI, health probes, and the middleware
+//! every request passes through (request id, access log, JSON errors).
+
+mod api;
+mod error;
+mod middleware;
+mod ops;
+mod schema;
+mod security;
+mod state;
+
+pub use api::{openapi_document, routes};
+pub use state::Services;

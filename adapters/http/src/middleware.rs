@@ -1,0 +1,130 @@
+//! What every request passes through: a request id and one access-log line,
+//! JSON bodies for every error, and the old server's tolerance of empty JSON
+//! bodies.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use poem::http::{HeaderValue, Method, StatusCode};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Tags the request with an id (the caller's `X-Request-Id` when it is a sane
+/// token, else a fresh UUID), returns it in the response, and logs method,
+/// path, status and latency in a span carrying it. Headers, the query string
+/// and bodies are never logged: they may hold secrets.
+pub async fn request_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_sane_request_id(id))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    async move {
+        let started = Instant::now();
+        let mut response = match next.call(req).await {
+            Ok(output) => output.into_response(),
+            Err(error) => error.into_response(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        let status = response.status().as_u16();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(status, latency_ms, "request served");
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+fn is_sane_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Turns every error that escaped a handler (unknown route, wrong method,
+/// malformed body, missing credentials, oversized body) into
+/// `{"error": "..."}` with its status.
+pub async fn json_errors(error: poem::Error) -> Response {
+    let status = error.status();
+    let message = if error.is::<poem_openapi::error::AuthorizationError>() {
+        "Missing or invalid Authorization header".to_owned()
+    } else if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(%error, "unhandled error");
+        "Internal server error.".to_owned()
+    } else {
+        match status {
+            StatusCode::NOT_FOUND => "Not Found".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_owned(),
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body too large.".to_owned(),
+            _ => error.to_string(),
+        }
+    };
+    poem::web::Json(serde_json::json!({ "error": message }))
+        .with_status(status)
+        .into_response()
+}
+
+/// Refuses a body larger than `max_bytes`: at once with 413 when the
+/// declared length says so, and by cutting a chunked body off at the limit
+/// (which then fails to parse, with 400) when it does not.
+pub async fn limit_body<E: Endpoint>(
+    next: Arc<E>,
+    mut req: Request,
+    max_bytes: u64,
+) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max_bytes => {
+            return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Some(_) => {}
+        None => {
+            let body = req.take_body().into_async_read().take(max_bytes);
+            req.set_body(Body::from_async_read(body));
+        }
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Treats a POST or PATCH with an empty body and no content type as `{}`, as
+/// the old server did: a client that omits the body then gets "Missing
+/// parameters." (or the defaults) rather than a content-type error.
+pub async fn normalize_empty_json_body<E: Endpoint>(
+    next: Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let writes = req.method() == Method::POST || req.method() == Method::PATCH;
+    let headers = req.headers();
+    let empty = match headers.get(CONTENT_LENGTH) {
+        Some(length) => length.as_bytes() == b"0",
+        None => !headers.contains_key(TRANSFER_ENCODING),
+    };
+    if writes && empty && !req.headers().contains_key(CONTENT_TYPE) {
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("2"));
+        req.set_body(Body::from_string("{}".to_owned()));
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}

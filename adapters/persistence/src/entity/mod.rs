@@ -1,0 +1,7 @@
+//! SeaORM entities: one module per table. They are persistence shapes only;
+//! the conversions to and from domain types live beside the stores.
+
+pub mod api_key;
+pub mod member;
+pub mod project;
+pub mod user;

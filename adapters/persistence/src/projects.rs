@@ -1,0 +1,126 @@
+//! The project store, and the row lock that serialises changes to one
+//! project's memberships and keys.
+
+use async_trait::async_trait;
+use domain::member::Membership;
+use domain::ports::{ProjectStore, StoreResult};
+use domain::project::Project;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TransactionTrait,
+};
+
+use crate::SqlStore;
+use crate::entity::{member, project};
+use crate::errors::store_error;
+
+impl From<project::Model> for Project {
+    fn from(row: project::Model) -> Self {
+        Project {
+            id: row.id,
+            name: row.name,
+            slug: row.slug,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Takes the write lock on a project's row for the rest of the transaction
+/// (a row lock on PostgreSQL, the database write lock on SQLite, taken up
+/// front so the transaction never has to upgrade a read lock). Returns
+/// whether the project exists.
+pub(crate) async fn lock_project(
+    txn: &impl ConnectionTrait,
+    project_id: &str,
+) -> Result<bool, DbErr> {
+    let result = project::Entity::update_many()
+        .col_expr(
+            project::Column::Name,
+            Expr::col(project::Column::Name).into(),
+        )
+        .filter(project::Column::Id.eq(project_id))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+pub(crate) fn membership_row(membership: &Membership) -> member::ActiveModel {
+    member::ActiveModel {
+        id: Set(membership.id.clone()),
+        project_id: Set(membership.project_id.clone()),
+        user_id: Set(membership.user_id.clone()),
+        role: Set(membership.role.as_str().to_owned()),
+        created_at: Set(membership.created_at),
+    }
+}
+
+#[async_trait]
+impl ProjectStore for SqlStore {
+    async fn create_with_owner(
+        &self,
+        new_project: &Project,
+        owner: &Membership,
+    ) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        let row = project::ActiveModel {
+            id: Set(new_project.id.clone()),
+            name: Set(new_project.name.clone()),
+            slug: Set(new_project.slug.clone()),
+            created_at: Set(new_project.created_at),
+        };
+        project::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        member::Entity::insert(membership_row(owner))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    async fn find(&self, id: &str) -> StoreResult<Option<Project>> {
+        let row = project::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(Project::from))
+    }
+
+    async fn list_for_user(&self, user_id: &str) -> StoreResult<Vec<Project>> {
+        let memberships = member::Entity::find()
+            .select_only()
+            .column(member::Column::ProjectId)
+            .filter(member::Column::UserId.eq(user_id))
+            .into_query();
+        let rows = project::Entity::find()
+            .filter(project::Column::Id.in_subquery(memberships))
+            .order_by_desc(project::Column::CreatedAt)
+            .order_by_desc(project::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(Project::from).collect())
+    }
+
+    async fn update(&self, changed: &Project) -> StoreResult<()> {
+        project::Entity::update_many()
+            .col_expr(project::Column::Name, Expr::value(changed.name.clone()))
+            .col_expr(project::Column::Slug, Expr::value(changed.slug.clone()))
+            .filter(project::Column::Id.eq(changed.id.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> StoreResult<()> {
+        // Memberships and keys go with it (ON DELETE CASCADE).
+        project::Entity::delete_by_id(id.to_owned())
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! The user store.
+
+use async_trait::async_trait;
+use domain::ports::{StoreResult, UserStore};
+use domain::user::User;
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::SqlStore;
+use crate::entity::user;
+use crate::errors::store_error;
+
+/// The form both unique keys are stored and looked up in.
+fn fold_case(text: &str) -> String {
+    text.to_lowercase()
+}
+
+impl From<user::Model> for User {
+    fn from(row: user::Model) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn insert(&self, new_user: &User) -> StoreResult<()> {
+        let row = user::ActiveModel {
+            id: Set(new_user.id.clone()),
+            username: Set(new_user.username.clone()),
+            username_key: Set(fold_case(&new_user.username)),
+            email: Set(new_user.email.clone()),
+            email_key: Set(fold_case(&new_user.email)),
+            password_hash: Set(new_user.password_hash.clone()),
+            created_at: Set(new_user.created_at),
+        };
+        user::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn find_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = user::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(User::from))
+    }
+
+    async fn find_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+        // New usernames cannot contain '@', but imported ones may: when a
+        // login matches one user's email and another's username, the email
+        // wins, so nobody can squat someone else's address as a username.
+        let key = fold_case(login);
+        let rows = user::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(user::Column::EmailKey.eq(key.clone()))
+                    .add(user::Column::UsernameKey.eq(key.clone())),
+            )
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        let by_email = rows.iter().position(|row| row.email_key == key);
+        let chosen = by_email.or(if rows.is_empty() { None } else { Some(0) });
+        Ok(chosen.map(|index| User::from(rows[index].clone())))
+    }
+
+    async fn count(&self) -> StoreResult<u64> {
+        user::Entity::find()
+            .count(&self.db)
+            .await
+            .map_err(store_error)
+    }
+}

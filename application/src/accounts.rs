@@ -1,0 +1,118 @@
+//! Accounts: registration, login and session tokens.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use domain::ports::{PasswordHasher, TokenService, UserStore};
+use domain::user::{Email, Password, User, Username};
+
+use crate::error::{AppError, AppResult, missing_parameters};
+use crate::new_id;
+
+/// Whether strangers may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationPolicy {
+    Open,
+    /// Only the very first account may register (the operator's); everyone
+    /// else is added by an administrator of the server.
+    FirstUserOnly,
+}
+
+/// What a client sends to register.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// A logged-in user with the token that proves it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub token: String,
+}
+
+pub struct AccountService {
+    users: Arc<dyn UserStore>,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn TokenService>,
+    policy: RegistrationPolicy,
+}
+
+impl AccountService {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        hasher: Arc<dyn PasswordHasher>,
+        tokens: Arc<dyn TokenService>,
+        policy: RegistrationPolicy,
+    ) -> Self {
+        Self {
+            users,
+            hasher,
+            tokens,
+            policy,
+        }
+    }
+
+    /// Creates an account and logs it in.
+    pub async fn register(&self, request: Registration) -> AppResult<Session> {
+        if request.username.is_empty() || request.email.is_empty() || request.password.is_empty() {
+            return Err(missing_parameters());
+        }
+        let username = Username::parse(&request.username)?;
+        let email = Email::parse(&request.email)?;
+        let password = Password::parse(&request.password)?;
+        if self.policy == RegistrationPolicy::FirstUserOnly && self.users.count().await? > 0 {
+            return Err(AppError::Forbidden("Registration is closed.".to_owned()));
+        }
+        let user = User {
+            id: new_id(),
+            username: username.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            password_hash: self.hasher.hash(&password).await?,
+            created_at: Utc::now(),
+        };
+        self.users.insert(&user).await?;
+        tracing::info!(user_id = %user.id, "user registered");
+        self.session_for(user)
+    }
+
+    /// Logs in by username or email. Unknown users and wrong passwords get
+    /// the same answer after the same amount of work.
+    pub async fn login(&self, login: &str, password: &str) -> AppResult<Session> {
+        if login.is_empty() || password.is_empty() {
+            return Err(missing_parameters());
+        }
+        let Some(user) = self.users.find_by_login(login.trim()).await? else {
+            self.hasher.burn_equivalent_work(password).await;
+            return Err(invalid_credentials());
+        };
+        if !self.hasher.verify(password, &user.password_hash).await {
+            return Err(invalid_credentials());
+        }
+        self.session_for(user)
+    }
+
+    /// The user a session token belongs to. A token for an account that no
+    /// longer exists is refused like a forged one.
+    pub async fn authenticate(&self, token: &str) -> AppResult<User> {
+        let user_id = self
+            .tokens
+            .verify(token)
+            .map_err(|error| AppError::Unauthenticated(error.to_string()))?;
+        self.users
+            .find_by_id(&user_id)
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("Token invalid or expired".to_owned()))
+    }
+
+    fn session_for(&self, user: User) -> AppResult<Session> {
+        let token = self.tokens.issue(&user.id)?;
+        Ok(Session { user, token })
+    }
+}
+
+fn invalid_credentials() -> AppError {
+    AppError::Unauthenticated("Invalid credentials.".to_owned())
+}

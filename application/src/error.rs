@@ -1,0 +1,66 @@
+//! The application's error: one variant per kind of answer a client gets.
+//! The HTTP adapter maps each variant to one status code, in one place.
+
+use domain::ValidationError;
+use domain::ports::{CryptoError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or a value breaks a rule (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing addressed does not exist, or is not visible to the caller (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A fault of ours or of a backend (500). The text goes to the log only.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl From<ValidationError> for AppError {
+    fn from(error: ValidationError) -> Self {
+        Self::Invalid(error.0)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { field } => Self::Conflict(conflict_message(field)),
+            StoreError::LastOwner(error) => Self::Conflict(error.to_string()),
+            StoreError::Backend(text) => Self::Internal(text),
+        }
+    }
+}
+
+impl From<CryptoError> for AppError {
+    fn from(error: CryptoError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+fn conflict_message(field: &str) -> String {
+    match field {
+        "username" | "email" => "User already exists.".to_owned(),
+        "slug" => "Slug already in use.".to_owned(),
+        "membership" => "User is already a member.".to_owned(),
+        other => format!("{other} already exists."),
+    }
+}
+
+/// The answer to a request that leaves out a required field, as the old
+/// server worded it.
+pub(crate) fn missing_parameters() -> AppError {
+    AppError::Invalid("Missing parameters.".to_owned())
+}

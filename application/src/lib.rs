@@ -1,0 +1,24 @@
+//! Use cases of expo-updates-server: accounts, projects, members and API keys.
+//!
+//! Each service takes the domain's ports as trait objects, validates what a
+//! client sent through the domain constructors, decides who may do what, and
+//! returns an [`AppError`] whose variant says which HTTP class it belongs to.
+
+pub mod access;
+pub mod accounts;
+pub mod api_keys;
+pub mod error;
+pub mod members;
+pub mod projects;
+
+pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
+pub use api_keys::{ApiKeyService, CreatedApiKey};
+pub use error::{AppError, AppResult};
+pub use members::{MemberRef, MemberService};
+pub use projects::{ProjectChanges, ProjectService};
+
+/// A fresh, time-ordered identifier (UUIDv7): unique across instances and
+/// sortable by creation time.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,134 @@
+//! Members: who belongs to a project and with which role.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use domain::member::{MemberProfile, Membership, Role};
+use domain::ports::{MemberStore, UserStore};
+use domain::user::User;
+
+use crate::access::{Need, OWNER_FOR_MEMBERS, authorize};
+use crate::error::{AppError, AppResult, missing_parameters};
+use crate::new_id;
+
+/// How an owner names the user to add: by id, or by username or email so
+/// that a colleague can be added without knowing their id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberRef {
+    UserId(String),
+    Username(String),
+    Email(String),
+}
+
+impl MemberRef {
+    /// The first of the given identifiers that is not empty.
+    pub fn from_fields(
+        user_id: Option<String>,
+        username: Option<String>,
+        email: Option<String>,
+    ) -> AppResult<Self> {
+        let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        non_empty(user_id)
+            .map(Self::UserId)
+            .or_else(|| non_empty(username).map(Self::Username))
+            .or_else(|| non_empty(email).map(Self::Email))
+            .ok_or_else(missing_parameters)
+    }
+}
+
+pub struct MemberService {
+    members: Arc<dyn MemberStore>,
+    users: Arc<dyn UserStore>,
+}
+
+impl MemberService {
+    pub fn new(members: Arc<dyn MemberStore>, users: Arc<dyn UserStore>) -> Self {
+        Self { members, users }
+    }
+
+    /// Adds a user to the project (owners only).
+    pub async fn add(
+        &self,
+        actor: &User,
+        project_id: &str,
+        who: MemberRef,
+        role: &str,
+    ) -> AppResult<Membership> {
+        authorize(
+            self.members.as_ref(),
+            &actor.id,
+            project_id,
+            OWNER_FOR_MEMBERS,
+        )
+        .await?;
+        let role = Role::parse(role)?;
+        let user = match &who {
+            MemberRef::UserId(id) => self.users.find_by_id(id.trim()).await?,
+            MemberRef::Username(login) | MemberRef::Email(login) => {
+                self.users.find_by_login(login.trim()).await?
+            }
+        }
+        .ok_or_else(|| AppError::NotFound("User not found.".to_owned()))?;
+        let membership = Membership {
+            id: new_id(),
+            project_id: project_id.to_owned(),
+            user_id: user.id,
+            role,
+            created_at: Utc::now(),
+        };
+        self.members.insert(&membership).await?;
+        Ok(membership)
+    }
+
+    /// The project's members with their usernames and emails (any member).
+    pub async fn list(&self, actor: &User, project_id: &str) -> AppResult<Vec<MemberProfile>> {
+        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
+        Ok(self.members.list(project_id).await?)
+    }
+
+    /// Changes a member's role (owners only); the last owner stays an owner.
+    pub async fn change_role(
+        &self,
+        actor: &User,
+        project_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> AppResult<Membership> {
+        authorize(
+            self.members.as_ref(),
+            &actor.id,
+            project_id,
+            OWNER_FOR_MEMBERS,
+        )
+        .await?;
+        let role = Role::parse(role)?;
+        self.members
+            .change_role(project_id, user_id, role)
+            .await?
+            .ok_or_else(not_a_member)
+    }
+
+    /// Removes a member (owners only). Owners cannot remove themselves, so a
+    /// project is never left without anyone to manage it.
+    pub async fn remove(&self, actor: &User, project_id: &str, user_id: &str) -> AppResult<()> {
+        authorize(
+            self.members.as_ref(),
+            &actor.id,
+            project_id,
+            OWNER_FOR_MEMBERS,
+        )
+        .await?;
+        if user_id == actor.id {
+            return Err(AppError::Invalid("Cannot remove yourself.".to_owned()));
+        }
+        if self.members.remove(project_id, user_id).await? {
+            Ok(())
+        } else {
+            Err(not_a_member())
+        }
+    }
+}
+
+fn not_a_member() -> AppError {
+    AppError::NotFound("User is not a member of this project.".to_owned())
+}

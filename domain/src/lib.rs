@@ -1,0 +1,15 @@
+//! The domain of expo-updates-server: the types and rules of users, projects,
+//! memberships and API keys, and the ports (traits) through which the
+//! application reaches storage and cryptography.
+//!
+//! Nothing here performs I/O. Values that cross a port are validated on the way
+//! in by the constructors below, so an adapter never has to re-check them.
+
+pub mod api_key;
+pub mod member;
+pub mod ports;
+pub mod project;
+pub mod user;
+pub mod validation;
+
+pub use validation::ValidationError;

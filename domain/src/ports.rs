@@ -1,0 +1,138 @@
+//! Ports: the traits the application drives storage and cryptography through.
+//! Adapters implement them; tests may implement them in memory.
+//!
+//! Every store method is one atomic unit: an implementation that needs several
+//! statements runs them in one transaction.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
+use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
+use crate::project::Project;
+use crate::user::{Password, User};
+
+/// A failure of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write; `field` names what is taken
+    /// (`username`, `email`, `slug`, `membership`).
+    #[error("{field} already exists")]
+    Conflict { field: &'static str },
+    /// The change would leave a project without an owner.
+    #[error(transparent)]
+    LastOwner(#[from] LastOwnerError),
+    /// The database could not be reached or answered with an error. The text
+    /// is for the operator's log, never for clients.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user. Usernames and emails are unique case-insensitively:
+    /// `Conflict { field: "username" | "email" }` otherwise.
+    async fn insert(&self, user: &User) -> StoreResult<()>;
+    async fn find_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Finds a user by username or email, case-insensitively.
+    async fn find_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+    async fn count(&self) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    /// Creates the project and its first owner's membership together, or
+    /// neither. `Conflict { field: "slug" }` when the slug is taken.
+    async fn create_with_owner(&self, project: &Project, owner: &Membership) -> StoreResult<()>;
+    async fn find(&self, id: &str) -> StoreResult<Option<Project>>;
+    /// The projects a user is a member of, newest first.
+    async fn list_for_user(&self, user_id: &str) -> StoreResult<Vec<Project>>;
+    /// Saves a changed name or slug. `Conflict { field: "slug" }` when taken.
+    async fn update(&self, project: &Project) -> StoreResult<()>;
+    /// Deletes the project with its memberships and keys.
+    async fn delete(&self, id: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait MemberStore: Send + Sync {
+    async fn find(&self, project_id: &str, user_id: &str) -> StoreResult<Option<Membership>>;
+    /// `Conflict { field: "membership" }` when the user is already a member.
+    async fn insert(&self, membership: &Membership) -> StoreResult<()>;
+    /// Members with their profiles, oldest membership first.
+    async fn list(&self, project_id: &str) -> StoreResult<Vec<MemberProfile>>;
+    /// Changes a role; `Ok(None)` when the user is not a member and
+    /// `LastOwner` when the project would lose its last owner.
+    async fn change_role(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: Role,
+    ) -> StoreResult<Option<Membership>>;
+    /// Removes a member; `Ok(false)` when the user was not a member and
+    /// `LastOwner` when the project would lose its last owner.
+    async fn remove(&self, project_id: &str, user_id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a key, naming it with the first free default name when it has
+    /// none.
+    async fn insert(&self, key: &NewApiKey) -> StoreResult<ApiKey>;
+    /// A project's keys, newest first.
+    async fn list(&self, project_id: &str) -> StoreResult<Vec<ApiKey>>;
+    /// `Ok(false)` when no key with that id belongs to the project.
+    async fn rename(&self, project_id: &str, key_id: &str, name: &KeyName) -> StoreResult<bool>;
+    /// `Ok(false)` when no key with that id belongs to the project.
+    async fn delete(&self, project_id: &str, key_id: &str) -> StoreResult<bool>;
+    async fn find_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn record_use(&self, key_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// Readiness: whether the database answers at all.
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// A failure inside a cryptographic adapter (not a wrong password: that is
+/// `Ok(false)`).
+#[derive(Debug, thiserror::Error)]
+#[error("crypto error: {0}")]
+pub struct CryptoError(pub String);
+
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// A PHC string (argon2id) for the password.
+    async fn hash(&self, password: &Password) -> Result<String, CryptoError>;
+    /// Whether the password matches the PHC string. A malformed hash is a
+    /// mismatch, not an error.
+    async fn verify(&self, password: &str, phc: &str) -> bool;
+    /// Spends the same work as [`verify`](Self::verify) against no user, so
+    /// that a login for an unknown user takes as long as a wrong password.
+    async fn burn_equivalent_work(&self, password: &str);
+}
+
+/// Why a session token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Token invalid or expired")]
+    Invalid,
+}
+
+pub trait TokenService: Send + Sync {
+    /// A signed session token for the user.
+    fn issue(&self, user_id: &str) -> Result<String, CryptoError>;
+    /// The user id a valid token was issued for.
+    fn verify(&self, token: &str) -> Result<String, TokenError>;
+}
+
+pub trait SecretGenerator: Send + Sync {
+    /// A new random API-key secret with its hash and prefix.
+    fn generate(&self) -> GeneratedSecret;
+    /// The stored hash of a presented secret (SHA-256 hex of its ASCII text).
+    fn hash(&self, secret: &str) -> String;
+    /// Constant-time equality of two hashes.
+    fn hashes_match(&self, a: &str, b: &str) -> bool;
+}

@@ -1,0 +1,253 @@
+//! Configuration from environment variables and an optional `.env` file (the
+//! real environment wins). Every variable and its default is listed in the
+//! README. A bad value is a [`ConfigError`] naming the variable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The server's settings, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// Base URL clients reach the server at, without a trailing slash.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `None`: generate one and keep it in `DATA_DIR` (see `jwt_secret`).
+    pub jwt_secret: Option<Secret>,
+    pub allow_registration: bool,
+    pub log_format: LogFormat,
+    /// Things worth telling the operator once logging is up.
+    pub warnings: Vec<String>,
+}
+
+/// A secret string that never appears in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("cannot read .env: {0}")]
+    DotEnv(String),
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment, then `.env` in the working directory
+    /// for anything the environment does not set.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let dotenv = read_dotenv(Path::new(".env"))?;
+        Self::from_lookup(|key| std::env::var(key).ok().or_else(|| dotenv.get(key).cloned()))
+    }
+
+    /// Builds the configuration from any key lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut warnings = Vec::new();
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let host = get("HOST").unwrap_or_else(|| "0.0.0.0".to_owned());
+        let port = match get("PORT") {
+            None => 8080,
+            Some(raw) => raw
+                .parse::<u16>()
+                .map_err(|_| invalid("PORT", format!("{raw:?} is not a port number (0-65535)")))?,
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let database_url = match get("DATABASE_URL") {
+            None => format!("sqlite://{}", data_dir.join("ota.db").display()),
+            Some(url) if is_supported_database(&url) => url,
+            Some(_) => {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "must start with sqlite:// or postgres:// (or postgresql://)",
+                ));
+            }
+        };
+        let public_url =
+            resolve_public_url(get("PUBLIC_URL"), get("HOSTNAME"), port, &mut warnings)?;
+        let jwt_secret = match get("JWT_SECRET") {
+            None => None,
+            Some(secret) if secret.len() < adapter_crypto::MIN_SECRET_BYTES => {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    format!(
+                        "is {} bytes; use at least {} (e.g. `openssl rand -hex 32`), or unset it to have one generated",
+                        secret.len(),
+                        adapter_crypto::MIN_SECRET_BYTES
+                    ),
+                ));
+            }
+            Some(secret) => Some(Secret::new(secret)),
+        };
+        let allow_registration = match get("ALLOW_REGISTRATION") {
+            None => true,
+            Some(raw) => parse_bool(&raw).ok_or_else(|| {
+                invalid(
+                    "ALLOW_REGISTRATION",
+                    format!("{raw:?} is not true or false"),
+                )
+            })?,
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not text or json"),
+                ));
+            }
+        };
+        Ok(Self {
+            host,
+            port,
+            public_url,
+            data_dir,
+            database_url,
+            jwt_secret,
+            allow_registration,
+            log_format,
+            warnings,
+        })
+    }
+}
+
+fn is_supported_database(url: &str) -> bool {
+    ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn has_http_scheme(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// `PUBLIC_URL` wins; `HOSTNAME` is honoured only when it is a URL, because
+/// Docker and Kubernetes set it to the container's name in every container.
+fn resolve_public_url(
+    public_url: Option<String>,
+    hostname: Option<String>,
+    port: u16,
+    warnings: &mut Vec<String>,
+) -> Result<String, ConfigError> {
+    if let Some(url) = public_url {
+        if !has_http_scheme(&url) {
+            return Err(invalid("PUBLIC_URL", "must start with http:// or https://"));
+        }
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    match hostname {
+        Some(url) if has_http_scheme(&url) => Ok(url.trim_end_matches('/').to_owned()),
+        Some(name) => {
+            warnings.push(format!(
+                "HOSTNAME={name:?} has no http:// or https:// scheme (containers set it to their own name), so it is not used as the public URL; set PUBLIC_URL"
+            ));
+            Ok(format!("http://localhost:{port}"))
+        }
+        None => Ok(format!("http://localhost:{port}")),
+    }
+}
+
+/// Reads `KEY=value` lines from a `.env` file; a missing file is no error.
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    dotenvy::from_path_iter(path)
+        .and_then(Iterator::collect)
+        .map_err(|error| ConfigError::DotEnv(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = config(&[]).expect("defaults");
+        assert_eq!((config.host.as_str(), config.port), ("0.0.0.0", 8080));
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_url, "sqlite://./data/ota.db");
+        assert_eq!(config.public_url, "http://localhost:8080");
+        assert!(config.jwt_secret.is_none() && config.allow_registration);
+    }
+
+    #[test]
+    fn short_jwt_secrets_and_bad_values_are_refused() {
+        assert!(config(&[("JWT_SECRET", &"x".repeat(31))]).is_err());
+        assert!(config(&[("JWT_SECRET", &"x".repeat(32))]).is_ok());
+        assert!(config(&[("PORT", "eighty")]).is_err());
+        assert!(config(&[("ALLOW_REGISTRATION", "maybe")]).is_err());
+        assert!(config(&[("LOG_FORMAT", "xml")]).is_err());
+        assert!(config(&[("DATABASE_URL", "mysql://x")]).is_err());
+        let message = config(&[("PORT", "eighty")]).err().map(|e| e.to_string());
+        assert_eq!(
+            message.as_deref(),
+            Some("PORT: \"eighty\" is not a port number (0-65535)")
+        );
+    }
+
+    #[test]
+    fn a_container_hostname_is_not_a_public_url() {
+        let config = config(&[("HOSTNAME", "3f2a9c1b7d0e")]).expect("config");
+        assert_eq!(config.public_url, "http://localhost:8080");
+        assert_eq!(config.warnings.len(), 1);
+        let with_scheme =
+            super::config(&[("HOSTNAME", "https://ota.example.com/")]).expect("config");
+        assert_eq!(with_scheme.public_url, "https://ota.example.com");
+        let public = super::config(&[("HOSTNAME", "https://a.io"), ("PUBLIC_URL", "https://b.io")])
+            .expect("config");
+        assert_eq!(public.public_url, "https://b.io");
+    }
+}

@@ -1,0 +1,12 @@
+//! expo-updates-server: configuration, wiring and start-up.
+//!
+//! [`Application::build`] is the one way to assemble the server, used by the
+//! binary and by the end-to-end tests alike.
+
+pub mod config;
+pub mod jwt_secret;
+mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::{Application, StartupError};

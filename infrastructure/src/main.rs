@@ -1,0 +1,43 @@
+//! The `expo-updates-server` binary: serves when run without arguments.
+
+use std::process::ExitCode;
+
+use expo_updates_server::{Application, Config, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Some(argument) = std::env::args().nth(1) {
+        let version = env!("CARGO_PKG_VERSION");
+        return match argument.as_str() {
+            "--version" | "-V" => {
+                println!("expo-updates-server {version}");
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!(
+                    "expo-updates-server {version}: run without arguments to serve; configure it with environment variables (see README)"
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&format!("configuration: {error}")),
+    };
+    telemetry::init(config.log_format);
+    let application = match Application::build(config).await {
+        Ok(application) => application,
+        Err(error) => return fail(&error.to_string()),
+    };
+    match application.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&format!("server: {error}")),
+    }
+}
+
+/// Reports a fatal error as one line on stderr and exits non-zero.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("expo-updates-server: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,213 @@
+//! Wiring the adapters into the application services, and serving them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter_crypto::{Argon2Passwords, JwtTokens, Sha256Secrets};
+use adapter_http::Services;
+use adapter_persistence::SqlStore;
+use application::{
+    AccountService, ApiKeyService, MemberService, ProjectService, RegistrationPolicy,
+};
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+
+use crate::config::{Config, Secret};
+use crate::jwt_secret::{self, Origin};
+
+/// How long in-flight requests get to finish after SIGTERM or SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create DATA_DIR {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    JwtSecret(#[from] jwt_secret::JwtSecretError),
+    #[error("{0}")]
+    Crypto(String),
+    #[error("database ({url}): {source}")]
+    Database {
+        url: String,
+        source: adapter_persistence::ConnectError,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is connected, migrated and bound, ready to run.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    services: Services,
+    store: SqlStore,
+}
+
+impl Application {
+    /// Prepares everything that can fail before the first request: the data
+    /// directory, the JWT secret, the database (migrated) and the socket.
+    /// `PORT=0` binds a free port, reported by [`port`](Self::port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let jwt_secret = resolve_jwt_secret(&config)?;
+        let store = SqlStore::connect(&config.database_url)
+            .await
+            .map_err(|source| StartupError::Database {
+                url: redact_password(&config.database_url),
+                source,
+            })?;
+        tracing::info!(backend = store.backend_name(), "database ready");
+        let services = wire(&config, &jwt_secret, &store)?;
+
+        let address = format!("{}:{}", config.host, config.port);
+        let acceptor = TcpListener::bind(address.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|socket| socket.port()))
+            .unwrap_or(config.port);
+        tracing::info!(%address, port, public_url = %config.public_url, "listening");
+        Ok(Self {
+            acceptor,
+            port,
+            services,
+            store,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let routes = adapter_http::routes(self.services);
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, shutdown_signal(), Some(SHUTDOWN_GRACE))
+            .await;
+        self.store.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+fn resolve_jwt_secret(config: &Config) -> Result<Secret, StartupError> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let (secret, origin, path) = jwt_secret::load_or_generate(&config.data_dir)?;
+    match origin {
+        Origin::Generated => tracing::warn!(
+            path = %path.display(),
+            "JWT_SECRET is not set: generated a random secret and stored it (mode 0600); \
+             set JWT_SECRET to share one secret between instances"
+        ),
+        Origin::Stored => tracing::info!(
+            path = %path.display(),
+            "JWT_SECRET is not set: using the secret generated earlier"
+        ),
+    }
+    Ok(secret)
+}
+
+fn wire(config: &Config, jwt_secret: &Secret, store: &SqlStore) -> Result<Services, StartupError> {
+    let store = Arc::new(store.clone());
+    let passwords = Argon2Passwords::new().map_err(|error| StartupError::Crypto(error.0))?;
+    let tokens = JwtTokens::new(jwt_secret.expose().as_bytes())
+        .map_err(|error| StartupError::Crypto(error.0))?;
+    let policy = if config.allow_registration {
+        RegistrationPolicy::Open
+    } else {
+        RegistrationPolicy::FirstUserOnly
+    };
+    Ok(Services {
+        accounts: Arc::new(AccountService::new(
+            store.clone(),
+            Arc::new(passwords),
+            Arc::new(tokens),
+            policy,
+        )),
+        projects: Arc::new(ProjectService::new(store.clone(), store.clone())),
+        members: Arc::new(MemberService::new(store.clone(), store.clone())),
+        api_keys: Arc::new(ApiKeyService::new(
+            store.clone(),
+            store.clone(),
+            Arc::new(Sha256Secrets),
+        )),
+        health: store,
+    })
+}
+
+/// The database URL with any password replaced, fit for logs and errors.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_password("postgres://ota:hunter2@db:5432/ota"),
+            "postgres://ota:***@db:5432/ota"
+        );
+        assert_eq!(
+            redact_password("sqlite://./data/ota.db"),
+            "sqlite://./data/ota.db"
+        );
+    }
+}
