@@ -42,12 +42,10 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
         members::MembersApi(services.clone()),
         api_keys::ApiKeysApi(services),
     );
-    OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Self-hosted, multi-tenant server for Expo over-the-air updates. \
+    OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
+        "Self-hosted, multi-tenant server for Expo over-the-air updates. \
              Every error response is `{\"error\": \"...\"}`.",
-        )
-        .server("/api")
+    )
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json` and committed in
@@ -64,7 +62,7 @@ pub fn routes(services: Services) -> impl Endpoint {
     let docs = api.swagger_ui();
     Route::new()
         .nest(
-            "/api",
+            "/",
             api.around(|next, req| limit_body(next, req, MAX_JSON_BODY_BYTES)),
         )
         .at("/api/openapi.json", spec)

@@ -57,10 +57,15 @@ fn is_sane_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Turns every error that escaped a handler (unknown route, wrong method,
+/// Leaves handlers' error responses as they are, and turns every other error
+/// that escaped a handler (unknown route, wrong method,
 /// malformed body, missing credentials, oversized body) into
 /// `{"error": "..."}` with its status.
 pub async fn json_errors(error: poem::Error) -> Response {
+    if error.is_from_response() {
+        // A handler's own error response: already `{"error": ...}`.
+        return error.into_response();
+    }
     let status = error.status();
     let message = if error.is::<poem_openapi::error::AuthorizationError>() {
         "Missing or invalid Authorization header".to_owned()

@@ -40,7 +40,7 @@ error_responses!(SessionError {
     Unauthorized = 401,
 });
 
-#[OpenApi(tag = "ApiTags::Auth")]
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Auth")]
 impl AccountsApi {
     /// Create an account
     #[oai(path = "/auth/register", method = "post")]

@@ -68,7 +68,7 @@ error_responses!(CurrentKeyError {
     Unauthorized = 401,
 });
 
-#[OpenApi(tag = "ApiTags::Keys")]
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Keys")]
 impl ApiKeysApi {
     /// Create an API key (owners)
     #[oai(path = "/projects/:id/keys", method = "post")]

@@ -60,7 +60,7 @@ error_responses!(RemoveMemberError {
     Conflict = 409,
 });
 
-#[OpenApi(tag = "ApiTags::Members")]
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Members")]
 impl MembersApi {
     /// Add a member by user id, username or email (owners)
     #[oai(path = "/projects/:id/users", method = "post")]

@@ -59,7 +59,7 @@ error_responses!(UpdateProjectError {
     Conflict = 409,
 });
 
-#[OpenApi(tag = "ApiTags::Projects")]
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Projects")]
 impl ProjectsApi {
     /// Create a project
     #[oai(path = "/projects", method = "post")]
