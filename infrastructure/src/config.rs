@@ -240,13 +240,12 @@ mod tests {
 
     #[test]
     fn a_container_hostname_is_not_a_public_url() {
-        let config = config(&[("HOSTNAME", "3f2a9c1b7d0e")]).expect("config");
-        assert_eq!(config.public_url, "http://localhost:8080");
-        assert_eq!(config.warnings.len(), 1);
-        let with_scheme =
-            super::config(&[("HOSTNAME", "https://ota.example.com/")]).expect("config");
+        let container = config(&[("HOSTNAME", "3f2a9c1b7d0e")]).expect("config");
+        assert_eq!(container.public_url, "http://localhost:8080");
+        assert_eq!(container.warnings.len(), 1);
+        let with_scheme = config(&[("HOSTNAME", "https://ota.example.com/")]).expect("config");
         assert_eq!(with_scheme.public_url, "https://ota.example.com");
-        let public = super::config(&[("HOSTNAME", "https://a.io"), ("PUBLIC_URL", "https://b.io")])
+        let public = config(&[("HOSTNAME", "https://a.io"), ("PUBLIC_URL", "https://b.io")])
             .expect("config");
         assert_eq!(public.public_url, "https://b.io");
     }

@@ -25,7 +25,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An arbitrary constant naming the PostgreSQL advisory lock that serialises
 /// migrations when several instances start at once.
-const MIGRATION_LOCK_ID: i64 = 0x6575_735f_6d69_67;
+const MIGRATION_LOCK_ID: i64 = 0x0065_7573_5f6d_6967;
 
 /// The SeaORM-backed store. One value implements every store port; clone it
 /// freely (the connection pool is shared).

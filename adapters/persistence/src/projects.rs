@@ -35,10 +35,7 @@ pub(crate) async fn lock_project(
     project_id: &str,
 ) -> Result<bool, DbErr> {
     let result = project::Entity::update_many()
-        .col_expr(
-            project::Column::Name,
-            Expr::col(project::Column::Name).into(),
-        )
+        .col_expr(project::Column::Name, Expr::col(project::Column::Name))
         .filter(project::Column::Id.eq(project_id))
         .exec(txn)
         .await?;
