@@ -4,6 +4,7 @@
 //! binary and by the end-to-end tests alike.
 
 pub mod config;
+pub mod healthcheck;
 pub mod jwt_secret;
 mod startup;
 pub mod telemetry;

@@ -9,13 +9,23 @@ async fn main() -> ExitCode {
     if let Some(argument) = std::env::args().nth(1) {
         let version = env!("CARGO_PKG_VERSION");
         return match argument.as_str() {
+            "healthcheck" => {
+                let port = std::env::var("PORT")
+                    .ok()
+                    .and_then(|port| port.parse().ok())
+                    .unwrap_or(8080);
+                match expo_updates_server::healthcheck::probe(port) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => fail(&error),
+                }
+            }
             "--version" | "-V" => {
                 println!("expo-updates-server {version}");
                 ExitCode::SUCCESS
             }
             _ => {
                 eprintln!(
-                    "expo-updates-server {version}: run without arguments to serve; configure it with environment variables (see README)"
+                    "expo-updates-server {version}: run without arguments to serve (or `healthcheck` to probe a running server); configure it with environment variables (see README)"
                 );
                 ExitCode::from(2)
             }
