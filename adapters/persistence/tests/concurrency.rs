@@ -1,0 +1,161 @@
+//! The store's rules under concurrency, on SQLite and PostgreSQL: the last
+//! owner cannot be demoted by two racing requests, and racing key creations
+//! get distinct default names.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use adapter_persistence::SqlStore;
+use chrono::Utc;
+use domain::api_key::NewApiKey;
+use domain::member::{Membership, Role};
+use domain::ports::{ApiKeyStore, MemberStore, ProjectStore, StoreError, UserStore};
+use domain::project::Project;
+use domain::user::User;
+use sea_orm::{ConnectionTrait, Database};
+
+fn id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A store on a fresh SQLite file; the tempdir must outlive it.
+async fn sqlite_store() -> (SqlStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ota.db").display());
+    (SqlStore::connect(&url).await.unwrap(), dir)
+}
+
+/// A store on a throwaway PostgreSQL database. Fails (never skips) when the
+/// server is unreachable.
+async fn postgres_store() -> SqlStore {
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin = Database::connect(&admin_url)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL at {admin_url} is unreachable: {error}"));
+    let name = format!("eus_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    SqlStore::connect(&format!("{base}/{name}")).await.unwrap()
+}
+
+async fn user(store: &SqlStore, name: &str) -> User {
+    let user = User {
+        id: id(),
+        username: name.to_owned(),
+        email: format!("{name}@example.com"),
+        password_hash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA".to_owned(),
+        created_at: Utc::now(),
+    };
+    UserStore::insert(store, &user).await.unwrap();
+    user
+}
+
+/// A project owned by both users.
+async fn project_with_two_owners(store: &SqlStore, a: &User, b: &User) -> Project {
+    let project = Project {
+        id: id(),
+        name: "App".to_owned(),
+        slug: format!("app-{}", uuid::Uuid::new_v4().simple()),
+        created_at: Utc::now(),
+    };
+    let owner = |user: &User| Membership {
+        id: id(),
+        project_id: project.id.clone(),
+        user_id: user.id.clone(),
+        role: Role::Owner,
+        created_at: Utc::now(),
+    };
+    store.create_with_owner(&project, &owner(a)).await.unwrap();
+    MemberStore::insert(store, &owner(b)).await.unwrap();
+    project
+}
+
+async fn racing_demotions_leave_an_owner(store: SqlStore) {
+    let store = Arc::new(store);
+    for round in 0..10 {
+        let a = user(&store, &format!("a{round}")).await;
+        let b = user(&store, &format!("b{round}")).await;
+        let project = project_with_two_owners(&store, &a, &b).await;
+        let demote = |user_id: String| {
+            let (store, project_id) = (store.clone(), project.id.clone());
+            tokio::spawn(
+                async move { store.change_role(&project_id, &user_id, Role::Member).await },
+            )
+        };
+        let (first, second) = tokio::join!(demote(a.id.clone()), demote(b.id.clone()));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        let demoted = outcomes.iter().filter(|o| matches!(o, Ok(Some(_)))).count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(StoreError::LastOwner(_))))
+            .count();
+        assert_eq!((demoted, refused), (1, 1), "round {round}: {outcomes:?}");
+        let owners = MemberStore::list(store.as_ref(), &project.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.membership.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1, "round {round}");
+    }
+}
+
+async fn racing_unnamed_keys_get_distinct_names(store: SqlStore) {
+    let store = Arc::new(store);
+    let (a, b) = (user(&store, "ka").await, user(&store, "kb").await);
+    let project = project_with_two_owners(&store, &a, &b).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|n| {
+            let (store, project_id, creator) = (store.clone(), project.id.clone(), a.id.clone());
+            tokio::spawn(async move {
+                let key = NewApiKey {
+                    id: id(),
+                    project_id,
+                    created_by: creator,
+                    name: None,
+                    key_hash: format!("{n:064x}"),
+                    key_prefix: format!("{n:08x}"),
+                    created_at: Utc::now(),
+                };
+                ApiKeyStore::insert(store.as_ref(), &key)
+                    .await
+                    .unwrap()
+                    .name
+            })
+        })
+        .collect();
+    let mut names = Vec::new();
+    for task in tasks {
+        names.push(task.await.unwrap());
+    }
+    names.sort_by_key(|name| name.trim_start_matches("key-").parse::<u32>().unwrap());
+    let expected: Vec<String> = (1..=10).map(|n| format!("key-{n}")).collect();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_racing_demotions_leave_an_owner() {
+    let (store, _dir) = sqlite_store().await;
+    racing_demotions_leave_an_owner(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_racing_demotions_leave_an_owner() {
+    racing_demotions_leave_an_owner(postgres_store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_racing_unnamed_keys_get_distinct_names() {
+    let (store, _dir) = sqlite_store().await;
+    racing_unnamed_keys_get_distinct_names(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_racing_unnamed_keys_get_distinct_names() {
+    racing_unnamed_keys_get_distinct_names(postgres_store().await).await;
+}
