@@ -57,6 +57,31 @@ fn id_column<T: IntoIden>(name: T) -> ColumnDef {
     string_len(name, 36)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IndexKind {
+    Unique,
+    Plain,
+}
+use IndexKind::{Plain, Unique};
+
+async fn create_index<T: IntoIden, C: IntoIden>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    columns: impl IntoIterator<Item = C>,
+    kind: IndexKind,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for column in columns {
+        index.col(column);
+    }
+    if kind == Unique {
+        index.unique();
+    }
+    manager.create_index(index.to_owned()).await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -75,22 +100,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (index, column) in [
-            ("ux_users_username_key", Users::UsernameKey),
-            ("ux_users_email_key", Users::EmailKey),
-        ] {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(index)
-                        .table(Users::Table)
-                        .col(column)
-                        .unique()
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await?;
-        }
+        create_index(
+            manager,
+            "ux_users_username_key",
+            Users::Table,
+            [Users::UsernameKey],
+            Unique,
+        )
+        .await?;
+        create_index(
+            manager,
+            "ux_users_email_key",
+            Users::Table,
+            [Users::EmailKey],
+            Unique,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -104,17 +129,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_projects_slug")
-                    .table(Projects::Table)
-                    .col(Projects::Slug)
-                    .unique()
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        create_index(
+            manager,
+            "ux_projects_slug",
+            Projects::Table,
+            [Projects::Slug],
+            Unique,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -144,28 +166,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_project_members_membership")
-                    .table(ProjectMembers::Table)
-                    .col(ProjectMembers::ProjectId)
-                    .col(ProjectMembers::UserId)
-                    .unique()
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_project_members_user")
-                    .table(ProjectMembers::Table)
-                    .col(ProjectMembers::UserId)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        create_index(
+            manager,
+            "ux_project_members_membership",
+            ProjectMembers::Table,
+            [ProjectMembers::ProjectId, ProjectMembers::UserId],
+            Unique,
+        )
+        .await?;
+        create_index(
+            manager,
+            "ix_project_members_user",
+            ProjectMembers::Table,
+            [ProjectMembers::UserId],
+            Plain,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -197,27 +213,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_api_keys_key_hash")
-                    .table(ApiKeys::Table)
-                    .col(ApiKeys::KeyHash)
-                    .unique()
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_api_keys_project")
-                    .table(ApiKeys::Table)
-                    .col(ApiKeys::ProjectId)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        create_index(
+            manager,
+            "ux_api_keys_key_hash",
+            ApiKeys::Table,
+            [ApiKeys::KeyHash],
+            Unique,
+        )
+        .await?;
+        create_index(
+            manager,
+            "ix_api_keys_project",
+            ApiKeys::Table,
+            [ApiKeys::ProjectId],
+            Plain,
+        )
+        .await?;
         Ok(())
     }
 
