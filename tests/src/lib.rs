@@ -46,7 +46,7 @@ pub enum Backend {
 
 /// Runs a scenario once per backend.
 ///
-/// ```ignore
+/// ```text
 /// both_backends!(health_is_ok, |app| async move {
 ///     app.get_anon("/healthz").await.assert_status(200);
 /// });
@@ -183,13 +183,19 @@ impl Drop for TestDatabase {
                     .max_connections(1)
                     .connect_timeout(Duration::from_secs(5))
                     .sqlx_logging(false);
-                if let Ok(admin) = Database::connect(options).await {
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                    let _ = admin.close().await;
+                match Database::connect(options).await {
+                    Ok(admin) => {
+                        let dropped = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                        if let Err(e) = dropped {
+                            eprintln!("warning: could not drop test database {name}: {e}");
+                        }
+                        let _ = admin.close().await;
+                    }
+                    Err(e) => eprintln!("warning: could not drop test database {name}: {e}"),
                 }
             });
         });
@@ -288,6 +294,26 @@ impl TestApp {
             server.abort();
             let _ = server.await;
         }
+    }
+
+    /// The database URL the server uses (its SQLite file, or its PostgreSQL database).
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.data_dir.path().join("ota.db").display()),
+        }
+    }
+
+    /// Runs SQL directly against the server's database, as an importer or an operator
+    /// would (e.g. to plant rows the old Go server wrote).
+    pub async fn execute_sql(&self, statement: &str) {
+        let db = Database::connect(ConnectOptions::new(self.database_url()))
+            .await
+            .expect("connect to the server's database");
+        db.execute_unprepared(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        db.close().await.expect("close the connection");
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -566,11 +592,19 @@ impl Response {
         message.to_owned()
     }
 
-    /// Asserts `403 {"error": "Permission denied."}`.
+    /// Asserts `403 {"error": "Permission denied."}`: the answer to a non-member, the same
+    /// as for a project that does not exist.
     #[track_caller]
     pub fn assert_permission_denied(&self) {
         let message = self.assert_error(403);
         assert_eq!(message, "Permission denied.", "body: {}", self.text);
+    }
+
+    /// Asserts `403` with an error message of the server's choosing: the answer to a member
+    /// calling an owner-only route (unlike strangers, members know the project exists).
+    #[track_caller]
+    pub fn assert_forbidden(&self) {
+        self.assert_error(403);
     }
 
     /// Asserts a 2xx status with an empty body (e.g. `204 No Content`).

@@ -66,7 +66,12 @@ pub async fn json_errors(error: poem::Error) -> Response {
         // A handler's own error response: already `{"error": ...}`.
         return error.into_response();
     }
-    let status = error.status();
+    // The old server answered an unsupported content type with 400, and
+    // clients written against it check for 400.
+    let status = match error.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::BAD_REQUEST,
+        status => status,
+    };
     let message = if error.is::<poem_openapi::error::AuthorizationError>() {
         "Missing or invalid Authorization header".to_owned()
     } else if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -138,40 +138,42 @@ both_backends!(
     }
 );
 
-both_backends!(
-    register_rejects_malformed_json_and_wrong_content_type,
-    |app| async move {
-        let malformed = app
-            .send(
-                app.client
-                    .post(app.url("/api/auth/register"))
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(r#"{"username": "bob", "email": "#),
-            )
-            .await;
-        malformed.assert_error(400);
+both_backends!(register_rejects_malformed_json, |app| async move {
+    let malformed = app
+        .send(
+            app.client
+                .post(app.url("/api/auth/register"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(r#"{"username": "bob", "email": "#),
+        )
+        .await;
+    malformed.assert_error(400);
 
-        let (username, email) = unique_identity();
-        let valid_json = json!({ "username": username, "email": email, "password": PASSWORD });
-        let wrong_type = app
-            .send(
-                app.client
-                    .post(app.url("/api/auth/register"))
-                    .header(CONTENT_TYPE, "text/plain")
-                    .body(valid_json.to_string()),
-            )
-            .await;
-        wrong_type.assert_error(400);
+    let not_an_object = app.register(&json!(["alice", "a@x.io", PASSWORD])).await;
+    not_an_object.assert_error(400);
+});
 
-        let no_body = app
-            .send(app.client.post(app.url("/api/auth/register")))
-            .await;
-        no_body.assert_error(400);
+both_backends!(register_rejects_a_wrong_content_type, |app| async move {
+    let (username, email) = unique_identity();
+    let valid_json = json!({ "username": username, "email": email, "password": PASSWORD });
+    let wrong_type = app
+        .send(
+            app.client
+                .post(app.url("/api/auth/register"))
+                .header(CONTENT_TYPE, "text/plain")
+                .body(valid_json.to_string()),
+        )
+        .await;
+    wrong_type.assert_error(400);
+    app.login(&username, PASSWORD).await.assert_error(401);
+});
 
-        let not_an_object = app.register(&json!(["alice", "a@x.io", PASSWORD])).await;
-        not_an_object.assert_error(400);
-    }
-);
+both_backends!(register_rejects_a_missing_body, |app| async move {
+    let no_body = app
+        .send(app.client.post(app.url("/api/auth/register")))
+        .await;
+    no_body.assert_error(400);
+});
 
 both_backends!(
     closed_registration_allows_only_the_first_user,

@@ -5,6 +5,7 @@
 mod api_keys;
 mod auth;
 mod jwt;
+mod legacy;
 mod members;
 mod operations;
 mod projects;

@@ -154,7 +154,7 @@ both_backends!(only_owners_add_members, |app| async move {
         &json!({ "userId": newcomer.id, "role": "member" }),
     )
     .await
-    .assert_permission_denied();
+    .assert_forbidden();
 
     app.get(
         &format!("/api/projects/{}", setup.project_id),
@@ -240,7 +240,7 @@ both_backends!(change_member_role, |app| async move {
     );
     app.list_keys(&setup.member.token, &setup.project_id)
         .await
-        .assert_permission_denied();
+        .assert_forbidden();
 });
 
 both_backends!(change_member_role_rejects_bad_requests, |app| async move {
@@ -280,7 +280,7 @@ both_backends!(change_member_role_rejects_bad_requests, |app| async move {
         &json!({ "role": "owner" }),
     )
     .await
-    .assert_permission_denied();
+    .assert_forbidden();
 
     let listed = app
         .list_members(&setup.owner.token, &setup.project_id)
@@ -357,7 +357,7 @@ both_backends!(with_two_owners_one_may_demote_the_other, |app| async move {
     // The demoted first owner lost the owner-only routes.
     app.list_keys(&setup.owner.token, pid)
         .await
-        .assert_permission_denied();
+        .assert_forbidden();
 });
 
 both_backends!(remove_member, |app| async move {
@@ -423,7 +423,7 @@ both_backends!(remove_member_rejects_bad_requests, |app| async move {
         &setup.member.token,
     )
     .await
-    .assert_permission_denied();
+    .assert_forbidden();
 
     let members = app.list_members(&setup.owner.token, pid).await;
     assert_eq!(

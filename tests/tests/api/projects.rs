@@ -263,7 +263,7 @@ both_backends!(
 
         app.patch(&path, &setup.member.token, &json!({ "name": "Hijacked" }))
             .await
-            .assert_permission_denied();
+            .assert_forbidden();
 
         let fetched = app.get(&path, &setup.owner.token).await;
         fetched.assert_status(200);
@@ -278,7 +278,7 @@ both_backends!(delete_project_by_owner_only, |app| async move {
 
     app.delete(&path, &setup.member.token)
         .await
-        .assert_permission_denied();
+        .assert_forbidden();
     app.get(&path, &setup.owner.token).await.assert_status(200);
 
     app.delete(&path, &setup.owner.token)
