@@ -68,7 +68,7 @@ impl Config {
     /// for anything the environment does not set.
     pub fn from_env() -> Result<Self, ConfigError> {
         let dotenv = read_dotenv(Path::new(".env"))?;
-        Self::from_lookup(|key| std::env::var(key).ok().or_else(|| dotenv.get(key).cloned()))
+        Self::from_lookup(env_over_dotenv(|key| std::env::var(key).ok(), dotenv))
     }
 
     /// Builds the configuration from any key lookup (tests pass a map).
@@ -191,6 +191,14 @@ fn resolve_public_url(
     }
 }
 
+/// A lookup that asks `environment` first and falls back to the `.env` values.
+fn env_over_dotenv(
+    environment: impl Fn(&str) -> Option<String>,
+    dotenv: HashMap<String, String>,
+) -> impl Fn(&str) -> Option<String> {
+    move |key| environment(key).or_else(|| dotenv.get(key).cloned())
+}
+
 /// Reads `KEY=value` lines from a `.env` file; a missing file is no error.
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
     if !path.exists() {
@@ -236,6 +244,24 @@ mod tests {
             message.as_deref(),
             Some("PORT: \"eighty\" is not a port number (0-65535)")
         );
+    }
+
+    #[test]
+    fn dotenv_fills_in_what_the_environment_does_not_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "# comment\nPORT=1234\nHOST=127.0.0.2\n").expect("write");
+        let dotenv = read_dotenv(&path).expect("parse");
+        let environment = |key: &str| (key == "PORT").then(|| "9000".to_owned());
+        let config = Config::from_lookup(env_over_dotenv(environment, dotenv)).expect("config");
+        assert_eq!((config.host.as_str(), config.port), ("127.0.0.2", 9000));
+        assert!(
+            read_dotenv(&dir.path().join("missing"))
+                .expect("no file")
+                .is_empty()
+        );
+        std::fs::write(&path, "NOT A LINE\n").expect("write");
+        assert!(read_dotenv(&path).is_err());
     }
 
     #[test]

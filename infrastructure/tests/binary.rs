@@ -1,0 +1,94 @@
+//! The real binary, as an operator runs it: it serves with no configuration,
+//! stops cleanly on SIGTERM, and refuses bad configuration with one line and
+//! a non-zero exit.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_expo-updates-server");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn healthy(port: u16) -> bool {
+    Command::new(BINARY)
+        .arg("healthcheck")
+        .env("PORT", port.to_string())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn serves_with_defaults_and_stops_on_sigterm() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(BINARY)
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !healthy(port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never became healthy"
+        );
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    // SQLite and the generated secret land under ./data.
+    assert!(cwd.path().join("data/ota.db").exists());
+    assert!(cwd.path().join("data/jwt-secret").exists());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(!healthy(port));
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_a_failure() {
+    let cwd = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("JWT_SECRET", "too-short"),
+        ("PORT", "http"),
+        ("ALLOW_REGISTRATION", "perhaps"),
+        ("DATABASE_URL", "mysql://localhost/ota"),
+    ] {
+        let output = Command::new(BINARY)
+            .current_dir(cwd.path())
+            .env_clear()
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{var}: {stderr}");
+        assert!(stderr.contains(var), "{var}: {stderr}");
+        assert!(
+            !stderr.contains(value) || var != "JWT_SECRET",
+            "the secret was echoed"
+        );
+    }
+}
