@@ -61,7 +61,8 @@ both_backends!(
         app.send(app.authed(Method::GET, "/api/keys/current", &owner.token))
             .await
             .assert_error(401);
-        let near_miss = format!("{}0", &secret[..secret.len() - 1]);
+        let flipped = if secret.ends_with('0') { '1' } else { '0' };
+        let near_miss = format!("{}{flipped}", &secret[..secret.len() - 1]);
         app.send(app.authed(Method::GET, "/api/keys/current", &near_miss))
             .await
             .assert_error(401);
