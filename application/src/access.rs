@@ -6,7 +6,9 @@
 use domain::member::{Membership, Role};
 use domain::ports::MemberStore;
 
-use crate::error::{AppError, AppResult};
+use domain::id::is_valid_id;
+
+use crate::error::{AppError, AppResult, permission_denied};
 
 /// What an operation needs of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,9 @@ pub async fn authorize(
     project_id: &str,
     need: Need,
 ) -> AppResult<Membership> {
+    if !is_valid_id(project_id) {
+        return Err(permission_denied());
+    }
     let membership = members
         .find(project_id, user_id)
         .await?
@@ -38,8 +43,4 @@ pub async fn authorize(
         }
         _ => Ok(membership),
     }
-}
-
-fn permission_denied() -> AppError {
-    AppError::Forbidden("Permission denied.".to_owned())
 }

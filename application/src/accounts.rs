@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use domain::id::is_valid_id;
 use domain::ports::{PasswordHasher, TokenService, UserStore};
 use domain::user::{Email, Password, User, Username};
 
@@ -19,18 +20,37 @@ pub enum RegistrationPolicy {
 }
 
 /// What a client sends to register.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Registration {
     pub username: String,
     pub email: String,
     pub password: String,
 }
 
+/// Never prints the password.
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A logged-in user with the token that proves it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub user: User,
     pub token: String,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct AccountService {
@@ -63,8 +83,11 @@ impl AccountService {
         let username = Username::parse(&request.username)?;
         let email = Email::parse(&request.email)?;
         let password = Password::parse(&request.password)?;
-        if self.policy == RegistrationPolicy::FirstUserOnly && self.users.count().await? > 0 {
-            return Err(AppError::Forbidden("Registration is closed.".to_owned()));
+        let closed = || AppError::Forbidden("Registration is closed.".to_owned());
+        let first_only = self.policy == RegistrationPolicy::FirstUserOnly;
+        // A cheap early refusal; `insert_first` below is the atomic check.
+        if first_only && self.users.count().await? > 0 {
+            return Err(closed());
         }
         let user = User {
             id: new_id(),
@@ -73,7 +96,13 @@ impl AccountService {
             password_hash: self.hasher.hash(&password).await?,
             created_at: Utc::now(),
         };
-        self.users.insert(&user).await?;
+        if first_only {
+            if !self.users.insert_first(&user).await? {
+                return Err(closed());
+            }
+        } else {
+            self.users.insert(&user).await?;
+        }
         tracing::info!(user_id = %user.id, "user registered");
         self.session_for(user)
     }
@@ -84,7 +113,13 @@ impl AccountService {
         if login.is_empty() || password.is_empty() {
             return Err(missing_parameters());
         }
-        let Some(user) = self.users.find_by_login(login.trim()).await? else {
+        // No account name contains control characters; don't ask the store.
+        let lookup = if login.chars().any(char::is_control) {
+            None
+        } else {
+            self.users.find_by_login(login.trim()).await?
+        };
+        let Some(user) = lookup else {
             self.hasher.burn_equivalent_work(password).await;
             return Err(invalid_credentials());
         };
@@ -101,6 +136,11 @@ impl AccountService {
             .tokens
             .verify(token)
             .map_err(|error| AppError::Unauthenticated(error.to_string()))?;
+        if !is_valid_id(&user_id) {
+            return Err(AppError::Unauthenticated(
+                "Token invalid or expired".to_owned(),
+            ));
+        }
         self.users
             .find_by_id(&user_id)
             .await?

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use domain::api_key::{ApiKey, KeyName, NewApiKey, looks_like_secret};
+use domain::id::is_valid_id;
 use domain::ports::{ApiKeyStore, MemberStore, SecretGenerator};
 use domain::user::User;
 
@@ -83,13 +84,13 @@ impl ApiKeyService {
     ) -> AppResult<()> {
         authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
         let name = KeyName::parse(name)?;
-        found_or_404(self.keys.rename(project_id, key_id, &name).await?)
+        found_or_404(is_valid_id(key_id) && self.keys.rename(project_id, key_id, &name).await?)
     }
 
     /// Revokes (deletes) a key: it stops working at once.
     pub async fn revoke(&self, actor: &User, project_id: &str, key_id: &str) -> AppResult<()> {
         authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
-        found_or_404(self.keys.delete(project_id, key_id).await?)?;
+        found_or_404(is_valid_id(key_id) && self.keys.delete(project_id, key_id).await?)?;
         tracing::info!(project_id, key_id, "api key revoked");
         Ok(())
     }
@@ -103,6 +104,9 @@ impl ApiKeyService {
         }
         let hash = self.secrets.hash(secret);
         let key = self.keys.find_by_hash(&hash).await?.ok_or_else(refused)?;
+        // The indexed lookup compares digests, not secrets, so its timing
+        // tells nothing about the secret; the constant-time check guards
+        // against a store that matched loosely (collation, case folding).
         if !self.secrets.hashes_match(&key.key_hash, &hash) {
             return Err(refused());
         }

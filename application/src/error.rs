@@ -38,6 +38,7 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict { field } => Self::Conflict(conflict_message(field)),
+            StoreError::ProjectGone => permission_denied(),
             StoreError::LastOwner(error) => Self::Conflict(error.to_string()),
             StoreError::Backend(text) => Self::Internal(text),
         }
@@ -57,6 +58,12 @@ fn conflict_message(field: &str) -> String {
         "membership" => "User is already a member.".to_owned(),
         other => format!("{other} already exists."),
     }
+}
+
+/// The answer for a project the caller cannot see: the same whether it does
+/// not exist, was just deleted, or belongs to someone else.
+pub(crate) fn permission_denied() -> AppError {
+    AppError::Forbidden("Permission denied.".to_owned())
 }
 
 /// The answer to a request that leaves out a required field, as the old

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use domain::id::is_valid_id;
 use domain::member::{MemberProfile, Membership, Role};
 use domain::ports::{MemberStore, UserStore};
-use domain::user::User;
+use domain::user::{Email, User, Username};
 
 use crate::access::{Need, OWNER_FOR_MEMBERS, authorize};
 use crate::error::{AppError, AppResult, missing_parameters};
@@ -62,13 +63,10 @@ impl MemberService {
         )
         .await?;
         let role = Role::parse(role)?;
-        let user = match &who {
-            MemberRef::UserId(id) => self.users.find_by_id(id.trim()).await?,
-            MemberRef::Username(login) | MemberRef::Email(login) => {
-                self.users.find_by_login(login.trim()).await?
-            }
-        }
-        .ok_or_else(|| AppError::NotFound("User not found.".to_owned()))?;
+        let user = self
+            .find_user(&who)
+            .await?
+            .ok_or_else(|| AppError::NotFound("User not found.".to_owned()))?;
         let membership = Membership {
             id: new_id(),
             project_id: project_id.to_owned(),
@@ -78,6 +76,24 @@ impl MemberService {
         };
         self.members.insert(&membership).await?;
         Ok(membership)
+    }
+
+    /// The user a reference names. A value that cannot be of its kind (an id
+    /// that is no UUID, a username with '@', an email without) names nobody.
+    async fn find_user(&self, who: &MemberRef) -> AppResult<Option<User>> {
+        let user = match who {
+            MemberRef::UserId(id) if is_valid_id(id.trim()) => {
+                self.users.find_by_id(id.trim()).await?
+            }
+            MemberRef::Username(name) if Username::parse(name).is_ok() => {
+                self.users.find_by_login(name.trim()).await?
+            }
+            MemberRef::Email(email) if Email::parse(email).is_ok() => {
+                self.users.find_by_login(email.trim()).await?
+            }
+            _ => None,
+        };
+        Ok(user)
     }
 
     /// The project's members with their usernames and emails (any member).
@@ -102,6 +118,9 @@ impl MemberService {
         )
         .await?;
         let role = Role::parse(role)?;
+        if !is_valid_id(user_id) {
+            return Err(not_a_member());
+        }
         self.members
             .change_role(project_id, user_id, role)
             .await?
@@ -121,7 +140,7 @@ impl MemberService {
         if user_id == actor.id {
             return Err(AppError::Invalid("Cannot remove yourself.".to_owned()));
         }
-        if self.members.remove(project_id, user_id).await? {
+        if is_valid_id(user_id) && self.members.remove(project_id, user_id).await? {
             Ok(())
         } else {
             Err(not_a_member())

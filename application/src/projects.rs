@@ -9,7 +9,7 @@ use domain::project::{Project, ProjectName, Slug};
 use domain::user::User;
 
 use crate::access::{Need, OWNER_FOR_PROJECT, authorize};
-use crate::error::{AppResult, missing_parameters};
+use crate::error::{AppResult, missing_parameters, permission_denied};
 use crate::new_id;
 
 /// The fields a project update may change; `None` leaves a field as it is.
@@ -109,6 +109,6 @@ impl ProjectService {
         self.projects
             .find(project_id)
             .await?
-            .ok_or_else(|| crate::AppError::Forbidden("Permission denied.".to_owned()))
+            .ok_or_else(permission_denied)
     }
 }

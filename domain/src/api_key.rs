@@ -100,7 +100,7 @@ pub fn first_free_default_name<'a>(taken: impl IntoIterator<Item = &'a str>) -> 
     (1..)
         .map(|n: u64| format!("key-{n}"))
         .find(|name| !taken.contains(name.as_str()))
-        .unwrap_or_else(|| "key".to_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

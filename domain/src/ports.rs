@@ -19,6 +19,9 @@ pub enum StoreError {
     /// (`username`, `email`, `slug`, `membership`).
     #[error("{field} already exists")]
     Conflict { field: &'static str },
+    /// The project was deleted while the request was being handled.
+    #[error("the project no longer exists")]
+    ProjectGone,
     /// The change would leave a project without an owner.
     #[error(transparent)]
     LastOwner(#[from] LastOwnerError),
@@ -35,6 +38,9 @@ pub trait UserStore: Send + Sync {
     /// Inserts a user. Usernames and emails are unique case-insensitively:
     /// `Conflict { field: "username" | "email" }` otherwise.
     async fn insert(&self, user: &User) -> StoreResult<()>;
+    /// Inserts the user only if there is no user yet, atomically (also
+    /// across instances); `Ok(false)` when someone else was first.
+    async fn insert_first(&self, user: &User) -> StoreResult<bool>;
     async fn find_by_id(&self, id: &str) -> StoreResult<Option<User>>;
     /// Finds a user by username or email, case-insensitively.
     async fn find_by_login(&self, login: &str) -> StoreResult<Option<User>>;

@@ -5,14 +5,25 @@ use chrono::{DateTime, Utc};
 use crate::validation::{ValidationError, has_control_chars};
 
 /// A registered account. The password hash is a PHC string (argon2id) and is
-/// never shown to anyone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// never shown to anyone, not even in debug output.
+#[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     pub username: String,
     pub email: String,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A username: 1 to 64 characters, no whitespace, no control characters and no

@@ -38,44 +38,60 @@ pub enum Origin {
     Stored,
 }
 
-/// Loads the stored secret, or generates and stores one. Two instances
-/// starting together on one `DATA_DIR` agree: only one creates the file.
+/// Loads the stored secret, or generates and stores one. The file appears
+/// whole or not at all (written under a temporary name, then linked into
+/// place), so two instances starting together on one `DATA_DIR` agree, and a
+/// crash mid-write never leaves a truncated secret behind.
 pub fn load_or_generate(data_dir: &Path) -> Result<(Secret, Origin, PathBuf), JwtSecretError> {
     let path = data_dir.join(FILE_NAME);
+    if path.exists() {
+        return read_stored(path);
+    }
     let mut bytes = [0u8; 48];
     rand::rng().fill_bytes(&mut bytes);
     let fresh = hex::encode(bytes);
-    let created = OpenOptions::new()
+    let staging = data_dir.join(format!(".{FILE_NAME}.{}", uuid::Uuid::new_v4().simple()));
+    let write_error = |source| JwtSecretError::Write {
+        path: path.clone(),
+        source,
+    };
+    let written = write_private(&staging, fresh.as_bytes()).map_err(write_error);
+    let linked = written.and_then(|()| fs::hard_link(&staging, &path).map_err(write_error));
+    let _ = fs::remove_file(&staging);
+    match linked {
+        Ok(()) => Ok((Secret::new(fresh), Origin::Generated, path)),
+        Err(JwtSecretError::Write { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
+            read_stored(path)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates `path` readable and writable by the owner only, with `contents`
+/// flushed to disk.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path);
-    match created {
-        Ok(mut file) => {
-            file.write_all(fresh.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|source| JwtSecretError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-            Ok((Secret::new(fresh), Origin::Generated, path))
-        }
-        Err(error) if error.kind() == ErrorKind::AlreadyExists => {
-            let stored = fs::read_to_string(&path).map_err(|source| JwtSecretError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let stored = stored.trim().to_owned();
-            if stored.len() < adapter_crypto::MIN_SECRET_BYTES {
-                return Err(JwtSecretError::TooShort {
-                    path,
-                    min: adapter_crypto::MIN_SECRET_BYTES,
-                });
-            }
-            Ok((Secret::new(stored), Origin::Stored, path))
-        }
-        Err(source) => Err(JwtSecretError::Write { path, source }),
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+fn read_stored(path: PathBuf) -> Result<(Secret, Origin, PathBuf), JwtSecretError> {
+    let stored = fs::read_to_string(&path).map_err(|source| JwtSecretError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let stored = stored.trim().to_owned();
+    if stored.len() < adapter_crypto::MIN_SECRET_BYTES {
+        return Err(JwtSecretError::TooShort {
+            path,
+            min: adapter_crypto::MIN_SECRET_BYTES,
+        });
     }
+    Ok((Secret::new(stored), Origin::Stored, path))
 }
 
 #[cfg(test)]
@@ -94,5 +110,22 @@ mod tests {
         let (second, origin, _) = load_or_generate(dir.path()).expect("reuse");
         assert_eq!(origin, Origin::Stored);
         assert!(first == second);
+        let leftovers = fs::read_dir(dir.path()).expect("list").count();
+        assert_eq!(leftovers, 1, "only the secret file remains");
+    }
+
+    #[test]
+    fn racing_starts_agree_on_one_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secrets: Vec<Secret> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| load_or_generate(dir.path()).expect("secret").0))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert!(secrets.iter().all(|secret| *secret == secrets[0]));
     }
 }

@@ -57,6 +57,7 @@ macro_rules! error_responses {
                 let body = poem_openapi::payload::Json($crate::error::ErrorBody { error: message });
                 match status.as_u16() {
                     $($status => Self::$variant(body),)*
+                    500 => Self::InternalServerError(body),
                     other => {
                         tracing::error!(status = other, "status not declared for this operation");
                         Self::InternalServerError(body)

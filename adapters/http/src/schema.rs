@@ -14,7 +14,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct RegisterRequest {
     /// 1 to 64 characters, without '@' or whitespace.
     #[oai(default)]
@@ -26,7 +26,7 @@ pub struct RegisterRequest {
     pub password: String,
 }
 
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct LoginRequest {
     /// A username or an email address, compared case-insensitively.
     #[oai(default)]
@@ -57,7 +57,7 @@ impl From<User> for UserBody {
 }
 
 /// A user with a session token (JWT, valid 72 hours).
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct SessionBody {
     pub user: UserBody,
     pub token: String,
@@ -191,7 +191,7 @@ pub struct KeyBody {
     /// The user who created it; null once that account is gone.
     pub created_by: Option<String>,
     pub name: String,
-    /// The first 8 characters after `eus_`, to tell keys apart.
+    /// 8 characters of the secret (after `eus_` for new keys), to tell keys apart.
     pub key_prefix: String,
     pub created_at: String,
     pub last_used_at: Option<String>,
@@ -212,7 +212,7 @@ impl From<ApiKey> for KeyBody {
 }
 
 /// A new key with its secret. The secret is shown only in this response.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct CreatedKeyBody {
     pub key: KeyBody,
     pub secret: String,

@@ -40,10 +40,7 @@ impl ApiKeyStore for SqlStore {
             .await
             .map_err(store_error)?
         {
-            return Err(StoreError::Backend(format!(
-                "project {} vanished while creating a key",
-                new_key.project_id
-            )));
+            return Err(StoreError::ProjectGone);
         }
         let name = match &new_key.name {
             Some(name) => name.as_str().to_owned(),

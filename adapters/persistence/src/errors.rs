@@ -21,6 +21,11 @@ pub(crate) fn store_error(error: DbErr) -> StoreError {
         };
         return StoreError::Conflict { field };
     }
+    // Only project rows disappear while requests run (there is no user
+    // deletion), so a dangling reference means the project was deleted.
+    if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = error.sql_err() {
+        return StoreError::ProjectGone;
+    }
     backend(error)
 }
 

@@ -71,11 +71,18 @@ impl MemberStore for SqlStore {
     }
 
     async fn insert(&self, membership: &Membership) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        if !lock_project(&txn, &membership.project_id)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(StoreError::ProjectGone);
+        }
         member::Entity::insert(membership_row(membership))
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
             .map_err(store_error)?;
-        Ok(())
+        txn.commit().await.map_err(store_error)
     }
 
     async fn list(&self, project_id: &str) -> StoreResult<Vec<MemberProfile>> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use domain::member::Membership;
-use domain::ports::{ProjectStore, StoreResult};
+use domain::ports::{ProjectStore, StoreError, StoreResult};
 use domain::project::Project;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -102,13 +102,16 @@ impl ProjectStore for SqlStore {
     }
 
     async fn update(&self, changed: &Project) -> StoreResult<()> {
-        project::Entity::update_many()
+        let result = project::Entity::update_many()
             .col_expr(project::Column::Name, Expr::value(changed.name.clone()))
             .col_expr(project::Column::Slug, Expr::value(changed.slug.clone()))
             .filter(project::Column::Id.eq(changed.id.clone()))
             .exec(&self.db)
             .await
             .map_err(store_error)?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::ProjectGone);
+        }
         Ok(())
     }
 

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use domain::ports::{StoreResult, UserStore};
 use domain::user::User;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
+    DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+};
 
 use crate::SqlStore;
 use crate::entity::user;
@@ -12,6 +15,32 @@ use crate::errors::store_error;
 /// The form both unique keys are stored and looked up in.
 fn fold_case(text: &str) -> String {
     text.to_lowercase()
+}
+
+/// Names the PostgreSQL advisory lock that serialises first registrations.
+const FIRST_USER_LOCK_ID: i64 = 0x0065_7573_5f75_7372;
+
+fn user_row(new_user: &User) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(new_user.id.clone()),
+        username: Set(new_user.username.clone()),
+        username_key: Set(fold_case(&new_user.username)),
+        email: Set(new_user.email.clone()),
+        email_key: Set(fold_case(&new_user.email)),
+        password_hash: Set(new_user.password_hash.clone()),
+        created_at: Set(new_user.created_at),
+    }
+}
+
+/// Takes a lock that every first-registration transaction must hold: an
+/// advisory lock on PostgreSQL; on SQLite the database write lock, which a
+/// write statement takes even when it matches no row.
+async fn lock_user_table(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    let statement = match txn.get_database_backend() {
+        DatabaseBackend::Postgres => format!("SELECT pg_advisory_xact_lock({FIRST_USER_LOCK_ID})"),
+        _ => "UPDATE users SET id = id WHERE 1 = 0".to_owned(),
+    };
+    txn.execute_unprepared(&statement).await.map(|_| ())
 }
 
 impl From<user::Model> for User {
@@ -29,20 +58,30 @@ impl From<user::Model> for User {
 #[async_trait]
 impl UserStore for SqlStore {
     async fn insert(&self, new_user: &User) -> StoreResult<()> {
-        let row = user::ActiveModel {
-            id: Set(new_user.id.clone()),
-            username: Set(new_user.username.clone()),
-            username_key: Set(fold_case(&new_user.username)),
-            email: Set(new_user.email.clone()),
-            email_key: Set(fold_case(&new_user.email)),
-            password_hash: Set(new_user.password_hash.clone()),
-            created_at: Set(new_user.created_at),
-        };
-        user::Entity::insert(row)
+        user::Entity::insert(user_row(new_user))
             .exec_without_returning(&self.db)
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn insert_first(&self, new_user: &User) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        lock_user_table(&txn).await.map_err(store_error)?;
+        if user::Entity::find()
+            .count(&txn)
+            .await
+            .map_err(store_error)?
+            > 0
+        {
+            return Ok(false);
+        }
+        user::Entity::insert(user_row(new_user))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 
     async fn find_by_id(&self, id: &str) -> StoreResult<Option<User>> {

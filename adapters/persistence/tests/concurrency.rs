@@ -138,6 +138,42 @@ async fn racing_unnamed_keys_get_distinct_names(store: SqlStore) {
     assert_eq!(names, expected);
 }
 
+async fn racing_first_registrations_admit_one(store: SqlStore) {
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let user = User {
+                    id: id(),
+                    username: format!("first{n}"),
+                    email: format!("first{n}@example.com"),
+                    password_hash: "x".to_owned(),
+                    created_at: Utc::now(),
+                };
+                store.insert_first(&user).await.unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(admitted, 1);
+    assert_eq!(store.count().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_racing_first_registrations_admit_one() {
+    let (store, _dir) = sqlite_store().await;
+    racing_first_registrations_admit_one(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_racing_first_registrations_admit_one() {
+    racing_first_registrations_admit_one(postgres_store().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_racing_demotions_leave_an_owner() {
     let (store, _dir) = sqlite_store().await;

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod auth;
+mod hostile;
 mod jwt;
 mod legacy;
 mod members;

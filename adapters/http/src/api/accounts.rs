@@ -22,6 +22,8 @@ enum Registered {
 error_responses!(RegisterError {
     /// A field is missing or breaks a rule (email format, password length...).
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Registration is closed (`ALLOW_REGISTRATION=false`).
     Forbidden = 403,
     /// The username or email is taken (compared case-insensitively).
@@ -31,6 +33,8 @@ error_responses!(RegisterError {
 error_responses!(LoginError {
     /// A field is missing.
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Unknown user or wrong password: the same answer for both.
     Unauthorized = 401,
 });

@@ -30,6 +30,8 @@ enum KeyChanged {
 error_responses!(CreateKeyError {
     /// A name that breaks the rules.
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Missing, invalid or expired session token.
     Unauthorized = 401,
     /// Not a member (or no such project), or not an owner.
@@ -46,6 +48,8 @@ error_responses!(ListKeysError {
 error_responses!(RenameKeyError {
     /// Missing or empty name.
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Missing, invalid or expired session token.
     Unauthorized = 401,
     /// Not a member (or no such project), or not an owner.

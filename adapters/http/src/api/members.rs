@@ -37,6 +37,8 @@ error_responses!(ListMembersError {
 error_responses!(ChangeMemberError {
     /// No user named, or a role other than `owner` or `member`.
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Missing, invalid or expired session token.
     Unauthorized = 401,
     /// Not a member (or no such project), or not an owner.

@@ -30,6 +30,8 @@ enum ProjectDeleted {
 error_responses!(CreateProjectError {
     /// Missing name or slug, or a slug outside `[a-z0-9-]`.
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Missing, invalid or expired session token.
     Unauthorized = 401,
     /// The slug is taken.
@@ -51,6 +53,8 @@ error_responses!(ProjectAccessError {
 error_responses!(UpdateProjectError {
     /// A name or slug that breaks the rules.
     BadRequest = 400,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
     /// Missing, invalid or expired session token.
     Unauthorized = 401,
     /// Not a member (or no such project), or not an owner.
