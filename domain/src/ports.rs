@@ -134,6 +134,12 @@ pub trait TokenService: Send + Sync {
     fn verify(&self, token: &str) -> Result<String, TokenError>;
 }
 
+/// Signs manifests and directives for Expo code signing.
+pub trait ManifestSigner: Send + Sync {
+    /// The `expo-signature` part-header value for exactly these body bytes.
+    fn signature_header(&self, body: &[u8]) -> Result<String, CryptoError>;
+}
+
 pub trait SecretGenerator: Send + Sync {
     /// A new random API-key secret with its hash and prefix.
     fn generate(&self) -> GeneratedSecret;
