@@ -6,6 +6,7 @@
 //! in by the constructors below, so an adapter never has to re-check them.
 
 pub mod api_key;
+pub mod blob;
 pub mod id;
 pub mod member;
 pub mod ports;

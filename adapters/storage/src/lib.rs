@@ -1,0 +1,232 @@
+//! Storage adapter: the blob port over object_store, on local disk
+//! (`STORAGE_TYPE=local`, under `DATA_DIR/updates`) or any S3-compatible
+//! service (`STORAGE_TYPE=s3`: AWS, Cloudflare R2, MinIO).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::blob::{BlobError, BlobReader, BlobStore, ByteStream, StagedBlob};
+use futures_util::{StreamExt, TryStreamExt};
+use md5::Md5;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+/// Where blobs go, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        /// `None` for AWS itself; the service URL for R2, MinIO and the like.
+        endpoint: Option<String>,
+        bucket: String,
+        region: String,
+        access_key: String,
+        secret_key: String,
+        /// Keys are stored under this prefix (no leading or trailing `/`).
+        prefix: Option<String>,
+        /// Bucket in the host name instead of the path. Path style (the
+        /// default, as the old server) is what MinIO and R2 need.
+        virtual_hosted: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageConfigError {
+    #[error("cannot use {path} for local storage: {source}")]
+    Local {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid S3 configuration: {0}")]
+    S3(String),
+}
+
+/// The blob store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ObjectBlobStore {
+    store: Arc<dyn ObjectStore>,
+    description: String,
+}
+
+const STAGING_PREFIX: &str = "staging";
+
+impl ObjectBlobStore {
+    pub fn new(config: &StorageConfig) -> Result<Self, StorageConfigError> {
+        match config {
+            StorageConfig::Local { root } => {
+                std::fs::create_dir_all(root).map_err(|source| StorageConfigError::Local {
+                    path: root.display().to_string(),
+                    source,
+                })?;
+                let store = LocalFileSystem::new_with_prefix(root)
+                    .map_err(|error| StorageConfigError::Local {
+                        path: root.display().to_string(),
+                        source: std::io::Error::other(error.to_string()),
+                    })?
+                    .with_automatic_cleanup(true);
+                Ok(Self {
+                    store: Arc::new(store),
+                    description: format!("local disk at {}", root.display()),
+                })
+            }
+            StorageConfig::S3 {
+                endpoint,
+                bucket,
+                region,
+                access_key,
+                secret_key,
+                prefix,
+                virtual_hosted,
+            } => {
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_access_key_id(access_key)
+                    .with_secret_access_key(secret_key)
+                    .with_virtual_hosted_style_request(*virtual_hosted);
+                if let Some(endpoint) = endpoint {
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                let s3 = builder
+                    .build()
+                    .map_err(|error| StorageConfigError::S3(error.to_string()))?;
+                let description = format!(
+                    "S3 bucket {bucket} at {}",
+                    endpoint.as_deref().unwrap_or("AWS")
+                );
+                let store: Arc<dyn ObjectStore> = match prefix.as_deref().filter(|p| !p.is_empty())
+                {
+                    Some(prefix) => Arc::new(PrefixStore::new(s3, prefix)),
+                    None => Arc::new(s3),
+                };
+                Ok(Self { store, description })
+            }
+        }
+    }
+
+    /// Where the blobs live, for start-up logs.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+fn backend(error: object_store::Error) -> BlobError {
+    match error {
+        object_store::Error::NotFound { path, .. } => BlobError::NotFound(path),
+        other => BlobError::Backend(other.to_string()),
+    }
+}
+
+/// Turns a key into an object path. Keys are built by the application from
+/// validated parts; refusing anything odd here is a second line of defence.
+fn object_path(key: &str) -> Result<Path, BlobError> {
+    let valid = !key.is_empty()
+        && key
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    if !valid {
+        return Err(BlobError::Backend(format!("refusing blob key {key:?}")));
+    }
+    Path::parse(key).map_err(|error| BlobError::Backend(error.to_string()))
+}
+
+#[async_trait]
+impl BlobStore for ObjectBlobStore {
+    async fn stage(&self, mut body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
+        let staging_key = format!("{STAGING_PREFIX}/{}", uuid::Uuid::new_v4().simple());
+        let path = object_path(&staging_key)?;
+        let upload = self.store.put_multipart(&path).await.map_err(backend)?;
+        let mut writer = WriteMultipart::new(upload);
+        let (mut sha256, mut md5, mut size) = (Sha256::new(), Md5::new(), 0u64);
+        let outcome = loop {
+            let chunk = match body.next().await {
+                None => break Ok(()),
+                Some(Err(error)) => break Err(BlobError::Body(error.to_string())),
+                Some(Ok(chunk)) => chunk,
+            };
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                break Err(BlobError::TooLarge(max_bytes));
+            }
+            sha256.update(&chunk);
+            md5.update(&chunk);
+            // Bounded memory: at most a few parts are buffered in flight.
+            if let Err(error) = writer.wait_for_capacity(4).await {
+                break Err(backend(error));
+            }
+            writer.put(chunk);
+        };
+        if let Err(error) = outcome {
+            if let Err(abort_error) = writer.abort().await {
+                tracing::warn!(%abort_error, "aborting a staged upload failed");
+            }
+            return Err(error);
+        }
+        writer.finish().await.map_err(backend)?;
+        Ok(StagedBlob {
+            staging_key,
+            size,
+            sha256: sha256.finalize().into(),
+            md5: md5.finalize().into(),
+        })
+    }
+
+    async fn promote(&self, staged: &StagedBlob, key: &str) -> Result<(), BlobError> {
+        let target = object_path(key)?;
+        match self.store.head(&target).await {
+            Ok(_) => return Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(backend(error)),
+        }
+        let source = object_path(&staged.staging_key)?;
+        self.store.copy(&source, &target).await.map_err(backend)
+    }
+
+    async fn discard(&self, staged: &StagedBlob) {
+        let Ok(path) = object_path(&staged.staging_key) else {
+            return;
+        };
+        if let Err(error) = self.store.delete(&path).await {
+            tracing::warn!(key = %staged.staging_key, %error, "deleting a staged blob failed");
+        }
+    }
+
+    async fn open(&self, key: &str) -> Result<BlobReader, BlobError> {
+        let result = self.store.get(&object_path(key)?).await.map_err(backend)?;
+        let size = result.meta.size;
+        let body = result
+            .into_stream()
+            .map_err(|error| std::io::Error::other(error.to_string()))
+            .boxed();
+        Ok(BlobReader { size, body })
+    }
+
+    async fn verify(&self) -> Result<(), BlobError> {
+        let probe = object_path(&format!(
+            "{STAGING_PREFIX}/probe-{}",
+            uuid::Uuid::new_v4().simple()
+        ))?;
+        self.store
+            .put(&probe, PutPayload::from_static(b"probe"))
+            .await
+            .map_err(backend)?;
+        let read = self.store.get(&probe).await.map_err(backend)?.bytes().await;
+        let deleted = self.store.delete(&probe).await;
+        match (read, deleted) {
+            (Ok(bytes), Ok(())) if bytes.as_ref() == b"probe" => Ok(()),
+            (Ok(_), Ok(())) => Err(BlobError::Backend(
+                "the probe object read back wrong".to_owned(),
+            )),
+            (Err(error), _) | (_, Err(error)) => Err(backend(error)),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The blob-storage port: where update files (bundles and assets) live.
+//!
+//! Uploads are written to a staging key while their digests are computed,
+//! then promoted to their content-addressed home once the publish that
+//! brought them is known to be valid, so a rejected or aborted publish
+//! leaves nothing behind but staging blobs it deletes itself.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_core::Stream;
+
+/// A body being read or written, chunk by chunk.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A blob written to staging, with what was learnt while writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedBlob {
+    pub staging_key: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub md5: [u8; 16],
+}
+
+/// A stored blob opened for reading.
+pub struct BlobReader {
+    pub size: u64,
+    pub body: ByteStream,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("no blob at {0}")]
+    NotFound(String),
+    /// The body grew past the limit given to `stage`; nothing was kept.
+    #[error("the upload is larger than {0} bytes")]
+    TooLarge(u64),
+    /// The client's body stream failed (connection dropped, malformed part).
+    #[error("reading the upload failed: {0}")]
+    Body(String),
+    /// The storage backend failed; for the operator's log.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Streams `body` into a new staging blob, computing its SHA-256 and MD5,
+    /// and refuses (deleting what was written) once it exceeds `max_bytes`.
+    async fn stage(&self, body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError>;
+    /// Makes a staged blob available at `key`. Keys are content addressed,
+    /// so a key that already exists holds the same bytes and is kept.
+    async fn promote(&self, staged: &StagedBlob, key: &str) -> Result<(), BlobError>;
+    /// Deletes a staging blob; failures are logged, not returned.
+    async fn discard(&self, staged: &StagedBlob);
+    async fn open(&self, key: &str) -> Result<BlobReader, BlobError>;
+    /// Proves the store is reachable and writable (at start-up).
+    async fn verify(&self) -> Result<(), BlobError>;
+}
