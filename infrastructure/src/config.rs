@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use adapter_storage::StorageConfig;
+
 /// The server's settings, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -18,6 +20,10 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     pub allow_registration: bool,
     pub log_format: LogFormat,
+    pub storage: StorageConfig,
+    /// PEM text of the code-signing key, when signing is configured.
+    pub signing_key: Option<Secret>,
+    pub signing_key_id: String,
     /// Things worth telling the operator once logging is up.
     pub warnings: Vec<String>,
 }
@@ -133,6 +139,12 @@ impl Config {
                 ));
             }
         };
+        let storage = storage_config(&get, &data_dir)?;
+        let signing_key = match get("PRIVATE_KEY") {
+            None => None,
+            Some(value) => Some(signing_key_pem(value)?),
+        };
+        let signing_key_id = get("PRIVATE_KEY_ID").unwrap_or_else(|| "main".to_owned());
         Ok(Self {
             host,
             port,
@@ -142,9 +154,71 @@ impl Config {
             jwt_secret,
             allow_registration,
             log_format,
+            storage,
+            signing_key,
+            signing_key_id,
             warnings,
         })
     }
+}
+
+/// `STORAGE_TYPE=local` (default): `DATA_DIR/updates`. `STORAGE_TYPE=s3`:
+/// the `S3_*` variables, path-style unless `S3_VIRTUAL_HOSTED=true`.
+fn storage_config(
+    get: &impl Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> Result<StorageConfig, ConfigError> {
+    match get("STORAGE_TYPE").as_deref() {
+        None | Some("local") => Ok(StorageConfig::Local {
+            root: data_dir.join("updates"),
+        }),
+        Some("s3") => {
+            let required = |var: &'static str| {
+                get(var).ok_or_else(|| invalid(var, "is required when STORAGE_TYPE=s3"))
+            };
+            let endpoint = get("S3_ENDPOINT");
+            if endpoint.as_deref().is_some_and(|url| !has_http_scheme(url)) {
+                return Err(invalid(
+                    "S3_ENDPOINT",
+                    "must start with http:// or https://",
+                ));
+            }
+            let virtual_hosted = match get("S3_VIRTUAL_HOSTED") {
+                None => false,
+                Some(raw) => parse_bool(&raw).ok_or_else(|| {
+                    invalid("S3_VIRTUAL_HOSTED", format!("{raw:?} is not true or false"))
+                })?,
+            };
+            Ok(StorageConfig::S3 {
+                endpoint,
+                bucket: required("S3_BUCKET")?,
+                region: get("S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+                access_key: required("S3_ACCESS_KEY")?,
+                secret_key: required("S3_SECRET_KEY")?,
+                prefix: get("S3_PREFIX").map(|p| p.trim_matches('/').to_owned()),
+                virtual_hosted,
+            })
+        }
+        Some(other) => Err(invalid(
+            "STORAGE_TYPE",
+            format!("{other:?} is not local or s3"),
+        )),
+    }
+}
+
+/// `PRIVATE_KEY` holds PEM text (anything with `BEGIN`) or a path to a PEM file.
+fn signing_key_pem(value: String) -> Result<Secret, ConfigError> {
+    if value.contains("BEGIN") {
+        return Ok(Secret::new(value));
+    }
+    std::fs::read_to_string(&value)
+        .map(Secret::new)
+        .map_err(|error| {
+            invalid(
+                "PRIVATE_KEY",
+                format!("cannot read the key file {value}: {error}"),
+            )
+        })
 }
 
 fn is_supported_database(url: &str) -> bool {
@@ -262,6 +336,51 @@ mod tests {
         );
         std::fs::write(&path, "NOT A LINE\n").expect("write");
         assert!(read_dotenv(&path).is_err());
+    }
+
+    #[test]
+    fn storage_is_local_by_default_and_s3_needs_its_variables() {
+        let local = config(&[("DATA_DIR", "/srv/ota")]).expect("config");
+        assert_eq!(
+            local.storage,
+            StorageConfig::Local {
+                root: PathBuf::from("/srv/ota/updates")
+            }
+        );
+        assert!(config(&[("STORAGE_TYPE", "ftp")]).is_err());
+        let missing = config(&[("STORAGE_TYPE", "s3"), ("S3_BUCKET", "b")])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            missing.as_deref(),
+            Some("S3_ACCESS_KEY: is required when STORAGE_TYPE=s3")
+        );
+        let s3 = config(&[
+            ("STORAGE_TYPE", "s3"),
+            ("S3_ENDPOINT", "http://minio:9000"),
+            ("S3_BUCKET", "ota"),
+            ("S3_ACCESS_KEY", "ak"),
+            ("S3_SECRET_KEY", "sk-secret"),
+            ("S3_PREFIX", "/tenant/"),
+        ])
+        .expect("s3");
+        let StorageConfig::S3 {
+            prefix,
+            virtual_hosted,
+            region,
+            ..
+        } = &s3.storage
+        else {
+            panic!("not s3")
+        };
+        assert_eq!(
+            (prefix.as_deref(), *virtual_hosted, region.as_str()),
+            (Some("tenant"), false, "us-east-1")
+        );
+        assert!(
+            !format!("{s3:?}").contains("sk-secret"),
+            "the secret key is never printed"
+        );
     }
 
     #[test]

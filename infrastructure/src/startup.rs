@@ -3,20 +3,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapter_crypto::{Argon2Passwords, JwtTokens, Sha256Secrets};
+use adapter_crypto::{Argon2Passwords, JwtTokens, RsaManifestSigner, Sha256Secrets};
 use adapter_http::Services;
 use adapter_persistence::SqlStore;
+use adapter_storage::ObjectBlobStore;
 use application::{
     AccountService, ApiKeyService, MemberService, ProjectService, RegistrationPolicy,
 };
+use domain::blob::BlobStore;
+use domain::ports::ManifestSigner;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, StorageConfig};
 use crate::jwt_secret::{self, Origin};
 
 /// How long in-flight requests get to finish after SIGTERM or SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the start-up storage probe may take.
+const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -34,6 +40,10 @@ pub enum StartupError {
         url: String,
         source: adapter_persistence::ConnectError,
     },
+    #[error("storage ({what}): {detail}")]
+    Storage { what: String, detail: String },
+    #[error("{0}")]
+    SigningKey(#[from] adapter_crypto::SigningKeyError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -69,7 +79,16 @@ impl Application {
                 source,
             })?;
         tracing::info!(backend = store.backend_name(), "database ready");
-        let services = wire(&config, &jwt_secret, &store)?;
+        let blobs = open_storage(&config.storage).await?;
+        let signer = match &config.signing_key {
+            None => None,
+            Some(pem) => {
+                let signer = RsaManifestSigner::from_pem(pem.expose(), &config.signing_key_id)?;
+                tracing::info!(keyid = %config.signing_key_id, "code signing enabled");
+                Some(Arc::new(signer) as Arc<dyn ManifestSigner>)
+            }
+        };
+        let services = wire(&config, &jwt_secret, &store, blobs, signer)?;
 
         let address = format!("{}:{}", config.host, config.port);
         let acceptor = TcpListener::bind(address.clone())
@@ -129,7 +148,41 @@ fn resolve_jwt_secret(config: &Config) -> Result<Secret, StartupError> {
     Ok(secret)
 }
 
-fn wire(config: &Config, jwt_secret: &Secret, store: &SqlStore) -> Result<Services, StartupError> {
+/// Opens the blob store and proves it works (write, read, delete a probe), so
+/// a wrong bucket, endpoint or credential stops start-up, not the first
+/// publish.
+async fn open_storage(config: &StorageConfig) -> Result<Arc<dyn BlobStore>, StartupError> {
+    let what = match config {
+        StorageConfig::Local { root } => format!("local {}", root.display()),
+        StorageConfig::S3 {
+            bucket, endpoint, ..
+        } => {
+            format!(
+                "s3 bucket {bucket} at {}",
+                endpoint.as_deref().unwrap_or("AWS")
+            )
+        }
+    };
+    let failed = |detail: String| StartupError::Storage {
+        what: what.clone(),
+        detail,
+    };
+    let blobs = ObjectBlobStore::new(config).map_err(|error| failed(error.to_string()))?;
+    tokio::time::timeout(STORAGE_CHECK_TIMEOUT, blobs.verify())
+        .await
+        .map_err(|_| failed(format!("no answer within {STORAGE_CHECK_TIMEOUT:?}")))?
+        .map_err(|error| failed(error.to_string()))?;
+    tracing::info!(storage = blobs.description(), "storage ready");
+    Ok(Arc::new(blobs))
+}
+
+fn wire(
+    config: &Config,
+    jwt_secret: &Secret,
+    store: &SqlStore,
+    blobs: Arc<dyn BlobStore>,
+    signer: Option<Arc<dyn ManifestSigner>>,
+) -> Result<Services, StartupError> {
     let store = Arc::new(store.clone());
     let passwords = Argon2Passwords::new().map_err(|error| StartupError::Crypto(error.0))?;
     let tokens = JwtTokens::new(jwt_secret.expose().as_bytes())
@@ -154,6 +207,8 @@ fn wire(config: &Config, jwt_secret: &Secret, store: &SqlStore) -> Result<Servic
             Arc::new(Sha256Secrets),
         )),
         health: store,
+        blobs,
+        signer,
     })
 }
 

@@ -70,8 +70,16 @@ fn serves_with_defaults_and_stops_on_sigterm() {
 #[test]
 fn bad_configuration_is_one_line_and_a_failure() {
     let cwd = tempfile::tempdir().unwrap();
+    let missing_key_file = cwd.path().join("missing.pem");
+    let missing_key_file = missing_key_file.to_str().unwrap();
     for (var, value) in [
         ("JWT_SECRET", "too-short"),
+        ("STORAGE_TYPE", "ftp"),
+        ("PRIVATE_KEY", missing_key_file),
+        (
+            "PRIVATE_KEY",
+            "-----BEGIN RSA PRIVATE KEY-----\\nnot a key\\n-----END RSA PRIVATE KEY-----",
+        ),
         ("PORT", "http"),
         ("ALLOW_REGISTRATION", "perhaps"),
         ("DATABASE_URL", "mysql://localhost/ota"),
@@ -86,9 +94,78 @@ fn bad_configuration_is_one_line_and_a_failure() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{var}: {stderr}");
         assert!(stderr.contains(var), "{var}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{var}: {stderr}");
         assert!(
             !stderr.contains(value) || var != "JWT_SECRET",
             "the secret was echoed"
         );
     }
+}
+
+#[test]
+fn unreachable_s3_storage_stops_start_up() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = Command::new(BINARY)
+        .current_dir(cwd.path())
+        .env_clear()
+        .envs([
+            ("STORAGE_TYPE", "s3"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9"),
+            ("S3_BUCKET", "ota"),
+            ("S3_ACCESS_KEY", "ak"),
+            ("S3_SECRET_KEY", "never-printed-secret"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("storage (s3 bucket ota at http://127.0.0.1:9)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("never-printed-secret"));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(!stdout.contains("never-printed-secret"));
+}
+
+#[test]
+fn starts_with_the_fixture_signing_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/code-signing/private-key.pem"
+    );
+    let port = free_port();
+    let mut server = Command::new(BINARY)
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("PRIVATE_KEY", key)
+        .env("PRIVATE_KEY_ID", "main")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !healthy(port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never became healthy"
+        );
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let output = server.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let log = String::from_utf8(output.stdout).unwrap();
+    assert!(log.contains("code signing enabled"), "{log}");
+    assert!(!log.contains("PRIVATE KEY"), "the key is never logged");
 }

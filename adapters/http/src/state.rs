@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use application::{AccountService, ApiKeyService, MemberService, ProjectService};
-use domain::ports::HealthProbe;
+use domain::blob::BlobStore;
+use domain::ports::{HealthProbe, ManifestSigner};
 
 /// The application services, shared by every handler.
 #[derive(Clone)]
@@ -13,4 +14,8 @@ pub struct Services {
     pub members: Arc<MemberService>,
     pub api_keys: Arc<ApiKeyService>,
     pub health: Arc<dyn HealthProbe>,
+    /// Where update files live (verified reachable at start-up).
+    pub blobs: Arc<dyn BlobStore>,
+    /// Code signing, when `PRIVATE_KEY` is set.
+    pub signer: Option<Arc<dyn ManifestSigner>>,
 }

@@ -17,7 +17,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 /// Where blobs go, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     Local {
         root: PathBuf,
@@ -35,6 +35,30 @@ pub enum StorageConfig {
         /// default, as the old server) is what MinIO and R2 need.
         virtual_hosted: bool,
     },
+}
+
+/// Never prints the S3 secret key.
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { root } => f.debug_struct("Local").field("root", root).finish(),
+            Self::S3 {
+                endpoint,
+                bucket,
+                region,
+                prefix,
+                virtual_hosted,
+                ..
+            } => f
+                .debug_struct("S3")
+                .field("endpoint", endpoint)
+                .field("bucket", bucket)
+                .field("region", region)
+                .field("prefix", prefix)
+                .field("virtual_hosted", virtual_hosted)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
