@@ -11,6 +11,7 @@ pub mod id;
 pub mod member;
 pub mod ports;
 pub mod project;
+pub mod update;
 pub mod user;
 pub mod validation;
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
 use crate::project::Project;
+use crate::update::{Platform, Update};
 use crate::user::{Password, User};
 
 /// A failure of a store.
@@ -94,6 +95,29 @@ pub trait ApiKeyStore: Send + Sync {
     async fn delete(&self, project_id: &str, key_id: &str) -> StoreResult<bool>;
     async fn find_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn record_use(&self, key_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait UpdateStore: Send + Sync {
+    /// Stores the updates of one publish (one per platform) in a single
+    /// transaction: they become visible together or not at all.
+    /// `ProjectGone` when the project was deleted meanwhile.
+    async fn insert_publish(&self, updates: &[Update]) -> StoreResult<()>;
+    /// The newest update (or rollback) for a runtime version and platform.
+    async fn latest(
+        &self,
+        project_id: &str,
+        runtime_version: &str,
+        platform: Platform,
+    ) -> StoreResult<Option<Update>>;
+    /// One update of the project, with its assets.
+    async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>>;
+    /// The runtime versions that have updates for a platform, newest first.
+    async fn runtime_versions(
+        &self,
+        project_id: &str,
+        platform: Platform,
+    ) -> StoreResult<Vec<String>>;
 }
 
 /// Readiness: whether the database answers at all.

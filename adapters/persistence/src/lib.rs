@@ -7,6 +7,7 @@ mod errors;
 mod members;
 mod migration;
 mod projects;
+mod updates;
 mod users;
 
 use std::time::Duration;

@@ -9,71 +9,13 @@ use std::sync::Arc;
 use adapter_persistence::SqlStore;
 use chrono::Utc;
 use domain::api_key::NewApiKey;
-use domain::member::{Membership, Role};
-use domain::ports::{ApiKeyStore, MemberStore, ProjectStore, StoreError, UserStore};
-use domain::project::Project;
+use domain::member::Role;
+use domain::ports::{ApiKeyStore, MemberStore, StoreError, UserStore};
 use domain::user::User;
-use sea_orm::{ConnectionTrait, Database};
 
-fn id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
+mod common;
 
-/// A store on a fresh SQLite file; the tempdir must outlive it.
-async fn sqlite_store() -> (SqlStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ota.db").display());
-    (SqlStore::connect(&url).await.unwrap(), dir)
-}
-
-/// A store on a throwaway PostgreSQL database. Fails (never skips) when the
-/// server is unreachable.
-async fn postgres_store() -> SqlStore {
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let admin = Database::connect(&admin_url)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL at {admin_url} is unreachable: {error}"));
-    let name = format!("eus_test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    SqlStore::connect(&format!("{base}/{name}")).await.unwrap()
-}
-
-async fn user(store: &SqlStore, name: &str) -> User {
-    let user = User {
-        id: id(),
-        username: name.to_owned(),
-        email: format!("{name}@example.com"),
-        password_hash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA".to_owned(),
-        created_at: Utc::now(),
-    };
-    UserStore::insert(store, &user).await.unwrap();
-    user
-}
-
-/// A project owned by both users.
-async fn project_with_two_owners(store: &SqlStore, a: &User, b: &User) -> Project {
-    let project = Project {
-        id: id(),
-        name: "App".to_owned(),
-        slug: format!("app-{}", uuid::Uuid::new_v4().simple()),
-        created_at: Utc::now(),
-    };
-    let owner = |user: &User| Membership {
-        id: id(),
-        project_id: project.id.clone(),
-        user_id: user.id.clone(),
-        role: Role::Owner,
-        created_at: Utc::now(),
-    };
-    store.create_with_owner(&project, &owner(a)).await.unwrap();
-    MemberStore::insert(store, &owner(b)).await.unwrap();
-    project
-}
+use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
 
 async fn racing_demotions_leave_an_owner(store: SqlStore) {
     let store = Arc::new(store);

@@ -4,4 +4,6 @@
 pub mod api_key;
 pub mod member;
 pub mod project;
+pub mod update;
+pub mod update_asset;
 pub mod user;

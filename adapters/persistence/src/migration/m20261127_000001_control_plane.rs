@@ -19,7 +19,7 @@ enum Users {
 }
 
 #[derive(DeriveIden)]
-enum Projects {
+pub(super) enum Projects {
     Table,
     Id,
     Name,
@@ -53,18 +53,18 @@ enum ApiKeys {
 /// Ids are UUID text (36 characters); kept as strings so that ids imported
 /// from the old server, which apps have baked into their update URLs, are
 /// preserved exactly.
-fn id_column<T: IntoIden>(name: T) -> ColumnDef {
+pub(super) fn id_column<T: IntoIden>(name: T) -> ColumnDef {
     string_len(name, 36)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum IndexKind {
+pub(super) enum IndexKind {
     Unique,
     Plain,
 }
-use IndexKind::{Plain, Unique};
+pub(super) use IndexKind::{Plain, Unique};
 
-async fn create_index<T: IntoIden, C: IntoIden>(
+pub(super) async fn create_index<T: IntoIden, C: IntoIden>(
     manager: &SchemaManager<'_>,
     name: &str,
     table: T,

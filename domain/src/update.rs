@@ -1,0 +1,194 @@
+//! Updates: what a publish produces, one per platform, and the rules for the
+//! values a release pipeline sends (runtime versions, platforms, file paths).
+
+use chrono::{DateTime, Utc};
+
+use crate::validation::{ValidationError, has_control_chars};
+
+/// A platform Expo updates are built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    Ios,
+    Android,
+}
+
+impl Platform {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "ios" => Some(Self::Ios),
+            "android" => Some(Self::Android),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::Android => "android",
+        }
+    }
+}
+
+/// Whether an update carries a bundle or tells devices to roll back to the
+/// update embedded in the app binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    Update,
+    Rollback,
+}
+
+impl UpdateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Update => "update",
+            Self::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "update" => Some(Self::Update),
+            "rollback" => Some(Self::Rollback),
+            _ => None,
+        }
+    }
+}
+
+/// A runtime version: non-empty, at most 255 characters, no control
+/// characters. It is compared exactly, as apps send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeVersion(String);
+
+impl RuntimeVersion {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() {
+            return Err(ValidationError::new("runtimeVersion must not be empty."));
+        }
+        if raw.chars().count() > Self::MAX_LEN || has_control_chars(raw) {
+            return Err(ValidationError::new(format!(
+                "runtimeVersion must be at most {} characters, without control characters.",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The longest file path accepted in an export.
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// Normalises a file path from an export (`\` becomes `/`) and confines it:
+/// no absolute path, no `.` or `..` segment, no empty segment, no NUL or
+/// other control character. The result is always a plain relative path.
+pub fn normalize_export_path(raw: &str) -> Result<String, ValidationError> {
+    let path = raw.replace('\\', "/");
+    let refuse = |why: &str| Err(ValidationError::new(format!("file path {raw:?} {why}.")));
+    if path.is_empty() || path.len() > MAX_PATH_LEN {
+        return refuse(&format!("must be 1 to {MAX_PATH_LEN} bytes"));
+    }
+    if has_control_chars(&path) {
+        return refuse("contains a control character");
+    }
+    if path.starts_with('/') || path.contains(':') {
+        return refuse("must be relative");
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return refuse("has an empty, '.' or '..' segment");
+    }
+    Ok(path)
+}
+
+/// One file of an update: the launch asset (the JavaScript bundle) or an
+/// asset it loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateAsset {
+    /// The path in the export, normalised.
+    pub path: String,
+    /// Lowercase hex SHA-256: names the stored blob.
+    pub sha256_hex: String,
+    /// Base64url SHA-256 without padding: the manifest's `hash`.
+    pub hash: String,
+    /// Lowercase hex MD5: the manifest's `key`.
+    pub key: String,
+    pub content_type: String,
+    /// With its leading dot; `None` for the launch asset.
+    pub file_extension: Option<String>,
+    pub size: u64,
+    pub is_launch_asset: bool,
+}
+
+/// One platform's update from one publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Unique and time-ordered (UUIDv7): the newest has the greatest id.
+    pub id: String,
+    /// Shared by the platforms of one publish; returned as `updateId`.
+    pub publish_id: String,
+    pub project_id: String,
+    pub runtime_version: String,
+    pub platform: Platform,
+    pub kind: UpdateKind,
+    /// The manifest `id`: a UUID derived from everything served, so it
+    /// changes exactly when the served content does.
+    pub manifest_id: String,
+    /// The public app config (`expoConfig.json`) as JSON text.
+    pub expo_config: Option<String>,
+    /// The launch asset first, then the other assets in export order.
+    pub assets: Vec<UpdateAsset>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Update {
+    pub fn launch_asset(&self) -> Option<&UpdateAsset> {
+        self.assets.iter().find(|asset| asset.is_launch_asset)
+    }
+}
+
+/// Where a project's asset blob lives: content addressed, per project.
+pub fn asset_blob_key(project_id: &str, sha256_hex: &str) -> String {
+    format!("projects/{project_id}/assets/{sha256_hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_and_confined() {
+        assert_eq!(
+            normalize_export_path(r"_expo\static\js\ios\index-1.hbc").as_deref(),
+            Ok("_expo/static/js/ios/index-1.hbc")
+        );
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/\0b",
+            "C:/x",
+            "a/",
+        ] {
+            assert!(normalize_export_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn runtime_versions_are_bounded() {
+        assert!(RuntimeVersion::parse("1.0.0").is_ok());
+        assert!(RuntimeVersion::parse("exposdk:56.0.0").is_ok());
+        for bad in ["", "1.0\n", &"9".repeat(256)] {
+            assert!(RuntimeVersion::parse(bad).is_err());
+        }
+    }
+}
