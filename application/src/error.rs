@@ -21,6 +21,9 @@ pub enum AppError {
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request body is larger than the server accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// A fault of ours or of a backend (500). The text goes to the log only.
     #[error("{0}")]
     Internal(String),

@@ -8,14 +8,17 @@ pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod error;
+mod manifest_id;
 pub mod members;
 pub mod projects;
+pub mod publish;
 
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
 pub use api_keys::{ApiKeyService, CreatedApiKey};
 pub use error::{AppError, AppResult};
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
+pub use publish::{PublishService, Published, UploadPart, UploadParts};
 
 /// A fresh, time-ordered identifier (UUIDv7): unique across instances and
 /// sortable by creation time.

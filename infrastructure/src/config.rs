@@ -21,6 +21,8 @@ pub struct Config {
     pub allow_registration: bool,
     pub log_format: LogFormat,
     pub storage: StorageConfig,
+    /// The largest publish upload accepted (sum of its files).
+    pub max_upload_bytes: u64,
     /// PEM text of the code-signing key, when signing is configured.
     pub signing_key: Option<Secret>,
     pub signing_key_id: String,
@@ -47,6 +49,10 @@ impl std::fmt::Debug for Secret {
         f.write_str("Secret(***)")
     }
 }
+
+/// 512 MiB: far above a real export (a few MB of Hermes bytecode and
+/// assets), far below what would strain a small server's disk.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -140,6 +146,19 @@ impl Config {
             }
         };
         let storage = storage_config(&get, &data_dir)?;
+        let max_upload_bytes = match get("MAX_UPLOAD_BYTES") {
+            None => DEFAULT_MAX_UPLOAD_BYTES,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|bytes| *bytes > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "MAX_UPLOAD_BYTES",
+                        format!("{raw:?} is not a positive number of bytes"),
+                    )
+                })?,
+        };
         let signing_key = match get("PRIVATE_KEY") {
             None => None,
             Some(value) => Some(signing_key_pem(value)?),
@@ -155,6 +174,7 @@ impl Config {
             allow_registration,
             log_format,
             storage,
+            max_upload_bytes,
             signing_key,
             signing_key_id,
             warnings,

@@ -8,7 +8,8 @@ use adapter_http::Services;
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
-    AccountService, ApiKeyService, MemberService, ProjectService, RegistrationPolicy,
+    AccountService, ApiKeyService, MemberService, ProjectService, PublishService,
+    RegistrationPolicy,
 };
 use domain::blob::BlobStore;
 use domain::ports::ManifestSigner;
@@ -205,6 +206,11 @@ fn wire(
             store.clone(),
             store.clone(),
             Arc::new(Sha256Secrets),
+        )),
+        publish: Arc::new(PublishService::new(
+            store.clone(),
+            blobs.clone(),
+            config.max_upload_bytes,
         )),
         health: store,
         blobs,

@@ -5,6 +5,7 @@ mod accounts;
 mod api_keys;
 mod members;
 mod projects;
+mod updates;
 
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
@@ -26,6 +27,8 @@ enum ApiTags {
     Members,
     /// API keys that release pipelines publish with.
     Keys,
+    /// Publishing and serving updates (the Expo Updates protocol).
+    Updates,
 }
 
 type Apis = (
@@ -33,6 +36,7 @@ type Apis = (
     projects::ProjectsApi,
     members::MembersApi,
     api_keys::ApiKeysApi,
+    updates::UpdatesApi,
 );
 
 fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
@@ -40,7 +44,8 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
         accounts::AccountsApi(services.clone()),
         projects::ProjectsApi(services.clone()),
         members::MembersApi(services.clone()),
-        api_keys::ApiKeysApi(services),
+        api_keys::ApiKeysApi(services.clone()),
+        updates::UpdatesApi(services),
     );
     OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
         "Self-hosted, multi-tenant server for Expo over-the-air updates. \
@@ -57,13 +62,23 @@ pub fn openapi_document() -> String {
 /// Every route of the server, wrapped in the middleware all requests pass
 /// through.
 pub fn routes(services: Services) -> impl Endpoint {
+    // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
+    // and multipart framing; the publish service enforces the exact limit.
+    let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
     let api = api_service(Some(services.clone()));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
         .nest(
             "/",
-            api.around(|next, req| limit_body(next, req, MAX_JSON_BODY_BYTES)),
+            api.around(move |next, req| {
+                let limit = if is_upload(&req) {
+                    upload_limit
+                } else {
+                    MAX_JSON_BODY_BYTES
+                };
+                limit_body(next, req, limit)
+            }),
         )
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
@@ -73,6 +88,12 @@ pub fn routes(services: Services) -> impl Endpoint {
         .data(services)
         .catch_all_error(json_errors)
         .around(request_log)
+}
+
+/// Whether a request is a publish upload, which gets the upload size limit
+/// instead of the JSON one.
+fn is_upload(req: &poem::Request) -> bool {
+    req.method() == poem::http::Method::POST && req.uri().path().ends_with("/publish")
 }
 
 /// The services, which exist whenever requests are served; `None` only when

@@ -21,6 +21,7 @@ pub fn classify(error: AppError) -> (StatusCode, String) {
         AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
         AppError::NotFound(message) => (StatusCode::NOT_FOUND, message),
         AppError::Conflict(message) => (StatusCode::CONFLICT, message),
+        AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
         AppError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             (

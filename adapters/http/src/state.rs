@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use application::{AccountService, ApiKeyService, MemberService, ProjectService};
+use application::{AccountService, ApiKeyService, MemberService, ProjectService, PublishService};
 use domain::blob::BlobStore;
 use domain::ports::{HealthProbe, ManifestSigner};
 
@@ -13,6 +13,7 @@ pub struct Services {
     pub projects: Arc<ProjectService>,
     pub members: Arc<MemberService>,
     pub api_keys: Arc<ApiKeyService>,
+    pub publish: Arc<PublishService>,
     pub health: Arc<dyn HealthProbe>,
     /// Where update files live (verified reachable at start-up).
     pub blobs: Arc<dyn BlobStore>,

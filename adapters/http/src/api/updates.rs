@@ -1,0 +1,129 @@
+//! `/api/updates/{project}`: what release pipelines and Expo apps call.
+
+use application::{AppError, AppResult, UploadPart, UploadParts};
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use poem::web::Multipart;
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
+use tokio_util::io::ReaderStream;
+
+use super::{ApiTags, require};
+use crate::error::error_responses;
+use crate::security::ApiKeyAuth;
+use crate::state::Services;
+
+pub struct UpdatesApi(pub Option<Services>);
+
+/// The answer to a publish, with the old server's field names.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PublishedBody {
+    /// Shared by the platforms published together.
+    pub update_id: String,
+    pub message: String,
+}
+
+error_responses!(PublishError {
+    /// A field is missing or invalid; the message names the culprit.
+    BadRequest = 400,
+    /// Missing, unknown or revoked API key.
+    Unauthorized = 401,
+    /// The key belongs to another project.
+    Forbidden = 403,
+    /// The upload is larger than `MAX_UPLOAD_BYTES`.
+    PayloadTooLarge = 413,
+});
+
+/// The publish form, streamed part by part (never buffered whole).
+pub struct PublishForm(Multipart);
+
+impl<'a> ApiExtractor<'a> for PublishForm {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(_registry: &mut Registry) {}
+
+    fn request_meta() -> Option<MetaRequest> {
+        let text = || MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")));
+        let file =
+            || MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "binary")));
+        let schema = MetaSchema {
+            description: Some(
+                "The output of `npx expo export`: `runtimeVersion`, `metadata.json`, \
+                 `expoConfig.json` (optional), and one file field per path listed in \
+                 metadata.json, named by that path. Unlisted fields are ignored.",
+            ),
+            required: vec!["runtimeVersion", "metadata.json"],
+            properties: vec![
+                ("runtimeVersion", text()),
+                ("metadata.json", file()),
+                ("expoConfig.json", file()),
+            ],
+            additional_properties: Some(Box::new(file())),
+            ..MetaSchema::new("object")
+        };
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: "multipart/form-data",
+                schema: MetaSchemaRef::Inline(Box::new(schema)),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        <Multipart as FromRequest>::from_request(request, body)
+            .await
+            .map(Self)
+    }
+}
+
+#[async_trait]
+impl UploadParts for PublishForm {
+    async fn next_part(&mut self) -> AppResult<Option<UploadPart>> {
+        let field = self
+            .0
+            .next_field()
+            .await
+            .map_err(|error| AppError::Invalid(format!("Malformed multipart body: {error}")))?;
+        Ok(field.map(|field| UploadPart {
+            name: field.name().unwrap_or_default().to_owned(),
+            is_file: field.file_name().is_some(),
+            body: ReaderStream::new(field.into_async_read())
+                .map_err(std::io::Error::other)
+                .boxed(),
+        }))
+    }
+}
+
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Updates")]
+impl UpdatesApi {
+    /// Publish an `npx expo export` (API key)
+    #[oai(path = "/updates/:project/publish", method = "post")]
+    async fn publish(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        mut form: PublishForm,
+    ) -> Result<Json<PublishedBody>, PublishError> {
+        let services = require(&self.0)?;
+        let published = services
+            .publish
+            .publish(&auth.0, &project, &mut form)
+            .await?;
+        Ok(Json(PublishedBody {
+            update_id: published.publish_id,
+            message: "Update published successfully".to_owned(),
+        }))
+    }
+}

@@ -1,0 +1,353 @@
+//! Publishing: turning the upload of an `npx expo export` into updates.
+//!
+//! Every file part is streamed into staging storage as it arrives (hashed on
+//! the way), so memory stays bounded whatever the upload's size. Only once
+//! the whole form is in and valid are the listed files promoted to their
+//! content-addressed keys and the updates committed, in one transaction.
+//! Whatever happens, staging is emptied before the request ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{SubsecRound, Utc};
+use domain::api_key::ApiKey;
+use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
+use domain::ports::UpdateStore;
+use domain::update::{
+    Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
+    normalize_export_path,
+};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::error::{AppError, AppResult};
+use crate::manifest_id::manifest_id;
+use crate::new_id;
+
+/// The largest `metadata.json`, `expoConfig.json` or `runtimeVersion` read.
+const MAX_SMALL_PART_BYTES: usize = 1024 * 1024;
+
+/// One part of the publish form, as the HTTP adapter hands it over.
+pub struct UploadPart {
+    pub name: String,
+    /// Whether the part carried a file name (a file field).
+    pub is_file: bool,
+    pub body: ByteStream,
+}
+
+/// The parts of a publish form, read one after the other: a part's body
+/// must be consumed before the next part is asked for.
+#[async_trait]
+pub trait UploadParts: Send {
+    async fn next_part(&mut self) -> AppResult<Option<UploadPart>>;
+}
+
+/// What a successful publish answers.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub publish_id: String,
+    pub updates: Vec<Update>,
+}
+
+pub struct PublishService {
+    updates: Arc<dyn UpdateStore>,
+    blobs: Arc<dyn BlobStore>,
+    max_upload_bytes: u64,
+}
+
+/// The form's fields, as read.
+#[derive(Default)]
+struct Form {
+    runtime_version: Option<String>,
+    metadata: Option<Vec<u8>>,
+    expo_config: Option<Vec<u8>>,
+    /// Uploaded files by normalised path.
+    files: HashMap<String, StagedBlob>,
+}
+
+impl PublishService {
+    pub fn new(
+        updates: Arc<dyn UpdateStore>,
+        blobs: Arc<dyn BlobStore>,
+        max_upload_bytes: u64,
+    ) -> Self {
+        Self {
+            updates,
+            blobs,
+            max_upload_bytes,
+        }
+    }
+
+    /// The upload limit, for the HTTP layer's early `Content-Length` check.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes
+    }
+
+    /// Publishes an export for the key's project.
+    pub async fn publish(
+        &self,
+        key: &ApiKey,
+        project_id: &str,
+        parts: &mut dyn UploadParts,
+    ) -> AppResult<Published> {
+        if key.project_id != project_id {
+            return Err(AppError::Forbidden(
+                "API key does not belong to this project.".to_owned(),
+            ));
+        }
+        let mut form = Form::default();
+        let read = self.read_form(parts, &mut form).await;
+        let result = match read {
+            Ok(()) => self.commit(project_id, &form).await,
+            Err(error) => Err(error),
+        };
+        for staged in form.files.values() {
+            self.blobs.discard(staged).await;
+        }
+        let published = result?;
+        tracing::info!(
+            project_id,
+            publish_id = %published.publish_id,
+            platforms = published.updates.len(),
+            "update published"
+        );
+        Ok(published)
+    }
+
+    async fn read_form(&self, parts: &mut dyn UploadParts, form: &mut Form) -> AppResult<()> {
+        let mut budget = self.max_upload_bytes;
+        while let Some(part) = parts.next_part().await? {
+            match part.name.as_str() {
+                "runtimeVersion" => {
+                    form.runtime_version = Some(text(read_small(part.body).await?)?)
+                }
+                "metadata.json" => form.metadata = Some(read_small(part.body).await?),
+                "expoConfig.json" => form.expo_config = Some(read_small(part.body).await?),
+                name => {
+                    let path = normalize_export_path(name).ok().filter(|_| part.is_file);
+                    match path {
+                        Some(path) if !form.files.contains_key(&path) => {
+                            let staged = self
+                                .blobs
+                                .stage(part.body, budget)
+                                .await
+                                .map_err(|error| upload_error(error, self.max_upload_bytes))?;
+                            budget = budget.saturating_sub(staged.size);
+                            form.files.insert(path, staged);
+                        }
+                        // Not a file we could ever serve, or a repeat: drain it.
+                        _ => drain(part.body).await?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the form, promotes the listed files and stores the updates.
+    async fn commit(&self, project_id: &str, form: &Form) -> AppResult<Published> {
+        let runtime_version = form
+            .runtime_version
+            .as_deref()
+            .ok_or_else(|| AppError::Invalid("No runtimeVersion provided.".to_owned()))?;
+        let runtime_version = RuntimeVersion::parse(runtime_version)?;
+        let metadata = form
+            .metadata
+            .as_deref()
+            .ok_or_else(|| AppError::Invalid("No metadata.json provided.".to_owned()))?;
+        let platforms = parse_metadata(metadata)?;
+        let expo_config = form
+            .expo_config
+            .as_deref()
+            .map(parse_expo_config)
+            .transpose()?;
+
+        let publish_id = new_id();
+        let created_at = Utc::now().trunc_subsecs(3);
+        let mut updates = Vec::new();
+        for (platform, files) in &platforms {
+            let mut assets = vec![self.asset(project_id, form, &files.bundle, None).await?];
+            for (path, ext) in &files.assets {
+                assets.push(self.asset(project_id, form, path, Some(ext)).await?);
+            }
+            let mut update = Update {
+                id: new_id(),
+                publish_id: publish_id.clone(),
+                project_id: project_id.to_owned(),
+                runtime_version: runtime_version.as_str().to_owned(),
+                platform: *platform,
+                kind: UpdateKind::Update,
+                manifest_id: String::new(),
+                expo_config: expo_config.clone(),
+                assets,
+                created_at,
+            };
+            update.manifest_id = manifest_id(&update);
+            updates.push(update);
+        }
+        self.updates.insert_publish(&updates).await?;
+        Ok(Published {
+            publish_id,
+            updates,
+        })
+    }
+
+    /// Promotes one listed file and describes it for the manifest.
+    async fn asset(
+        &self,
+        project_id: &str,
+        form: &Form,
+        path: &str,
+        ext: Option<&str>,
+    ) -> AppResult<UpdateAsset> {
+        let kind = if ext.is_some() { "asset" } else { "bundle" };
+        let staged = form.files.get(path).ok_or_else(|| {
+            AppError::Invalid(format!(
+                "{kind} {path} was listed in metadata.json but not uploaded."
+            ))
+        })?;
+        let sha256_hex = hex::encode(staged.sha256);
+        self.blobs
+            .promote(staged, &asset_blob_key(project_id, &sha256_hex))
+            .await
+            .map_err(|error| AppError::Internal(error.to_string()))?;
+        let (content_type, file_extension) = match ext {
+            None => ("application/javascript".to_owned(), None),
+            Some(ext) => (
+                mime_guess::from_ext(ext).first().map_or_else(
+                    || "application/octet-stream".to_owned(),
+                    |mime| mime.to_string(),
+                ),
+                Some(format!(".{ext}")),
+            ),
+        };
+        Ok(UpdateAsset {
+            path: path.to_owned(),
+            hash: URL_SAFE_NO_PAD.encode(staged.sha256),
+            sha256_hex,
+            key: hex::encode(staged.md5),
+            content_type,
+            file_extension,
+            size: staged.size,
+            is_launch_asset: ext.is_none(),
+        })
+    }
+}
+
+/// One platform's files as metadata.json lists them.
+struct PlatformFiles {
+    bundle: String,
+    /// (normalised path, extension without the dot)
+    assets: Vec<(String, String)>,
+}
+
+/// Parses `metadata.json`: `{"fileMetadata": {"ios": {"bundle", "assets": [{"path", "ext"}]}}}`.
+fn parse_metadata(bytes: &[u8]) -> AppResult<BTreeMap<Platform, PlatformFiles>> {
+    let invalid = |why: String| AppError::Invalid(format!("metadata.json: {why}"));
+    let json: Value = serde_json::from_slice(strip_bom(bytes))
+        .map_err(|error| invalid(format!("not valid JSON ({error}).")))?;
+    let file_metadata = json
+        .get("fileMetadata")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("has no fileMetadata object.".to_owned()))?;
+    if file_metadata.is_empty() {
+        return Err(invalid("fileMetadata lists no platform.".to_owned()));
+    }
+    let mut platforms = BTreeMap::new();
+    for (name, files) in file_metadata {
+        let platform = Platform::parse(name).ok_or_else(|| {
+            invalid(format!(
+                "unsupported platform {name:?} (expected ios or android)."
+            ))
+        })?;
+        let bundle = files
+            .get("bundle")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("{name} has no bundle path.")))?;
+        let mut assets = Vec::new();
+        for asset in files
+            .get("assets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let path = asset
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("an asset of {name} has no path.")))?;
+            let ext = asset.get("ext").and_then(Value::as_str).unwrap_or_default();
+            if !ext.bytes().all(|b| b.is_ascii_alphanumeric()) || ext.len() > 16 {
+                return Err(invalid(format!("asset {path} has an invalid ext {ext:?}.")));
+            }
+            assets.push((normalize_export_path(path)?, ext.to_ascii_lowercase()));
+        }
+        platforms.insert(
+            platform,
+            PlatformFiles {
+                bundle: normalize_export_path(bundle)?,
+                assets,
+            },
+        );
+    }
+    Ok(platforms)
+}
+
+/// Checks `expoConfig.json` is a JSON object and returns it compact.
+fn parse_expo_config(bytes: &[u8]) -> AppResult<String> {
+    let json: Value = serde_json::from_slice(strip_bom(bytes)).map_err(|error| {
+        AppError::Invalid(format!("expoConfig.json: not valid JSON ({error})."))
+    })?;
+    if !json.is_object() {
+        return Err(AppError::Invalid(
+            "expoConfig.json must be a JSON object.".to_owned(),
+        ));
+    }
+    Ok(json.to_string())
+}
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+fn text(bytes: Vec<u8>) -> AppResult<String> {
+    String::from_utf8(bytes)
+        .map_err(|_| AppError::Invalid("runtimeVersion must be UTF-8 text.".to_owned()))
+}
+
+/// Reads a small part fully, refusing one over [`MAX_SMALL_PART_BYTES`].
+async fn read_small(mut body: ByteStream) -> AppResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| upload_error(BlobError::Body(error.to_string()), 0))?;
+        if bytes.len() + chunk.len() > MAX_SMALL_PART_BYTES {
+            return Err(AppError::TooLarge(format!(
+                "a form field is larger than {MAX_SMALL_PART_BYTES} bytes."
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Reads and drops a part the publish does not use.
+async fn drain(mut body: ByteStream) -> AppResult<()> {
+    while let Some(chunk) = body.next().await {
+        chunk.map_err(|error| upload_error(BlobError::Body(error.to_string()), 0))?;
+    }
+    Ok(())
+}
+
+fn upload_error(error: BlobError, limit: u64) -> AppError {
+    match error {
+        BlobError::TooLarge(_) => AppError::TooLarge(format!(
+            "The upload is larger than MAX_UPLOAD_BYTES ({limit} bytes)."
+        )),
+        BlobError::Body(detail) => {
+            AppError::Invalid(format!("The upload could not be read: {detail}"))
+        }
+        other => AppError::Internal(other.to_string()),
+    }
+}
