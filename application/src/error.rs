@@ -21,6 +21,9 @@ pub enum AppError {
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// Nothing the client accepts can carry the answer (406).
+    #[error("{0}")]
+    NotAcceptable(String),
     /// The request body is larger than the server accepts (413).
     #[error("{0}")]
     TooLarge(String),

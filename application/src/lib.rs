@@ -12,6 +12,7 @@ mod manifest_id;
 pub mod members;
 pub mod projects;
 pub mod publish;
+pub mod serve;
 
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
 pub use api_keys::{ApiKeyService, CreatedApiKey};
@@ -19,6 +20,10 @@ pub use error::{AppError, AppResult};
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
 pub use publish::{PublishService, Published, UploadPart, UploadParts};
+pub use serve::{
+    AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService, ServedAsset,
+    SignedBody,
+};
 
 /// A fresh, time-ordered identifier (UUIDv7): unique across instances and
 /// sortable by creation time.

@@ -9,7 +9,7 @@ use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
     AccountService, ApiKeyService, MemberService, ProjectService, PublishService,
-    RegistrationPolicy,
+    RegistrationPolicy, ServeService,
 };
 use domain::blob::BlobStore;
 use domain::ports::ManifestSigner;
@@ -211,6 +211,13 @@ fn wire(
             store.clone(),
             blobs.clone(),
             config.max_upload_bytes,
+        )),
+        serve: Arc::new(ServeService::new(
+            store.clone(),
+            store.clone(),
+            blobs.clone(),
+            signer.clone(),
+            config.public_url.clone(),
         )),
         health: store,
         blobs,

@@ -11,8 +11,8 @@ use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
-use crate::ops;
 use crate::state::Services;
+use crate::{ops, protocol};
 
 /// Largest JSON body the control-plane routes accept.
 const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
@@ -82,6 +82,11 @@ pub fn routes(services: Services) -> impl Endpoint {
         )
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
+        .at(
+            "/api/updates/:project/manifest",
+            poem::get(protocol::manifest),
+        )
+        .at("/api/updates/:project/assets", poem::get(protocol::asset))
         .at("/healthz", ops::healthz)
         .at("/readyz", ops::readyz)
         .around(normalize_empty_json_body)

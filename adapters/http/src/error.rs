@@ -22,6 +22,7 @@ pub fn classify(error: AppError) -> (StatusCode, String) {
         AppError::NotFound(message) => (StatusCode::NOT_FOUND, message),
         AppError::Conflict(message) => (StatusCode::CONFLICT, message),
         AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
+        AppError::NotAcceptable(message) => (StatusCode::NOT_ACCEPTABLE, message),
         AppError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             (

@@ -6,6 +6,7 @@ mod api;
 mod error;
 mod middleware;
 mod ops;
+mod protocol;
 mod schema;
 mod security;
 mod state;

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use application::{AccountService, ApiKeyService, MemberService, ProjectService, PublishService};
+use application::{
+    AccountService, ApiKeyService, MemberService, ProjectService, PublishService, ServeService,
+};
 use domain::blob::BlobStore;
 use domain::ports::{HealthProbe, ManifestSigner};
 
@@ -14,6 +16,7 @@ pub struct Services {
     pub members: Arc<MemberService>,
     pub api_keys: Arc<ApiKeyService>,
     pub publish: Arc<PublishService>,
+    pub serve: Arc<ServeService>,
     pub health: Arc<dyn HealthProbe>,
     /// Where update files live (verified reachable at start-up).
     pub blobs: Arc<dyn BlobStore>,

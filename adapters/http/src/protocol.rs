@@ -1,0 +1,323 @@
+//! The Expo Updates protocol on the wire: `GET .../manifest` and
+//! `GET .../assets`. Decisions are the application's (`ServeService`); this
+//! module reads headers and query parameters, negotiates the response
+//! structure, and frames multipart bodies exactly as the iOS and Android
+//! clients parse them (CRLF everywhere, one content-type per part, closing
+//! delimiter followed by CRLF).
+
+use std::collections::HashMap;
+
+use application::{
+    AppError, AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, SignedBody,
+};
+use poem::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, VARY};
+use poem::http::{HeaderMap, StatusCode};
+use poem::web::{Data, Path, Query};
+use poem::{Body, IntoResponse, Request, Response, handler};
+
+use crate::error::classify;
+use crate::state::Services;
+
+/// The request headers that change a manifest answer.
+const MANIFEST_VARY: &str = "accept, expo-platform, expo-runtime-version, expo-protocol-version, \
+     expo-current-update-id, expo-embedded-update-id, expo-expect-signature";
+
+/// The response structures a client may accept, in the server's preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Structure {
+    Multipart,
+    ExpoJson,
+    Json,
+}
+
+impl Structure {
+    const ALL: [Self; 3] = [Self::Multipart, Self::ExpoJson, Self::Json];
+
+    fn media_type(self) -> &'static str {
+        match self {
+            Self::Multipart => "multipart/mixed",
+            Self::ExpoJson => "application/expo+json",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// Proactive negotiation (RFC 9110 §12.5.1): the structure with the highest
+/// q-value among those the `Accept` header allows; none header means any.
+fn negotiate(accept: Option<&str>) -> Option<Structure> {
+    let Some(accept) = accept.filter(|value| !value.trim().is_empty()) else {
+        return Some(Structure::Multipart);
+    };
+    let ranges: Vec<(String, f32)> = accept
+        .split(',')
+        .filter_map(|range| {
+            let mut pieces = range.split(';');
+            let media = pieces.next()?.trim().to_ascii_lowercase();
+            let q = pieces
+                .filter_map(|param| param.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((media, q))
+        })
+        .collect();
+    let quality = |structure: Structure| -> f32 {
+        let media = structure.media_type();
+        let main = media.split('/').next().unwrap_or_default();
+        let specificity = |range: &str| {
+            if range == media {
+                Some(3)
+            } else if range.strip_suffix("/*") == Some(main) {
+                Some(2)
+            } else if range == "*/*" {
+                Some(1)
+            } else {
+                None
+            }
+        };
+        ranges
+            .iter()
+            .filter_map(|(range, q)| specificity(range).map(|s| (s, *q)))
+            .max_by_key(|(s, _)| *s)
+            .map_or(0.0, |(_, q)| q)
+    };
+    let mut best: Option<(Structure, f32)> = None;
+    for structure in Structure::ALL {
+        let q = quality(structure);
+        if q > 0.0 && best.is_none_or(|(_, best_q)| q > best_q) {
+            best = Some((structure, q));
+        }
+    }
+    best.map(|(structure, _)| structure)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+fn error_response(error: AppError) -> Response {
+    let (status, message) = classify(error);
+    poem::web::Json(serde_json::json!({ "error": message }))
+        .with_status(status)
+        .into_response()
+}
+
+/// `GET /api/updates/{project}/manifest`
+#[handler]
+pub async fn manifest(
+    req: &Request,
+    Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    services: Data<&Services>,
+) -> Response {
+    let headers = req.headers();
+    let protocol = match header(headers, "expo-protocol-version") {
+        None | Some("0") => ProtocolVersion::V0,
+        Some("1") => ProtocolVersion::V1,
+        Some(other) => {
+            return error_response(AppError::Invalid(format!(
+                "Unsupported expo-protocol-version {other:?}; this server speaks 0 and 1."
+            )));
+        }
+    };
+    let Some(structure) = negotiate(header(headers, "accept")) else {
+        return error_response(AppError::NotAcceptable(
+            "Acceptable responses are multipart/mixed, application/expo+json and application/json."
+                .to_owned(),
+        ));
+    };
+    let from_header_or_query = |name: &str, param: &str| {
+        header(headers, name)
+            .map(str::to_owned)
+            .or_else(|| query.get(param).cloned())
+    };
+    let request = ManifestRequest {
+        project_id: project,
+        platform: from_header_or_query("expo-platform", "platform"),
+        runtime_version: from_header_or_query("expo-runtime-version", "runtime-version")
+            .or_else(|| query.get("runtimeVersion").cloned()),
+        protocol,
+        current_update_id: header(headers, "expo-current-update-id").map(str::to_ascii_lowercase),
+        embedded_update_id: header(headers, "expo-embedded-update-id").map(str::to_ascii_lowercase),
+        expects_signature: headers.contains_key("expo-expect-signature"),
+        directives_allowed: structure == Structure::Multipart,
+    };
+    let answer = match services.serve.manifest(&request).await {
+        Ok(answer) => answer,
+        Err(error) => return error_response(error),
+    };
+    let mut response = match (structure, answer) {
+        (Structure::Multipart, ManifestAnswer::Manifest(body)) => multipart(&[
+            Part::signed("manifest", &body),
+            Part {
+                name: "extensions",
+                json: EXTENSIONS,
+                signature: None,
+            },
+        ]),
+        (Structure::Multipart, ManifestAnswer::Directive(body)) => {
+            multipart(&[Part::signed("directive", &body)])
+        }
+        (json, ManifestAnswer::Manifest(body) | ManifestAnswer::Directive(body)) => {
+            let mut response = Response::builder()
+                .header(
+                    CONTENT_TYPE,
+                    format!("{}; charset=utf-8", json.media_type()),
+                )
+                .body(body.json.clone());
+            if let Some(signature) = &body.signature {
+                if let Ok(value) = signature.parse() {
+                    response.headers_mut().insert("expo-signature", value);
+                }
+            }
+            response
+        }
+    };
+    let version = match protocol {
+        ProtocolVersion::V0 => "0",
+        ProtocolVersion::V1 => "1",
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        "expo-protocol-version",
+        poem::http::HeaderValue::from_static(version),
+    );
+    headers.insert(
+        "expo-sfv-version",
+        poem::http::HeaderValue::from_static("0"),
+    );
+    headers.insert(
+        CACHE_CONTROL,
+        poem::http::HeaderValue::from_static("private, max-age=0"),
+    );
+    headers.insert(VARY, poem::http::HeaderValue::from_static(MANIFEST_VARY));
+    response
+}
+
+/// The `extensions` part: no extra headers are needed to fetch our assets.
+const EXTENSIONS: &str = "{\"assetRequestHeaders\":{}}";
+
+/// One part of a multipart answer; every part is JSON.
+struct Part<'a> {
+    name: &'static str,
+    json: &'a str,
+    signature: Option<&'a str>,
+}
+
+impl<'a> Part<'a> {
+    fn signed(name: &'static str, body: &'a SignedBody) -> Self {
+        Self {
+            name,
+            json: &body.json,
+            signature: body.signature.as_deref(),
+        }
+    }
+}
+
+/// Frames parts as `multipart/mixed`. The boundary is random, so it cannot
+/// occur in the JSON bodies by accident.
+fn multipart(parts: &[Part<'_>]) -> Response {
+    let boundary = format!("eus-{}", uuid::Uuid::new_v4().simple());
+    let mut body = String::new();
+    for part in parts {
+        body.push_str(&format!("--{boundary}\r\n"));
+        body.push_str("content-type: application/json\r\n");
+        body.push_str(&format!(
+            "content-disposition: form-data; name=\"{}\"\r\n",
+            part.name
+        ));
+        if let Some(signature) = part.signature {
+            body.push_str(&format!("expo-signature: {signature}\r\n"));
+        }
+        body.push_str("\r\n");
+        body.push_str(part.json);
+        body.push_str("\r\n");
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    Response::builder()
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/mixed; boundary={boundary}"),
+        )
+        .body(body)
+}
+
+/// `GET /api/updates/{project}/assets?update=…&asset=…` (and the old
+/// server's `?asset=…&runtimeVersion=…&platform=…`).
+#[handler]
+pub async fn asset(
+    Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    services: Data<&Services>,
+) -> Response {
+    let Some(path) = query.get("asset").cloned() else {
+        return error_response(AppError::Invalid("No asset provided.".to_owned()));
+    };
+    let request = match (
+        query.get("update"),
+        query.get("runtimeVersion"),
+        query.get("platform"),
+    ) {
+        (Some(update_id), _, _) => AssetRequest::OfUpdate {
+            update_id: update_id.clone(),
+            path,
+        },
+        (None, Some(runtime_version), Some(platform)) => AssetRequest::Latest {
+            runtime_version: runtime_version.clone(),
+            platform: platform.clone(),
+            path,
+        },
+        _ => {
+            return error_response(AppError::Invalid(
+                "Name the update (update=…) or the runtime version and platform.".to_owned(),
+            ));
+        }
+    };
+    match services.serve.asset(&project, &request).await {
+        Ok(served) => {
+            let cache = if served.immutable {
+                "public, max-age=31536000, immutable"
+            } else {
+                "public, max-age=0, must-revalidate"
+            };
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, served.content_type)
+                .header(CONTENT_LENGTH, served.reader.size)
+                .header(CACHE_CONTROL, cache)
+                .body(Body::from_bytes_stream(served.reader.body))
+        }
+        Err(error) => error_response(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_follows_q_values() {
+        assert_eq!(negotiate(None), Some(Structure::Multipart));
+        assert_eq!(
+            negotiate(Some(
+                "multipart/mixed,application/expo+json,application/json"
+            )),
+            Some(Structure::Multipart)
+        );
+        assert_eq!(
+            negotiate(Some("application/expo+json, application/json;q=0.5")),
+            Some(Structure::ExpoJson)
+        );
+        assert_eq!(negotiate(Some("application/json")), Some(Structure::Json));
+        assert_eq!(
+            negotiate(Some("multipart/mixed;q=0.1, application/json")),
+            Some(Structure::Json)
+        );
+        assert_eq!(negotiate(Some("*/*")), Some(Structure::Multipart));
+        assert_eq!(negotiate(Some("text/html")), None);
+        assert_eq!(negotiate(Some("multipart/mixed;q=0")), None);
+    }
+}
