@@ -201,10 +201,12 @@ impl ServeService {
             .map(|asset| self.asset_json(update, asset))
             .collect();
         let mut extra = Map::new();
-        if let Some(config) = update.expo_config.as_deref() {
-            if let Ok(config) = serde_json::from_str::<Value>(config) {
-                extra.insert("expoClient".to_owned(), config);
-            }
+        if let Some(Ok(config)) = update
+            .expo_config
+            .as_deref()
+            .map(serde_json::from_str::<Value>)
+        {
+            extra.insert("expoClient".to_owned(), config);
         }
         json!({
             "id": update.manifest_id,
