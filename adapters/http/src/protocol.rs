@@ -168,10 +168,8 @@ pub async fn manifest(
                     format!("{}; charset=utf-8", json.media_type()),
                 )
                 .body(body.json.clone());
-            if let Some(signature) = &body.signature {
-                if let Ok(value) = signature.parse() {
-                    response.headers_mut().insert("expo-signature", value);
-                }
+            if let Some(Ok(value)) = body.signature.as_deref().map(str::parse) {
+                response.headers_mut().insert("expo-signature", value);
             }
             response
         }
