@@ -19,7 +19,7 @@ pub use api_keys::{ApiKeyService, CreatedApiKey};
 pub use error::{AppError, AppResult};
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
-pub use publish::{PublishService, Published, UploadPart, UploadParts};
+pub use publish::{PublishService, Published, RollbackRequest, UploadPart, UploadParts};
 pub use serve::{
     AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService, ServedAsset,
     SignedBody,

@@ -6,7 +6,7 @@
 //! content-addressed keys and the updates committed, in one transaction.
 //! Whatever happens, staging is emptied before the request ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,14 +15,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{SubsecRound, Utc};
 use domain::api_key::ApiKey;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
-use domain::ports::UpdateStore;
+use domain::ports::{MemberStore, UpdateStore};
 use domain::update::{
     Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
     normalize_export_path,
 };
+use domain::user::User;
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::access::{Need, authorize};
 use crate::error::{AppError, AppResult};
 use crate::manifest_id::manifest_id;
 use crate::new_id;
@@ -55,7 +57,16 @@ pub struct Published {
 pub struct PublishService {
     updates: Arc<dyn UpdateStore>,
     blobs: Arc<dyn BlobStore>,
+    members: Arc<dyn MemberStore>,
     max_upload_bytes: u64,
+}
+
+/// A request to roll devices back to the update embedded in their binary.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackRequest {
+    pub runtime_version: String,
+    /// `None`: every platform.
+    pub platforms: Option<Vec<String>>,
 }
 
 /// The form's fields, as read.
@@ -72,13 +83,96 @@ impl PublishService {
     pub fn new(
         updates: Arc<dyn UpdateStore>,
         blobs: Arc<dyn BlobStore>,
+        members: Arc<dyn MemberStore>,
         max_upload_bytes: u64,
     ) -> Self {
         Self {
             updates,
             blobs,
+            members,
             max_upload_bytes,
         }
+    }
+
+    /// Rolls back with the project's API key (release pipelines).
+    pub async fn rollback_with_key(
+        &self,
+        key: &ApiKey,
+        project_id: &str,
+        request: &RollbackRequest,
+    ) -> AppResult<Published> {
+        if key.project_id != project_id {
+            return Err(AppError::Forbidden(
+                "API key does not belong to this project.".to_owned(),
+            ));
+        }
+        self.rollback(project_id, request).await
+    }
+
+    /// Rolls back as a signed-in member of the project: undoing a bad
+    /// update must not wait for whoever holds the key.
+    pub async fn rollback_as_member(
+        &self,
+        actor: &User,
+        project_id: &str,
+        request: &RollbackRequest,
+    ) -> AppResult<Published> {
+        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
+        self.rollback(project_id, request).await
+    }
+
+    /// Makes a rollback the latest for the runtime version on each platform;
+    /// the next publish rolls forward again.
+    async fn rollback(&self, project_id: &str, request: &RollbackRequest) -> AppResult<Published> {
+        if request.runtime_version.is_empty() {
+            return Err(AppError::Invalid("No runtimeVersion provided.".to_owned()));
+        }
+        let runtime_version = RuntimeVersion::parse(&request.runtime_version)?;
+        let platforms: Vec<Platform> = match &request.platforms {
+            None => vec![Platform::Ios, Platform::Android],
+            Some(names) if names.is_empty() => {
+                return Err(AppError::Invalid("platforms must not be empty.".to_owned()));
+            }
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    Platform::parse(name).ok_or_else(|| {
+                        AppError::Invalid(format!(
+                            "unsupported platform {name:?} (expected ios or android)."
+                        ))
+                    })
+                })
+                .collect::<AppResult<BTreeSet<_>>>()?
+                .into_iter()
+                .collect(),
+        };
+        let publish_id = new_id();
+        let created_at = Utc::now().trunc_subsecs(3);
+        let updates: Vec<Update> = platforms
+            .into_iter()
+            .map(|platform| {
+                let mut update = Update {
+                    id: new_id(),
+                    publish_id: publish_id.clone(),
+                    project_id: project_id.to_owned(),
+                    runtime_version: runtime_version.as_str().to_owned(),
+                    platform,
+                    kind: UpdateKind::Rollback,
+                    manifest_id: String::new(),
+                    expo_config: None,
+                    assets: Vec::new(),
+                    created_at,
+                };
+                update.manifest_id = manifest_id(&update);
+                update
+            })
+            .collect();
+        self.updates.insert_publish(&updates).await?;
+        tracing::info!(project_id, publish_id = %publish_id, "rolled back to the embedded update");
+        Ok(Published {
+            publish_id,
+            updates,
+        })
     }
 
     /// The upload limit, for the HTTP layer's early `Content-Length` check.

@@ -210,6 +210,7 @@ fn wire(
         publish: Arc::new(PublishService::new(
             store.clone(),
             blobs.clone(),
+            store.clone(),
             config.max_upload_bytes,
         )),
         serve: Arc::new(ServeService::new(

@@ -1,6 +1,6 @@
 //! `/api/updates/{project}`: what release pipelines and Expo apps call.
 
-use application::{AppError, AppResult, UploadPart, UploadParts};
+use application::{AppError, AppResult, RollbackRequest, UploadPart, UploadParts};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use poem::web::Multipart;
@@ -13,7 +13,7 @@ use tokio_util::io::ReaderStream;
 
 use super::{ApiTags, require};
 use crate::error::error_responses;
-use crate::security::ApiKeyAuth;
+use crate::security::{ApiKeyAuth, UserAuth};
 use crate::state::Services;
 
 pub struct UpdatesApi(pub Option<Services>);
@@ -37,6 +37,43 @@ error_responses!(PublishError {
     /// The upload is larger than `MAX_UPLOAD_BYTES`.
     PayloadTooLarge = 413,
 });
+
+/// What to roll back.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RollbackBody {
+    #[oai(default)]
+    pub runtime_version: String,
+    /// `ios` and/or `android`; all platforms when left out.
+    pub platforms: Option<Vec<String>>,
+}
+
+impl From<RollbackBody> for RollbackRequest {
+    fn from(body: RollbackBody) -> Self {
+        Self {
+            runtime_version: body.runtime_version,
+            platforms: body.platforms,
+        }
+    }
+}
+
+error_responses!(RollbackError {
+    /// No or invalid runtimeVersion, or an unknown platform.
+    BadRequest = 400,
+    /// Missing or invalid credentials.
+    Unauthorized = 401,
+    /// The key belongs to another project, or the user is not a member.
+    Forbidden = 403,
+    /// The body is larger than 1 MiB.
+    PayloadTooLarge = 413,
+});
+
+fn rolled_back(published: application::Published) -> Json<PublishedBody> {
+    Json(PublishedBody {
+        update_id: published.publish_id,
+        message: "Rolled back to the embedded update".to_owned(),
+    })
+}
 
 /// The publish form, streamed part by part (never buffered whole).
 pub struct PublishForm(Multipart);
@@ -125,5 +162,39 @@ impl UpdatesApi {
             update_id: published.publish_id,
             message: "Update published successfully".to_owned(),
         }))
+    }
+
+    /// Roll devices back to the update embedded in the app (API key)
+    #[oai(path = "/updates/:project/rollback", method = "post")]
+    async fn rollback_with_key(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        body: Json<RollbackBody>,
+    ) -> Result<Json<PublishedBody>, RollbackError> {
+        let services = require(&self.0)?;
+        let request = RollbackRequest::from(body.0);
+        let published = services
+            .publish
+            .rollback_with_key(&auth.0, &project, &request)
+            .await?;
+        Ok(rolled_back(published))
+    }
+
+    /// Roll devices back to the update embedded in the app (members)
+    #[oai(path = "/projects/:id/rollback", method = "post")]
+    async fn rollback_as_member(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        body: Json<RollbackBody>,
+    ) -> Result<Json<PublishedBody>, RollbackError> {
+        let services = require(&self.0)?;
+        let request = RollbackRequest::from(body.0);
+        let published = services
+            .publish
+            .rollback_as_member(&auth.0, &id, &request)
+            .await?;
+        Ok(rolled_back(published))
     }
 }
