@@ -153,11 +153,15 @@ impl UpdatesApi {
         project: Path<String>,
         mut form: PublishForm,
     ) -> Result<Json<PublishedBody>, PublishError> {
-        let services = require(&self.0)?;
-        let published = services
-            .publish
-            .publish(&auth.0, &project, &mut form)
-            .await?;
+        let publish = require(&self.0)?.publish.clone();
+        let (key, project) = (auth.0, project.0);
+        // Run the publish as its own task: if the client goes away, the
+        // request is dropped but the task still sees the broken body and
+        // deletes what it staged, instead of being cancelled half-way.
+        let task = tokio::spawn(async move { publish.publish(&key, &project, &mut form).await });
+        let published = task
+            .await
+            .map_err(|error| AppError::Internal(format!("publish task failed: {error}")))??;
         Ok(Json(PublishedBody {
             update_id: published.publish_id,
             message: "Update published successfully".to_owned(),
