@@ -57,4 +57,8 @@ pub trait BlobStore: Send + Sync {
     async fn open(&self, key: &str) -> Result<BlobReader, BlobError>;
     /// Proves the store is reachable and writable (at start-up).
     async fn verify(&self) -> Result<(), BlobError>;
+    /// Deletes staging blobs older than `age_seconds`: what a crashed
+    /// publish left behind. Younger ones may belong to a publish under way
+    /// on another instance. Returns how many were deleted.
+    async fn sweep_staging(&self, age_seconds: u64) -> Result<usize, BlobError>;
 }

@@ -22,6 +22,9 @@ use crate::jwt_secret::{self, Origin};
 /// How long in-flight requests get to finish after SIGTERM or SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Staging files older than this belong to no publish still running.
+const STALE_STAGING_SECONDS: u64 = 6 * 3600;
+
 /// How long the start-up storage probe may take.
 const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -174,6 +177,14 @@ async fn open_storage(config: &StorageConfig) -> Result<Arc<dyn BlobStore>, Star
         .map_err(|_| failed(format!("no answer within {STORAGE_CHECK_TIMEOUT:?}")))?
         .map_err(|error| failed(error.to_string()))?;
     tracing::info!(storage = blobs.description(), "storage ready");
+    match blobs.sweep_staging(STALE_STAGING_SECONDS).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(
+            count,
+            "deleted files left in staging by interrupted publishes"
+        ),
+        Err(error) => tracing::warn!(%error, "could not sweep staging"),
+    }
     Ok(Arc::new(blobs))
 }
 

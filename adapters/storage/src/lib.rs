@@ -77,6 +77,9 @@ pub enum StorageConfigError {
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
     description: String,
+    /// The directory on local disk, where interrupted writes leave
+    /// temporary files that object_store does not list.
+    local_root: Option<PathBuf>,
 }
 
 const STAGING_PREFIX: &str = "staging";
@@ -98,6 +101,7 @@ impl ObjectBlobStore {
                 Ok(Self {
                     store: Arc::new(store),
                     description: format!("local disk at {}", root.display()),
+                    local_root: Some(root.clone()),
                 })
             }
             StorageConfig::S3 {
@@ -132,7 +136,11 @@ impl ObjectBlobStore {
                     Some(prefix) => Arc::new(PrefixStore::new(s3, prefix)),
                     None => Arc::new(s3),
                 };
-                Ok(Self { store, description })
+                Ok(Self {
+                    store,
+                    description,
+                    local_root: None,
+                })
             }
         }
     }
@@ -148,6 +156,32 @@ fn backend(error: object_store::Error) -> BlobError {
         object_store::Error::NotFound { path, .. } => BlobError::NotFound(path),
         other => BlobError::Backend(other.to_string()),
     }
+}
+
+/// Deletes files in a local staging directory last modified before `cutoff`,
+/// including the temporary files of interrupted multipart writes.
+fn sweep_local_dir(
+    dir: &std::path::Path,
+    cutoff: std::time::SystemTime,
+) -> Result<usize, BlobError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(BlobError::Backend(error.to_string())),
+    };
+    let mut deleted = 0;
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified < cutoff);
+        if stale && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+            std::fs::remove_file(entry.path())
+                .map_err(|error| BlobError::Backend(error.to_string()))?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Turns a key into an object path. Keys are built by the application from
@@ -232,6 +266,28 @@ impl BlobStore for ObjectBlobStore {
             .map_err(|error| std::io::Error::other(error.to_string()))
             .boxed();
         Ok(BlobReader { size, body })
+    }
+
+    async fn sweep_staging(&self, age_seconds: u64) -> Result<usize, BlobError> {
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(age_seconds);
+        if let Some(root) = &self.local_root {
+            return sweep_local_dir(&root.join(STAGING_PREFIX), cutoff);
+        }
+        let prefix = Path::from(STAGING_PREFIX);
+        let stale: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter_map(|meta| async move {
+                let modified: std::time::SystemTime = meta.last_modified.into();
+                Ok((modified < cutoff).then_some(meta.location))
+            })
+            .try_collect()
+            .await
+            .map_err(backend)?;
+        for path in &stale {
+            self.store.delete(path).await.map_err(backend)?;
+        }
+        Ok(stale.len())
     }
 
     async fn verify(&self) -> Result<(), BlobError> {

@@ -72,6 +72,18 @@ async fn exercise(store: ObjectBlobStore) {
         assert!(store.open(bad).await.is_err(), "{bad:?}");
     }
 
+    // Fresh staging files survive a sweep; with a zero age they go.
+    let pending = store.stage(body(vec![b"pending"]), 1024).await.unwrap();
+    assert_eq!(store.sweep_staging(3600).await.unwrap(), 0);
+    assert!(store.open(&pending.staging_key).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(store.sweep_staging(0).await.unwrap() >= 1);
+    assert!(store.open(&pending.staging_key).await.is_err());
+    assert!(
+        store.open(&key).await.is_ok(),
+        "promoted blobs are never swept"
+    );
+
     // Large bodies stream through in many parts.
     let big: Vec<Bytes> = (0..40)
         .map(|_| Bytes::from(vec![7u8; 256 * 1024]))
