@@ -445,3 +445,56 @@ fn upload_error(error: BlobError, limit: u64) -> AppError {
         other => AppError::Internal(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_parsed_and_normalised() {
+        let metadata = br#"{"version":0,"bundler":"metro","fileMetadata":{
+            "android":{"bundle":"_expo\\static\\js\\android\\index-1.hbc","assets":[{"path":"assets/a","ext":"PNG"}]},
+            "ios":{"bundle":"_expo/static/js/ios/index-2.hbc","assets":[]}}}"#;
+        let platforms = parse_metadata(metadata).expect("valid");
+        let android = &platforms[&Platform::Android];
+        assert_eq!(android.bundle, "_expo/static/js/android/index-1.hbc");
+        assert_eq!(
+            android.assets,
+            vec![("assets/a".to_owned(), "png".to_owned())]
+        );
+        assert!(platforms[&Platform::Ios].assets.is_empty());
+    }
+
+    #[test]
+    fn bad_metadata_names_the_problem() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"nope", "not valid JSON"),
+            (b"{}", "no fileMetadata"),
+            (br#"{"fileMetadata":{}}"#, "lists no platform"),
+            (
+                br#"{"fileMetadata":{"web":{"bundle":"b"}}}"#,
+                "unsupported platform",
+            ),
+            (br#"{"fileMetadata":{"ios":{"assets":[]}}}"#, "no bundle"),
+            (br#"{"fileMetadata":{"ios":{"bundle":"../b"}}}"#, "segment"),
+        ];
+        for (bytes, expected) in cases {
+            match parse_metadata(bytes) {
+                Err(AppError::Invalid(message)) => assert!(message.contains(expected), "{message}"),
+                _ => panic!("{expected}: not refused"),
+            }
+        }
+    }
+
+    #[test]
+    fn expo_config_must_be_an_object_and_may_start_with_a_bom() {
+        assert_eq!(
+            parse_expo_config(b"\xEF\xBB\xBF{\"name\":\"app\"}")
+                .ok()
+                .as_deref(),
+            Some("{\"name\":\"app\"}")
+        );
+        assert!(parse_expo_config(b"[1]").is_err());
+        assert!(parse_expo_config(b"nope").is_err());
+    }
+}
