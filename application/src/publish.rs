@@ -258,6 +258,19 @@ impl PublishService {
             .as_deref()
             .map(parse_expo_config)
             .transpose()?;
+        // Every listed file must be there before anything is promoted: a
+        // rejected publish adds nothing to the project's storage.
+        for files in platforms.values() {
+            let listed = std::iter::once((&files.bundle, "bundle"))
+                .chain(files.assets.iter().map(|(path, _)| (path, "asset")));
+            for (path, kind) in listed {
+                if !form.files.contains_key(path) {
+                    return Err(AppError::Invalid(format!(
+                        "{kind} {path} was listed in metadata.json but not uploaded."
+                    )));
+                }
+            }
+        }
 
         let publish_id = new_id();
         let created_at = Utc::now().trunc_subsecs(3);

@@ -4,10 +4,15 @@
 //! random port, with its own temporary `DATA_DIR` and its own database (a SQLite file in
 //! `DATA_DIR`, or a throwaway PostgreSQL database), and talks to it over HTTP with `reqwest`.
 //!
-//! Scenarios are written once with [`both_backends!`] and run against both backends.
+//! Scenarios are written once with [`both_backends!`] and run against both backends, or with
+//! [`all_backends!`] and run against both backends on both blob storages ([`Storage`]: local
+//! disk, or an in-process S3 server).
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeSet, HashMap};
+pub mod publish;
+pub mod s3;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,6 +47,64 @@ pub enum Backend {
     Sqlite,
     /// A fresh PostgreSQL database per test (see [`TestDatabase`]).
     Postgres,
+}
+
+/// Where the server under test keeps its blobs (bundles and assets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// `STORAGE_TYPE` unset: local disk under `DATA_DIR/updates`.
+    Local,
+    /// `STORAGE_TYPE=s3` against an in-process s3s-fs server started for the test
+    /// (path-style; add `("S3_PREFIX", "...")` to the environment to use a prefix).
+    S3,
+}
+
+/// Runs a scenario on the four combinations of database and blob storage.
+///
+/// ```text
+/// all_backends!(publish_works, |app| async move { ... });
+/// // extra environment for the server:
+/// all_backends!(limited, env = [("MAX_UPLOAD_BYTES", "1000000")], |app| async move { ... });
+/// // the scenario spawns the server itself (TestApp::spawn_on(backend, storage, env)):
+/// all_backends!(custom, |backend: Backend, storage: Storage| async move { ... });
+/// ```
+///
+/// Each invocation expands to
+/// `mod <name> { fn sqlite_local(); fn sqlite_s3(); fn postgres_local(); fn postgres_s3(); }`.
+#[macro_export]
+macro_rules! all_backends {
+    // The scenario gets the backend and the storage and spawns servers itself.
+    ($name:ident, |$backend:ident : $backend_type:ty, $storage:ident : $storage_type:ty| $body:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::all_backends!(@combo sqlite_local, Sqlite, Local, |$backend: $backend_type, $storage: $storage_type| $body);
+            $crate::all_backends!(@combo sqlite_s3, Sqlite, S3, |$backend: $backend_type, $storage: $storage_type| $body);
+            $crate::all_backends!(@combo postgres_local, Postgres, Local, |$backend: $backend_type, $storage: $storage_type| $body);
+            $crate::all_backends!(@combo postgres_s3, Postgres, S3, |$backend: $backend_type, $storage: $storage_type| $body);
+        }
+    };
+    (@combo $test:ident, $db:ident, $store:ident, |$backend:ident : $backend_type:ty, $storage:ident : $storage_type:ty| $body:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            let $backend: $backend_type = $crate::Backend::$db;
+            let $storage: $storage_type = $crate::Storage::$store;
+            $body.await;
+        }
+    };
+    ($name:ident, |$app:pat_param| $body:expr $(,)?) => {
+        $crate::all_backends!($name, env = [], |$app| $body);
+    };
+    ($name:ident, env = [$(($key:expr, $value:expr)),* $(,)?], |$app:pat_param| $body:expr $(,)?) => {
+        $crate::all_backends!(
+            $name,
+            |backend: $crate::Backend, storage: $crate::Storage| async move {
+                let $app = $crate::TestApp::spawn_on(backend, storage, &[$(($key, $value)),*]).await;
+                $body.await;
+            }
+        );
+    };
 }
 
 /// Runs a scenario once per backend.
@@ -213,6 +276,7 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub backend: Backend,
+    pub storage: Storage,
     pub client: reqwest::Client,
     /// The environment the server was configured from (used again by [`TestApp::restart`]).
     pub env: HashMap<String, String>,
@@ -220,6 +284,8 @@ pub struct TestApp {
     // Dropped after the server is stopped (see `Drop`), in this order.
     pub database: Option<TestDatabase>,
     pub data_dir: tempfile::TempDir,
+    /// The S3 server of [`Storage::S3`], alive as long as this app.
+    pub s3: Option<s3::S3Server>,
 }
 
 impl TestApp {
@@ -237,16 +303,43 @@ impl TestApp {
         }
     }
 
+    /// Starts a server on `backend` storing its blobs on `storage`, with extra environment
+    /// entries (they override the harness defaults, including the S3 settings).
+    pub async fn spawn_on(
+        backend: Backend,
+        storage: Storage,
+        extra_env: &[(&str, &str)],
+    ) -> TestApp {
+        match Self::try_spawn_on(backend, storage, extra_env).await {
+            Ok(app) => app,
+            Err(e) => panic!("the server failed to start on {backend:?} with {storage:?}: {e}"),
+        }
+    }
+
     /// Like [`TestApp::spawn_with`] but returns the configuration/startup error instead of
     /// panicking.
     pub async fn try_spawn(
         backend: Backend,
         extra_env: &[(&str, &str)],
     ) -> Result<TestApp, String> {
+        Self::try_spawn_on(backend, Storage::Local, extra_env).await
+    }
+
+    /// Like [`TestApp::spawn_on`] but returns the configuration/startup error instead of
+    /// panicking.
+    pub async fn try_spawn_on(
+        backend: Backend,
+        storage: Storage,
+        extra_env: &[(&str, &str)],
+    ) -> Result<TestApp, String> {
         let data_dir = tempfile::tempdir().expect("create a temporary DATA_DIR");
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestDatabase::create().await),
+        };
+        let s3 = match storage {
+            Storage::Local => None,
+            Storage::S3 => Some(s3::S3Server::start().await),
         };
 
         let mut env = HashMap::new();
@@ -259,6 +352,9 @@ impl TestApp {
         if let Some(db) = &database {
             env.insert("DATABASE_URL".to_owned(), db.url.clone());
         }
+        if let Some(s3) = &s3 {
+            env.extend(s3.env());
+        }
         for (key, value) in extra_env {
             env.insert((*key).to_owned(), (*value).to_owned());
         }
@@ -268,11 +364,13 @@ impl TestApp {
             address: format!("http://127.0.0.1:{port}"),
             port,
             backend,
+            storage,
             client: http_client(),
             env,
             server: Some(server),
             database,
             data_dir,
+            s3,
         })
     }
 
@@ -318,6 +416,63 @@ impl TestApp {
 
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    // ------------------------------------------------------------------ stored blobs
+
+    /// The directory that holds the server's blobs, read from outside the server: for local
+    /// storage `DATA_DIR/updates`; for S3 the s3s-fs bucket directory plus `S3_PREFIX` (an
+    /// object `k` is the file `<s3s-fs root>/<bucket>/<prefix>/k`).
+    pub fn blob_root(&self) -> PathBuf {
+        match &self.s3 {
+            None => self.data_dir().join("updates"),
+            Some(s3) => {
+                let prefix = self
+                    .env
+                    .get("S3_PREFIX")
+                    .map(|p| p.trim_matches('/').to_owned())
+                    .unwrap_or_default();
+                let bucket = s3.bucket_dir();
+                if prefix.is_empty() {
+                    bucket
+                } else {
+                    bucket.join(prefix)
+                }
+            }
+        }
+    }
+
+    /// Every stored object (regular file) under [`TestApp::blob_root`]: key (relative path
+    /// with `/`) → size in bytes.
+    pub fn stored_objects(&self) -> BTreeMap<String, u64> {
+        list_files(&self.blob_root())
+    }
+
+    /// Every object in the S3 bucket, prefix or not (empty for local storage).
+    pub fn bucket_objects(&self) -> BTreeMap<String, u64> {
+        match &self.s3 {
+            Some(s3) => list_files(&s3.bucket_dir()),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// The stored objects whose key starts with `prefix` (e.g. `"staging/"`).
+    pub fn stored_objects_under(&self, prefix: &str) -> BTreeMap<String, u64> {
+        self.stored_objects()
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .collect()
+    }
+
+    /// The bytes of the stored object `key`, or `None` when there is none.
+    pub fn read_object(&self, key: &str) -> Option<Vec<u8>> {
+        let path = key
+            .split('/')
+            .fold(self.blob_root(), |path, segment| path.join(segment));
+        if !path.is_file() {
+            return None;
+        }
+        Some(std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -857,6 +1012,36 @@ pub mod jwt {
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         format!("{header}.{payload}.")
     }
+}
+
+/// Every regular file below `dir` (recursively): path relative to `dir` with `/` separators
+/// → size. Empty when `dir` does not exist.
+pub fn list_files(dir: &Path) -> BTreeMap<String, u64> {
+    fn walk(dir: &Path, relative: &str, files: &mut BTreeMap<String, u64>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let key = if relative.is_empty() {
+                name
+            } else {
+                format!("{relative}/{name}")
+            };
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            if file_type.is_dir() {
+                walk(&entry.path(), &key, files);
+            } else if file_type.is_file() {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                files.insert(key, size);
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(dir, "", &mut files);
+    files
 }
 
 /// The top-level regular files of `dir`.

@@ -1,5 +1,6 @@
 //! End-to-end tests, one binary (faster to link), one module per area.
-//! Every scenario runs on SQLite and on PostgreSQL (see `e2e::both_backends!`).
+//! Every scenario runs on SQLite and on PostgreSQL (see `e2e::both_backends!`); the ones that
+//! store blobs also run on local disk and on S3 (see `e2e::all_backends!`).
 #![allow(clippy::unwrap_used)]
 
 mod api_keys;
@@ -10,5 +11,7 @@ mod legacy;
 mod members;
 mod operations;
 mod projects;
+mod publish;
+mod storage;
 mod tenancy;
 mod walkthrough;
