@@ -55,6 +55,16 @@ async fn assemble(db: &DatabaseConnection, row: update::Model) -> StoreResult<Up
     })
 }
 
+async fn assemble_found(
+    db: &DatabaseConnection,
+    row: Option<update::Model>,
+) -> StoreResult<Option<Update>> {
+    match row {
+        Some(row) => assemble(db, row).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 fn asset_row(update_id: &str, position: usize, asset: &UpdateAsset) -> update_asset::ActiveModel {
     update_asset::ActiveModel {
         update_id: Set(update_id.to_owned()),
@@ -119,10 +129,7 @@ impl UpdateStore for SqlStore {
             .one(&self.db)
             .await
             .map_err(store_error)?;
-        match row {
-            Some(row) => assemble(&self.db, row).await.map(Some),
-            None => Ok(None),
-        }
+        assemble_found(&self.db, row).await
     }
 
     async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>> {
@@ -131,10 +138,7 @@ impl UpdateStore for SqlStore {
             .one(&self.db)
             .await
             .map_err(store_error)?;
-        match row {
-            Some(row) => assemble(&self.db, row).await.map(Some),
-            None => Ok(None),
-        }
+        assemble_found(&self.db, row).await
     }
 
     async fn runtime_versions(
