@@ -12,8 +12,9 @@ pub use adapter_storage::StorageConfig;
 pub struct Config {
     pub host: String,
     pub port: u16,
-    /// Base URL clients reach the server at, without a trailing slash.
-    pub public_url: String,
+    /// Base URL clients reach the server at, without a trailing slash;
+    /// `None`: `http://localhost:<the port actually bound>`.
+    pub public_url: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: String,
     /// `None`: generate one and keep it in `DATA_DIR` (see `jwt_secret`).
@@ -110,8 +111,7 @@ impl Config {
                 ));
             }
         };
-        let public_url =
-            resolve_public_url(get("PUBLIC_URL"), get("HOSTNAME"), port, &mut warnings)?;
+        let public_url = resolve_public_url(get("PUBLIC_URL"), get("HOSTNAME"), &mut warnings)?;
         let jwt_secret = match get("JWT_SECRET") {
             None => None,
             Some(secret) if secret.len() < adapter_crypto::MIN_SECRET_BYTES => {
@@ -264,24 +264,23 @@ fn has_http_scheme(url: &str) -> bool {
 fn resolve_public_url(
     public_url: Option<String>,
     hostname: Option<String>,
-    port: u16,
     warnings: &mut Vec<String>,
-) -> Result<String, ConfigError> {
+) -> Result<Option<String>, ConfigError> {
     if let Some(url) = public_url {
         if !has_http_scheme(&url) {
             return Err(invalid("PUBLIC_URL", "must start with http:// or https://"));
         }
-        return Ok(url.trim_end_matches('/').to_owned());
+        return Ok(Some(url.trim_end_matches('/').to_owned()));
     }
     match hostname {
-        Some(url) if has_http_scheme(&url) => Ok(url.trim_end_matches('/').to_owned()),
+        Some(url) if has_http_scheme(&url) => Ok(Some(url.trim_end_matches('/').to_owned())),
         Some(name) => {
             warnings.push(format!(
                 "HOSTNAME={name:?} has no http:// or https:// scheme (containers set it to their own name), so it is not used as the public URL; set PUBLIC_URL"
             ));
-            Ok(format!("http://localhost:{port}"))
+            Ok(None)
         }
-        None => Ok(format!("http://localhost:{port}")),
+        None => Ok(None),
     }
 }
 
@@ -321,7 +320,7 @@ mod tests {
         assert_eq!((config.host.as_str(), config.port), ("0.0.0.0", 8080));
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.database_url, "sqlite://./data/ota.db");
-        assert_eq!(config.public_url, "http://localhost:8080");
+        assert_eq!(config.public_url, None);
         assert!(config.jwt_secret.is_none() && config.allow_registration);
     }
 
@@ -406,12 +405,15 @@ mod tests {
     #[test]
     fn a_container_hostname_is_not_a_public_url() {
         let container = config(&[("HOSTNAME", "3f2a9c1b7d0e")]).expect("config");
-        assert_eq!(container.public_url, "http://localhost:8080");
+        assert_eq!(container.public_url, None);
         assert_eq!(container.warnings.len(), 1);
         let with_scheme = config(&[("HOSTNAME", "https://ota.example.com/")]).expect("config");
-        assert_eq!(with_scheme.public_url, "https://ota.example.com");
+        assert_eq!(
+            with_scheme.public_url.as_deref(),
+            Some("https://ota.example.com")
+        );
         let public = config(&[("HOSTNAME", "https://a.io"), ("PUBLIC_URL", "https://b.io")])
             .expect("config");
-        assert_eq!(public.public_url, "https://b.io");
+        assert_eq!(public.public_url.as_deref(), Some("https://b.io"));
     }
 }

@@ -92,8 +92,6 @@ impl Application {
                 Some(Arc::new(signer) as Arc<dyn ManifestSigner>)
             }
         };
-        let services = wire(&config, &jwt_secret, &store, blobs, signer)?;
-
         let address = format!("{}:{}", config.host, config.port);
         let acceptor = TcpListener::bind(address.clone())
             .into_acceptor()
@@ -107,7 +105,19 @@ impl Application {
             .first()
             .and_then(|addr| addr.as_socket_addr().map(|socket| socket.port()))
             .unwrap_or(config.port);
-        tracing::info!(%address, port, public_url = %config.public_url, "listening");
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"));
+        let services = wire(
+            &config,
+            &jwt_secret,
+            &store,
+            blobs,
+            signer,
+            public_url.clone(),
+        )?;
+        tracing::info!(%address, port, %public_url, "listening");
         Ok(Self {
             acceptor,
             port,
@@ -194,6 +204,7 @@ fn wire(
     store: &SqlStore,
     blobs: Arc<dyn BlobStore>,
     signer: Option<Arc<dyn ManifestSigner>>,
+    public_url: String,
 ) -> Result<Services, StartupError> {
     let store = Arc::new(store.clone());
     let passwords = Argon2Passwords::new().map_err(|error| StartupError::Crypto(error.0))?;
@@ -229,7 +240,7 @@ fn wire(
             store.clone(),
             blobs.clone(),
             signer.clone(),
-            config.public_url.clone(),
+            public_url,
         )),
         health: store,
         blobs,

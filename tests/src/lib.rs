@@ -9,6 +9,7 @@
 //! disk, or an in-process S3 server).
 #![allow(clippy::unwrap_used)]
 
+pub mod protocol;
 pub mod publish;
 pub mod s3;
 

@@ -11,6 +11,7 @@ mod legacy;
 mod members;
 mod operations;
 mod projects;
+mod protocol;
 mod publish;
 mod storage;
 mod tenancy;
