@@ -29,18 +29,8 @@ fn healthy(port: u16) -> bool {
         .success()
 }
 
-#[test]
-fn serves_with_defaults_and_stops_on_sigterm() {
-    let cwd = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Command::new(BINARY)
-        .current_dir(cwd.path())
-        .env_clear()
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Waits for `/healthz` to answer, failing if the server exits or takes 30 s.
+fn wait_until_healthy(server: &mut std::process::Child, port: u16) {
     let started = Instant::now();
     while !healthy(port) {
         assert!(
@@ -53,6 +43,21 @@ fn serves_with_defaults_and_stops_on_sigterm() {
         );
         sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn serves_with_defaults_and_stops_on_sigterm() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(BINARY)
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(&mut server, port);
     // SQLite and the generated secret land under ./data.
     assert!(cwd.path().join("data/ota.db").exists());
     assert!(cwd.path().join("data/jwt-secret").exists());
@@ -147,18 +152,7 @@ fn starts_with_the_fixture_signing_key() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !healthy(port) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never became healthy"
-        );
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "the server exited early"
-        );
-        sleep(Duration::from_millis(100));
-    }
+    wait_until_healthy(&mut server, port);
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
