@@ -11,7 +11,7 @@
 
 pub mod protocol;
 pub mod publish;
-pub mod s3;
+pub use s3_test_server as s3;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

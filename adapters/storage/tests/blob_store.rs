@@ -119,7 +119,7 @@ async fn local_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_protocol_server() {
     let server = s3_server::S3Server::start().await;
-    let store = ObjectBlobStore::new(&server.config(Some("tenant-prefix"))).unwrap();
+    let store = ObjectBlobStore::new(&s3_server::config(&server, Some("tenant-prefix"))).unwrap();
     exercise(store).await;
 }
 
@@ -132,7 +132,7 @@ async fn misconfigured_s3_fails_verification() {
         region,
         access_key,
         ..
-    } = server.config(None)
+    } = s3_server::config(&server, None)
     else {
         unreachable!()
     };

@@ -1,5 +1,6 @@
 //! A real S3-protocol server (s3s-fs) on a random loopback port, backed by a temporary
-//! directory, with signature-checked credentials. One per [`crate::TestApp`] on S3 storage.
+//! directory, with signature-checked credentials. The e2e harness starts one per test server
+//! on S3 storage; the storage adapter's tests use it too.
 //!
 //! s3s-fs keeps each object as a plain file at `<root>/<bucket>/<key>` (its own bookkeeping
 //! files live directly in `<root>`, outside the bucket directory), so tests can see what the
