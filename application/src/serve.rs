@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use domain::id::is_valid_id;
 use domain::ports::{ManifestSigner, ProjectStore, UpdateStore};
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind, asset_blob_key};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key};
 use serde_json::{Map, Value, json};
 
 use crate::error::{AppError, AppResult};
@@ -115,6 +115,9 @@ impl ServeService {
             .as_deref()
             .filter(|version| !version.is_empty())
             .ok_or_else(|| AppError::Invalid("No runtimeVersion provided.".to_owned()))?;
+        // Checked before it reaches a query: PostgreSQL refuses NUL bytes.
+        let runtime_version = RuntimeVersion::parse(runtime_version)?;
+        let runtime_version = runtime_version.as_str();
         if request.expects_signature && self.signer.is_none() {
             return Err(AppError::Invalid(
                 "Code signing requested but no key supplied when starting server.".to_owned(),
@@ -301,9 +304,11 @@ impl ServeService {
                 path,
             } => {
                 let platform = Platform::parse(platform).ok_or_else(not_found)?;
+                let runtime_version =
+                    RuntimeVersion::parse(runtime_version).map_err(|_| not_found())?;
                 (
                     self.updates
-                        .latest(project_id, runtime_version, platform)
+                        .latest(project_id, runtime_version.as_str(), platform)
                         .await?,
                     path,
                     false,

@@ -155,3 +155,38 @@ async fn futures_join_all<F: std::future::Future<Output = u16> + Send + 'static>
     }
     outputs
 }
+
+both_backends!(
+    nul_bytes_in_update_routes_are_client_errors,
+    |app| async move {
+        let owner = app.register_user().await;
+        let pid = str_field(&app.create_project(&owner.token).await, "id");
+        let manifest = app
+            .send(app.client.get(app.url(&format!(
+                "/api/updates/{pid}/manifest?platform=ios&runtime-version=1.0%00"
+            ))))
+            .await;
+        manifest.assert_error(400);
+        let asset = app
+            .send(app.client.get(app.url(&format!(
+                "/api/updates/{pid}/assets?asset=a&runtimeVersion=1%00&platform=ios"
+            ))))
+            .await;
+        asset.assert_error(404);
+        let asset = app
+            .send(
+                app.client
+                    .get(app.url(&format!("/api/updates/{pid}/assets?asset=a%00&update=%00"))),
+            )
+            .await;
+        asset.assert_error(404);
+        let rollback = app
+            .post(
+                &format!("/api/projects/{pid}/rollback"),
+                &owner.token,
+                &json!({"runtimeVersion": "1\u{0}"}),
+            )
+            .await;
+        rollback.assert_error(400);
+    }
+);
