@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::api_key::ApiKey;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
 use domain::ports::{MemberStore, UpdateStore};
@@ -151,20 +151,16 @@ impl PublishService {
         let updates: Vec<Update> = platforms
             .into_iter()
             .map(|platform| {
-                let mut update = Update {
-                    id: new_id(),
-                    publish_id: publish_id.clone(),
-                    project_id: project_id.to_owned(),
-                    runtime_version: runtime_version.as_str().to_owned(),
+                new_update(
+                    &publish_id,
+                    project_id,
+                    &runtime_version,
                     platform,
-                    kind: UpdateKind::Rollback,
-                    manifest_id: String::new(),
-                    expo_config: None,
-                    assets: Vec::new(),
+                    UpdateKind::Rollback,
+                    None,
+                    Vec::new(),
                     created_at,
-                };
-                update.manifest_id = manifest_id(&update);
-                update
+                )
             })
             .collect();
         self.updates.insert_publish(&updates).await?;
@@ -280,20 +276,16 @@ impl PublishService {
             for (path, ext) in &files.assets {
                 assets.push(self.asset(project_id, form, path, Some(ext)).await?);
             }
-            let mut update = Update {
-                id: new_id(),
-                publish_id: publish_id.clone(),
-                project_id: project_id.to_owned(),
-                runtime_version: runtime_version.as_str().to_owned(),
-                platform: *platform,
-                kind: UpdateKind::Update,
-                manifest_id: String::new(),
-                expo_config: expo_config.clone(),
+            updates.push(new_update(
+                &publish_id,
+                project_id,
+                &runtime_version,
+                *platform,
+                UpdateKind::Update,
+                expo_config.clone(),
                 assets,
                 created_at,
-            };
-            update.manifest_id = manifest_id(&update);
-            updates.push(update);
+            ));
         }
         self.updates.insert_publish(&updates).await?;
         Ok(Published {
@@ -342,6 +334,35 @@ impl PublishService {
             is_launch_asset: ext.is_none(),
         })
     }
+}
+
+/// One platform's update of a publish (or rollback), with its manifest id
+/// derived from what it serves.
+#[allow(clippy::too_many_arguments)]
+fn new_update(
+    publish_id: &str,
+    project_id: &str,
+    runtime_version: &RuntimeVersion,
+    platform: Platform,
+    kind: UpdateKind,
+    expo_config: Option<String>,
+    assets: Vec<UpdateAsset>,
+    created_at: DateTime<Utc>,
+) -> Update {
+    let mut update = Update {
+        id: new_id(),
+        publish_id: publish_id.to_owned(),
+        project_id: project_id.to_owned(),
+        runtime_version: runtime_version.as_str().to_owned(),
+        platform,
+        kind,
+        manifest_id: String::new(),
+        expo_config,
+        assets,
+        created_at,
+    };
+    update.manifest_id = manifest_id(&update);
+    update
 }
 
 /// One platform's files as metadata.json lists them.
