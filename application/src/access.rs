@@ -3,7 +3,10 @@
 //! A caller who is not a member gets the same answer whether or not the
 //! project exists, so project ids cannot be probed.
 
+use domain::api_key::ApiKey;
+use domain::audit::{Actor, ActorKind};
 use domain::member::{Membership, Role};
+use domain::user::User;
 use domain::ports::MemberStore;
 
 use domain::id::is_valid_id;
@@ -42,5 +45,49 @@ pub async fn authorize(
             Err(AppError::Forbidden(refusal.to_owned()))
         }
         _ => Ok(membership),
+    }
+}
+
+/// Who is calling a release operation: a signed-in member, or the project's
+/// API key (release pipelines).
+#[derive(Debug, Clone)]
+pub enum Caller {
+    User(User),
+    Key(ApiKey),
+}
+
+/// Authorizes a caller for a project and names it for the audit log.
+///
+/// A member needs `need`; an API key acts for its own project only, with
+/// what a release pipeline needs (publishing and steering updates), which
+/// its owner granted by creating it.
+pub async fn authorize_caller(
+    members: &dyn MemberStore,
+    caller: &Caller,
+    project_id: &str,
+    need: Need,
+) -> AppResult<Actor> {
+    match caller {
+        Caller::User(user) => {
+            authorize(members, &user.id, project_id, need).await?;
+            Ok(user_actor(user))
+        }
+        Caller::Key(key) if key.project_id == project_id => Ok(Actor {
+            kind: ActorKind::ApiKey,
+            id: key.id.clone(),
+            name: key.name.clone(),
+        }),
+        Caller::Key(_) => Err(AppError::Forbidden(
+            "API key does not belong to this project.".to_owned(),
+        )),
+    }
+}
+
+/// A user as the audit log names them.
+pub fn user_actor(user: &User) -> Actor {
+    Actor {
+        kind: ActorKind::User,
+        id: user.id.clone(),
+        name: user.username.clone(),
     }
 }

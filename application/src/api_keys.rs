@@ -8,7 +8,10 @@ use domain::id::is_valid_id;
 use domain::ports::{ApiKeyStore, MemberStore, SecretGenerator};
 use domain::user::User;
 
-use crate::access::{OWNER_FOR_KEYS, authorize};
+use serde_json::json;
+
+use crate::access::{OWNER_FOR_KEYS, authorize, user_actor};
+use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult};
 use crate::new_id;
 
@@ -23,6 +26,7 @@ pub struct ApiKeyService {
     keys: Arc<dyn ApiKeyStore>,
     members: Arc<dyn MemberStore>,
     secrets: Arc<dyn SecretGenerator>,
+    audit: AuditLog,
 }
 
 impl ApiKeyService {
@@ -30,11 +34,13 @@ impl ApiKeyService {
         keys: Arc<dyn ApiKeyStore>,
         members: Arc<dyn MemberStore>,
         secrets: Arc<dyn SecretGenerator>,
+        audit: AuditLog,
     ) -> Self {
         Self {
             keys,
             members,
             secrets,
+            audit,
         }
     }
 
@@ -63,6 +69,14 @@ impl ApiKeyService {
         };
         let key = self.keys.insert(&new_key).await?;
         tracing::info!(project_id, key_id = %key.id, "api key created");
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "key.create",
+                json!({ "keyId": key.id, "name": key.name, "keyPrefix": key.key_prefix }),
+            )
+            .await;
         Ok(CreatedApiKey {
             key,
             secret: generated.secret,
@@ -84,7 +98,16 @@ impl ApiKeyService {
     ) -> AppResult<()> {
         authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
         let name = KeyName::parse(name)?;
-        found_or_404(is_valid_id(key_id) && self.keys.rename(project_id, key_id, &name).await?)
+        found_or_404(is_valid_id(key_id) && self.keys.rename(project_id, key_id, &name).await?)?;
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "key.rename",
+                json!({ "keyId": key_id, "name": name.as_str() }),
+            )
+            .await;
+        Ok(())
     }
 
     /// Revokes (deletes) a key: it stops working at once.
@@ -92,6 +115,14 @@ impl ApiKeyService {
         authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
         found_or_404(is_valid_id(key_id) && self.keys.delete(project_id, key_id).await?)?;
         tracing::info!(project_id, key_id, "api key revoked");
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "key.revoke",
+                json!({ "keyId": key_id }),
+            )
+            .await;
         Ok(())
     }
 

@@ -7,19 +7,30 @@
 pub mod access;
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod error;
-mod manifest_id;
 pub mod members;
 pub mod projects;
 pub mod publish;
+pub mod releases;
 pub mod serve;
+pub mod storage_gc;
 
+pub use access::Caller;
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
 pub use api_keys::{ApiKeyService, CreatedApiKey};
+pub use audit::{AuditLog, AuditPage, AuditService};
 pub use error::{AppError, AppResult};
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
-pub use publish::{PublishService, Published, RollbackRequest, UploadPart, UploadParts};
+pub use publish::{
+    PublishService, Published, RepublishRequest, RollbackRequest, UploadPart, UploadParts,
+};
+pub use releases::{
+    BranchSummary, ChannelChange, HistoryPage, HistoryRequest, NewChannel, Patch, ReleaseService,
+    UpdateGroup,
+};
+pub use storage_gc::{GarbageCollector, GcReport};
 pub use serve::{
     AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService, ServedAsset,
     SignedBody,

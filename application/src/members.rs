@@ -8,7 +8,10 @@ use domain::member::{MemberProfile, Membership, Role};
 use domain::ports::{MemberStore, UserStore};
 use domain::user::{Email, User, Username};
 
-use crate::access::{Need, OWNER_FOR_MEMBERS, authorize};
+use serde_json::json;
+
+use crate::access::{Need, OWNER_FOR_MEMBERS, authorize, user_actor};
+use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult, missing_parameters};
 use crate::new_id;
 
@@ -40,11 +43,16 @@ impl MemberRef {
 pub struct MemberService {
     members: Arc<dyn MemberStore>,
     users: Arc<dyn UserStore>,
+    audit: AuditLog,
 }
 
 impl MemberService {
-    pub fn new(members: Arc<dyn MemberStore>, users: Arc<dyn UserStore>) -> Self {
-        Self { members, users }
+    pub fn new(members: Arc<dyn MemberStore>, users: Arc<dyn UserStore>, audit: AuditLog) -> Self {
+        Self {
+            members,
+            users,
+            audit,
+        }
     }
 
     /// Adds a user to the project (owners only).
@@ -70,11 +78,19 @@ impl MemberService {
         let membership = Membership {
             id: new_id(),
             project_id: project_id.to_owned(),
-            user_id: user.id,
+            user_id: user.id.clone(),
             role,
             created_at: Utc::now(),
         };
         self.members.insert(&membership).await?;
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "member.add",
+                json!({ "userId": membership.user_id, "username": user.username, "role": role.as_str() }),
+            )
+            .await;
         Ok(membership)
     }
 
@@ -121,10 +137,20 @@ impl MemberService {
         if !is_valid_id(user_id) {
             return Err(not_a_member());
         }
-        self.members
+        let membership = self
+            .members
             .change_role(project_id, user_id, role)
             .await?
-            .ok_or_else(not_a_member)
+            .ok_or_else(not_a_member)?;
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "member.role",
+                json!({ "userId": user_id, "role": role.as_str() }),
+            )
+            .await;
+        Ok(membership)
     }
 
     /// Removes a member (owners only). Owners cannot remove themselves, so a
@@ -140,11 +166,18 @@ impl MemberService {
         if user_id == actor.id {
             return Err(AppError::Invalid("Cannot remove yourself.".to_owned()));
         }
-        if is_valid_id(user_id) && self.members.remove(project_id, user_id).await? {
-            Ok(())
-        } else {
-            Err(not_a_member())
+        if !(is_valid_id(user_id) && self.members.remove(project_id, user_id).await?) {
+            return Err(not_a_member());
         }
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "member.remove",
+                json!({ "userId": user_id }),
+            )
+            .await;
+        Ok(())
     }
 }
 

@@ -8,7 +8,10 @@ use domain::ports::{MemberStore, ProjectStore};
 use domain::project::{Project, ProjectName, Slug};
 use domain::user::User;
 
-use crate::access::{Need, OWNER_FOR_PROJECT, authorize};
+use serde_json::json;
+
+use crate::access::{Need, OWNER_FOR_PROJECT, authorize, user_actor};
+use crate::audit::AuditLog;
 use crate::error::{AppResult, missing_parameters, permission_denied};
 use crate::new_id;
 
@@ -22,11 +25,20 @@ pub struct ProjectChanges {
 pub struct ProjectService {
     projects: Arc<dyn ProjectStore>,
     members: Arc<dyn MemberStore>,
+    audit: AuditLog,
 }
 
 impl ProjectService {
-    pub fn new(projects: Arc<dyn ProjectStore>, members: Arc<dyn MemberStore>) -> Self {
-        Self { projects, members }
+    pub fn new(
+        projects: Arc<dyn ProjectStore>,
+        members: Arc<dyn MemberStore>,
+        audit: AuditLog,
+    ) -> Self {
+        Self {
+            projects,
+            members,
+            audit,
+        }
     }
 
     /// Creates a project owned by the caller.
@@ -50,6 +62,14 @@ impl ProjectService {
         };
         self.projects.create_with_owner(&project, &owner).await?;
         tracing::info!(project_id = %project.id, user_id = %actor.id, "project created");
+        self.audit
+            .record(
+                &user_actor(actor),
+                &project.id,
+                "project.create",
+                json!({ "name": project.name, "slug": project.slug }),
+            )
+            .await;
         Ok(project)
     }
 
@@ -85,6 +105,14 @@ impl ProjectService {
             project.slug = Slug::parse(&slug)?.into_inner();
         }
         self.projects.update(&project).await?;
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "project.update",
+                json!({ "name": project.name, "slug": project.slug }),
+            )
+            .await;
         Ok(project)
     }
 

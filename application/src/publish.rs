@@ -14,19 +14,21 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::api_key::ApiKey;
+use domain::audit::Actor;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
+use domain::id::is_valid_id;
 use domain::ports::{MemberStore, UpdateStore};
+use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
     Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
-    normalize_export_path,
+    normalize_export_path, parse_message,
 };
-use domain::user::User;
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::access::{Need, authorize};
+use crate::access::{Caller, Need, authorize_caller};
+use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult};
-use crate::manifest_id::manifest_id;
 use crate::new_id;
 
 /// The largest `metadata.json`, `expoConfig.json` or `runtimeVersion` read.
@@ -58,7 +60,11 @@ pub struct PublishService {
     updates: Arc<dyn UpdateStore>,
     blobs: Arc<dyn BlobStore>,
     members: Arc<dyn MemberStore>,
+    audit: AuditLog,
     max_upload_bytes: u64,
+    /// `RETENTION_KEEP_PER_BRANCH`: how many updates each (branch, runtime
+    /// version, platform) keeps; `None` keeps everything.
+    retention: Option<u64>,
 }
 
 /// A request to roll devices back to the update embedded in their binary.
@@ -67,16 +73,97 @@ pub struct RollbackRequest {
     pub runtime_version: String,
     /// `None`: every platform.
     pub platforms: Option<Vec<String>>,
+    /// `None`: the default branch.
+    pub branch: Option<String>,
+    pub message: Option<String>,
+}
+
+/// How to republish an earlier update; everything is optional.
+#[derive(Debug, Clone, Default)]
+pub struct RepublishRequest {
+    /// `None`: the branch of the update republished.
+    pub branch: Option<String>,
+    pub message: Option<String>,
+    /// `None`: 100 %.
+    pub rollout_percentage: Option<i64>,
 }
 
 /// The form's fields, as read.
 #[derive(Default)]
 struct Form {
     runtime_version: Option<String>,
+    branch: Option<String>,
+    message: Option<String>,
+    rollout_percentage: Option<String>,
     metadata: Option<Vec<u8>>,
     expo_config: Option<Vec<u8>>,
     /// Uploaded files by normalised path.
     files: HashMap<String, StagedBlob>,
+}
+
+/// What every update of one publish shares.
+struct PublishHeader {
+    publish_id: String,
+    project_id: String,
+    runtime_version: String,
+    branch: BranchName,
+    message: Option<String>,
+    rollout: RolloutPercentage,
+    published_by: Actor,
+    republished_from: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl PublishHeader {
+    fn new(
+        project_id: &str,
+        runtime_version: &str,
+        branch: BranchName,
+        message: Option<String>,
+        rollout: RolloutPercentage,
+        published_by: Actor,
+    ) -> Self {
+        Self {
+            publish_id: new_id(),
+            project_id: project_id.to_owned(),
+            runtime_version: runtime_version.to_owned(),
+            branch,
+            message,
+            rollout,
+            published_by,
+            republished_from: None,
+            created_at: Utc::now().trunc_subsecs(3),
+        }
+    }
+
+    /// One platform's update of this publish. Its manifest `id` is its own
+    /// id: every publish, republish included, is new to devices.
+    fn update(
+        &self,
+        platform: Platform,
+        kind: UpdateKind,
+        expo_config: Option<String>,
+        assets: Vec<UpdateAsset>,
+    ) -> Update {
+        let id = new_id();
+        Update {
+            manifest_id: id.clone(),
+            id,
+            publish_id: self.publish_id.clone(),
+            project_id: self.project_id.clone(),
+            runtime_version: self.runtime_version.clone(),
+            platform,
+            kind,
+            branch: self.branch.clone(),
+            message: self.message.clone(),
+            rollout: self.rollout,
+            published_by: Some(self.published_by.clone()),
+            republished_from: self.republished_from.clone(),
+            expo_config,
+            assets,
+            created_at: self.created_at,
+        }
+    }
 }
 
 impl PublishService {
@@ -84,50 +171,36 @@ impl PublishService {
         updates: Arc<dyn UpdateStore>,
         blobs: Arc<dyn BlobStore>,
         members: Arc<dyn MemberStore>,
+        audit: AuditLog,
         max_upload_bytes: u64,
+        retention: Option<u64>,
     ) -> Self {
         Self {
             updates,
             blobs,
             members,
+            audit,
             max_upload_bytes,
+            retention,
         }
     }
 
-    /// Rolls back with the project's API key (release pipelines).
-    pub async fn rollback_with_key(
+    /// Makes a rollback the latest for the runtime version on each platform
+    /// of a branch; the next publish rolls forward again. Any member may do
+    /// it: undoing a bad update must not wait for whoever holds the key.
+    pub async fn rollback(
         &self,
-        key: &ApiKey,
+        caller: &Caller,
         project_id: &str,
         request: &RollbackRequest,
     ) -> AppResult<Published> {
-        if key.project_id != project_id {
-            return Err(AppError::Forbidden(
-                "API key does not belong to this project.".to_owned(),
-            ));
-        }
-        self.rollback(project_id, request).await
-    }
-
-    /// Rolls back as a signed-in member of the project: undoing a bad
-    /// update must not wait for whoever holds the key.
-    pub async fn rollback_as_member(
-        &self,
-        actor: &User,
-        project_id: &str,
-        request: &RollbackRequest,
-    ) -> AppResult<Published> {
-        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
-        self.rollback(project_id, request).await
-    }
-
-    /// Makes a rollback the latest for the runtime version on each platform;
-    /// the next publish rolls forward again.
-    async fn rollback(&self, project_id: &str, request: &RollbackRequest) -> AppResult<Published> {
+        let actor = authorize_caller(self.members.as_ref(), caller, project_id, Need::Read).await?;
         if request.runtime_version.is_empty() {
             return Err(AppError::Invalid("No runtimeVersion provided.".to_owned()));
         }
         let runtime_version = RuntimeVersion::parse(&request.runtime_version)?;
+        let branch = optional_branch(request.branch.as_deref())?;
+        let message = request.message.as_deref().map(parse_message).transpose()?;
         let platforms: Vec<Platform> = match &request.platforms {
             None => vec![Platform::Ios, Platform::Android],
             Some(names) if names.is_empty() => {
@@ -146,29 +219,62 @@ impl PublishService {
                 .into_iter()
                 .collect(),
         };
-        let publish_id = new_id();
-        let created_at = Utc::now().trunc_subsecs(3);
+        let header = PublishHeader::new(
+            project_id,
+            runtime_version.as_str(),
+            branch,
+            message,
+            RolloutPercentage::FULL,
+            actor,
+        );
         let updates: Vec<Update> = platforms
             .into_iter()
-            .map(|platform| {
-                new_update(
-                    &publish_id,
-                    project_id,
-                    &runtime_version,
-                    platform,
-                    UpdateKind::Rollback,
-                    None,
-                    Vec::new(),
-                    created_at,
-                )
-            })
+            .map(|platform| header.update(platform, UpdateKind::Rollback, None, Vec::new()))
             .collect();
-        self.updates.insert_publish(&updates).await?;
-        tracing::info!(project_id, publish_id = %publish_id, "rolled back to the embedded update");
-        Ok(Published {
-            publish_id,
-            updates,
-        })
+        let published = self.store(&header, updates, "update.rollback").await?;
+        tracing::info!(project_id, publish_id = %published.publish_id, "rolled back to the embedded update");
+        Ok(published)
+    }
+
+    /// Republishes an earlier update: a new update with the same content
+    /// becomes the latest on its branch (or another one). Rolling back to an
+    /// earlier update and promoting staging to production are both this.
+    pub async fn republish(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        source_id: &str,
+        request: &RepublishRequest,
+    ) -> AppResult<Published> {
+        let actor = authorize_caller(self.members.as_ref(), caller, project_id, Need::Read).await?;
+        let source = find_publish(self.updates.as_ref(), project_id, source_id).await?;
+        let branch = match request.branch.as_deref() {
+            Some(raw) => BranchName::parse(raw)?,
+            None => source[0].branch.clone(),
+        };
+        let message = match request.message.as_deref() {
+            Some(raw) => Some(parse_message(raw)?),
+            None => Some(format!("Republish of {source_id}")),
+        };
+        let rollout = request
+            .rollout_percentage
+            .map(RolloutPercentage::parse_for_publish)
+            .transpose()?
+            .unwrap_or(RolloutPercentage::FULL);
+        let mut header = PublishHeader::new(
+            project_id,
+            &source[0].runtime_version,
+            branch,
+            message,
+            rollout,
+            actor,
+        );
+        header.republished_from = Some(source_id.to_owned());
+        let updates = source
+            .into_iter()
+            .map(|old| header.update(old.platform, old.kind, old.expo_config, old.assets))
+            .collect();
+        self.store(&header, updates, "update.republish").await
     }
 
     /// The upload limit, for the HTTP layer's early `Content-Length` check.
@@ -183,15 +289,13 @@ impl PublishService {
         project_id: &str,
         parts: &mut dyn UploadParts,
     ) -> AppResult<Published> {
-        if key.project_id != project_id {
-            return Err(AppError::Forbidden(
-                "API key does not belong to this project.".to_owned(),
-            ));
-        }
+        let caller = Caller::Key(key.clone());
+        let actor =
+            authorize_caller(self.members.as_ref(), &caller, project_id, Need::Read).await?;
         let mut form = Form::default();
         let read = self.read_form(parts, &mut form).await;
         let result = match read {
-            Ok(()) => self.commit(project_id, &form).await,
+            Ok(()) => self.commit(project_id, &form, actor).await,
             Err(error) => Err(error),
         };
         for staged in form.files.values() {
@@ -210,10 +314,18 @@ impl PublishService {
     async fn read_form(&self, parts: &mut dyn UploadParts, form: &mut Form) -> AppResult<()> {
         let mut budget = self.max_upload_bytes;
         while let Some(part) = parts.next_part().await? {
+            let field = match part.name.as_str() {
+                "runtimeVersion" => Some(&mut form.runtime_version),
+                "branch" => Some(&mut form.branch),
+                "message" => Some(&mut form.message),
+                "rolloutPercentage" => Some(&mut form.rollout_percentage),
+                _ => None,
+            };
+            if let Some(field) = field {
+                *field = Some(text(&part.name, read_small(part.body).await?)?);
+                continue;
+            }
             match part.name.as_str() {
-                "runtimeVersion" => {
-                    form.runtime_version = Some(text(read_small(part.body).await?)?)
-                }
                 "metadata.json" => form.metadata = Some(read_small(part.body).await?),
                 "expoConfig.json" => form.expo_config = Some(read_small(part.body).await?),
                 name => {
@@ -238,12 +350,23 @@ impl PublishService {
     }
 
     /// Validates the form, promotes the listed files and stores the updates.
-    async fn commit(&self, project_id: &str, form: &Form) -> AppResult<Published> {
+    async fn commit(&self, project_id: &str, form: &Form, actor: Actor) -> AppResult<Published> {
         let runtime_version = form
             .runtime_version
             .as_deref()
             .ok_or_else(|| AppError::Invalid("No runtimeVersion provided.".to_owned()))?;
         let runtime_version = RuntimeVersion::parse(runtime_version)?;
+        let branch = optional_branch(form.branch.as_deref())?;
+        let message = form.message.as_deref().map(parse_message).transpose()?;
+        let rollout = match form.rollout_percentage.as_deref() {
+            None => RolloutPercentage::FULL,
+            Some(raw) => {
+                let number = raw.trim().parse::<i64>().map_err(|_| {
+                    AppError::Invalid("rolloutPercentage must be a whole number.".to_owned())
+                })?;
+                RolloutPercentage::parse_for_publish(number)?
+            }
+        };
         let metadata = form
             .metadata
             .as_deref()
@@ -268,30 +391,129 @@ impl PublishService {
             }
         }
 
-        let publish_id = new_id();
-        let created_at = Utc::now().trunc_subsecs(3);
+        let header = PublishHeader::new(
+            project_id,
+            runtime_version.as_str(),
+            branch,
+            message,
+            rollout,
+            actor,
+        );
         let mut updates = Vec::new();
         for (platform, files) in &platforms {
             let mut assets = vec![self.asset(project_id, form, &files.bundle, None).await?];
             for (path, ext) in &files.assets {
                 assets.push(self.asset(project_id, form, path, Some(ext)).await?);
             }
-            updates.push(new_update(
-                &publish_id,
-                project_id,
-                &runtime_version,
-                *platform,
-                UpdateKind::Update,
-                expo_config.clone(),
-                assets,
-                created_at,
-            ));
+            updates.push(header.update(*platform, UpdateKind::Update, expo_config.clone(), assets));
         }
-        self.updates.insert_publish(&updates).await?;
+        match self.store(&header, updates.clone(), "update.publish").await {
+            // A storage collection removed a blob this publish found already
+            // stored (unreferenced at the time): promote again, retry once.
+            Err(AppError::Conflict(_)) => {
+                for staged in form.files.values() {
+                    let key = asset_blob_key(project_id, &hex::encode(staged.sha256));
+                    self.blobs
+                        .promote(staged, &key)
+                        .await
+                        .map_err(|error| AppError::Internal(error.to_string()))?;
+                }
+                self.store(&header, updates, "update.publish").await
+            }
+            other => other,
+        }
+    }
+
+    /// Stores a publish's updates under the project's reference lock, after
+    /// checking that every blob they name is in storage (a concurrent
+    /// storage collection cannot remove one between the check and the
+    /// commit), then applies retention and records the change.
+    async fn store(
+        &self,
+        header: &PublishHeader,
+        updates: Vec<Update>,
+        action: &str,
+    ) -> AppResult<Published> {
+        let project_id = header.project_id.as_str();
+        let mut lock = self.updates.lock_references(project_id).await?;
+        let keys: BTreeSet<String> = updates
+            .iter()
+            .flat_map(|update| &update.assets)
+            .map(|asset| asset_blob_key(project_id, &asset.sha256_hex))
+            .collect();
+        for key in &keys {
+            let present = self
+                .blobs
+                .exists(key)
+                .await
+                .map_err(|error| AppError::Internal(error.to_string()))?;
+            if !present {
+                return Err(AppError::Conflict(
+                    "A file of this update was removed from storage meanwhile; publish it again."
+                        .to_owned(),
+                ));
+            }
+        }
+        lock.insert_publish(&updates).await?;
+        lock.commit().await?;
+        self.audit
+            .record(
+                &header.published_by,
+                project_id,
+                action,
+                json!({
+                    "updateId": header.publish_id,
+                    "branch": header.branch.as_str(),
+                    "runtimeVersion": header.runtime_version,
+                    "platforms": updates.iter().map(|u| u.platform.as_str()).collect::<Vec<_>>(),
+                    "rolloutPercentage": header.rollout.value(),
+                    "message": header.message,
+                    "republishedFrom": header.republished_from,
+                }),
+            )
+            .await;
+        self.apply_retention(header, &updates).await;
         Ok(Published {
-            publish_id,
+            publish_id: header.publish_id.clone(),
             updates,
         })
+    }
+
+    /// Removes the updates beyond the newest N of each (branch, runtime
+    /// version, platform) just published to. A failure is logged: the
+    /// publish itself has succeeded, and the next one retries.
+    async fn apply_retention(&self, header: &PublishHeader, updates: &[Update]) {
+        let Some(keep) = self.retention else {
+            return;
+        };
+        let mut removed = Vec::new();
+        for update in updates {
+            match self
+                .updates
+                .prune(
+                    &header.project_id,
+                    &header.branch,
+                    &header.runtime_version,
+                    update.platform,
+                    keep,
+                )
+                .await
+            {
+                Ok(ids) => removed.extend(ids),
+                Err(error) => tracing::warn!(%error, "applying retention failed"),
+            }
+        }
+        if !removed.is_empty() {
+            tracing::info!(project_id = %header.project_id, removed = removed.len(), "retention removed old updates");
+            self.audit
+                .record(
+                    &header.published_by,
+                    &header.project_id,
+                    "update.retention",
+                    json!({ "keepPerBranch": keep, "branch": header.branch.as_str(), "removedUpdates": removed }),
+                )
+                .await;
+        }
     }
 
     /// Promotes one listed file and describes it for the manifest.
@@ -336,33 +558,29 @@ impl PublishService {
     }
 }
 
-/// One platform's update of a publish (or rollback), with its manifest id
-/// derived from what it serves.
-#[allow(clippy::too_many_arguments)]
-fn new_update(
-    publish_id: &str,
+/// A branch from a form or body; the default branch when left out.
+fn optional_branch(raw: Option<&str>) -> AppResult<BranchName> {
+    match raw.map(str::trim).filter(|raw| !raw.is_empty()) {
+        Some(raw) => Ok(BranchName::parse(raw)?),
+        None => Ok(BranchName::default_branch()),
+    }
+}
+
+/// The updates of one publish, or a 404 naming it.
+pub(crate) async fn find_publish(
+    updates: &dyn UpdateStore,
     project_id: &str,
-    runtime_version: &RuntimeVersion,
-    platform: Platform,
-    kind: UpdateKind,
-    expo_config: Option<String>,
-    assets: Vec<UpdateAsset>,
-    created_at: DateTime<Utc>,
-) -> Update {
-    let mut update = Update {
-        id: new_id(),
-        publish_id: publish_id.to_owned(),
-        project_id: project_id.to_owned(),
-        runtime_version: runtime_version.as_str().to_owned(),
-        platform,
-        kind,
-        manifest_id: String::new(),
-        expo_config,
-        assets,
-        created_at,
+    publish_id: &str,
+) -> AppResult<Vec<Update>> {
+    let found = if is_valid_id(publish_id) {
+        updates.find_publish(project_id, publish_id).await?
+    } else {
+        Vec::new()
     };
-    update.manifest_id = manifest_id(&update);
-    update
+    if found.is_empty() {
+        return Err(AppError::NotFound(format!("Update {publish_id} not found.")));
+    }
+    Ok(found)
 }
 
 /// One platform's files as metadata.json lists them.
@@ -440,9 +658,8 @@ fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
-fn text(bytes: Vec<u8>) -> AppResult<String> {
-    String::from_utf8(bytes)
-        .map_err(|_| AppError::Invalid("runtimeVersion must be UTF-8 text.".to_owned()))
+fn text(field: &str, bytes: Vec<u8>) -> AppResult<String> {
+    String::from_utf8(bytes).map_err(|_| AppError::Invalid(format!("{field} must be UTF-8 text.")))
 }
 
 /// Reads a small part fully, refusing one over [`MAX_SMALL_PART_BYTES`].

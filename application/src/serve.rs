@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use domain::id::is_valid_id;
-use domain::ports::{ManifestSigner, ProjectStore, UpdateStore};
+use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, UpdateStore};
+use domain::release::{BranchName, ChannelName, pick_for_device};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key};
 use serde_json::{Map, Value, json};
 
@@ -33,6 +34,10 @@ pub struct ManifestRequest {
     pub current_update_id: Option<String>,
     pub embedded_update_id: Option<String>,
     pub expects_signature: bool,
+    /// `expo-channel-name`; the `main` channel when absent.
+    pub channel: Option<String>,
+    /// `EAS-Client-ID`: places the device in or out of rollouts.
+    pub client_id: Option<String>,
     /// Whether the response can carry directives (multipart); JSON-only
     /// clients can only be given a manifest.
     pub directives_allowed: bool,
@@ -51,6 +56,25 @@ pub enum ManifestAnswer {
     Manifest(SignedBody),
     /// `noUpdateAvailable` or `rollBackToEmbedded` (protocol 1 only).
     Directive(SignedBody),
+}
+
+/// The answer with the branch it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedManifest {
+    pub answer: ManifestAnswer,
+    /// The `expo-manifest-filters` header: an SFV dictionary naming the
+    /// branch, which the manifest's `metadata` matches, so clients keep only
+    /// updates of this branch.
+    pub manifest_filters: String,
+}
+
+/// What a branch has for a device.
+enum Resolution {
+    Update(Update),
+    /// The branch has updates, but none this device is in the rollout of.
+    OutsideRollout,
+    /// The branch has no update for this runtime version and platform.
+    Nothing,
 }
 
 /// Which file an asset request names.
@@ -77,6 +101,7 @@ pub struct ServedAsset {
 pub struct ServeService {
     projects: Arc<dyn ProjectStore>,
     updates: Arc<dyn UpdateStore>,
+    channels: Arc<dyn ChannelStore>,
     blobs: Arc<dyn BlobStore>,
     signer: Option<Arc<dyn ManifestSigner>>,
     public_url: String,
@@ -86,6 +111,7 @@ impl ServeService {
     pub fn new(
         projects: Arc<dyn ProjectStore>,
         updates: Arc<dyn UpdateStore>,
+        channels: Arc<dyn ChannelStore>,
         blobs: Arc<dyn BlobStore>,
         signer: Option<Arc<dyn ManifestSigner>>,
         public_url: String,
@@ -93,6 +119,7 @@ impl ServeService {
         Self {
             projects,
             updates,
+            channels,
             blobs,
             signer,
             public_url,
@@ -100,7 +127,7 @@ impl ServeService {
     }
 
     /// Decides what a device gets.
-    pub async fn manifest(&self, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
+    pub async fn manifest(&self, request: &ManifestRequest) -> AppResult<ServedManifest> {
         let platform = request
             .platform
             .as_deref()
@@ -118,23 +145,73 @@ impl ServeService {
         // Checked before it reaches a query: PostgreSQL refuses NUL bytes.
         let runtime_version = RuntimeVersion::parse(runtime_version)?;
         let runtime_version = runtime_version.as_str();
+        let channel = match request.channel.as_deref() {
+            None => ChannelName::default_channel(),
+            Some(raw) => ChannelName::parse(raw)
+                .map_err(|error| AppError::Invalid(format!("expo-channel-name: {error}")))?,
+        };
         if request.expects_signature && self.signer.is_none() {
             return Err(AppError::Invalid(
                 "Code signing requested but no key supplied when starting server.".to_owned(),
             ));
         }
         self.require_project(&request.project_id).await?;
-        let latest = self
-            .updates
-            .latest(&request.project_id, runtime_version, platform)
+        let client_id = request.client_id.as_deref();
+        let (branch, resolution) = self
+            .resolve(&request.project_id, &channel, client_id, runtime_version, platform)
             .await?;
-        let Some(update) = latest else {
-            return Err(self
-                .no_update(&request.project_id, runtime_version, platform)
-                .await?);
+        let answer = match resolution {
+            Resolution::Nothing => {
+                return Err(self
+                    .no_update(&request.project_id, runtime_version, platform, &channel, &branch)
+                    .await?);
+            }
+            Resolution::OutsideRollout => self.nothing_for_this_device(request)?,
+            Resolution::Update(update) => self.update_answer(request, &update)?,
         };
+        Ok(ServedManifest {
+            answer,
+            manifest_filters: format!("branch=\"{}\"", branch.as_str()),
+        })
+    }
+
+    /// The branch a channel sends this device to, and what that branch has
+    /// for it.
+    async fn resolve(
+        &self,
+        project_id: &str,
+        channel: &ChannelName,
+        client_id: Option<&str>,
+        runtime_version: &str,
+        platform: Platform,
+    ) -> AppResult<(BranchName, Resolution)> {
+        let branch = match self.channels.find(project_id, channel).await? {
+            Some(mapping) => mapping.branch_for(client_id).clone(),
+            None => channel.same_name_branch(),
+        };
+        let candidates = self
+            .updates
+            .candidates(project_id, &branch, runtime_version, platform)
+            .await?;
+        let Some(chosen) = pick_for_device(&candidates, client_id) else {
+            let resolution = if candidates.is_empty() {
+                Resolution::Nothing
+            } else {
+                Resolution::OutsideRollout
+            };
+            return Ok((branch, resolution));
+        };
+        let resolution = match self.updates.find(project_id, &chosen.id).await? {
+            Some(update) => Resolution::Update(update),
+            // Deleted between the two reads: as if it had never been there.
+            None => Resolution::OutsideRollout,
+        };
+        Ok((branch, resolution))
+    }
+
+    fn update_answer(&self, request: &ManifestRequest, update: &Update) -> AppResult<ManifestAnswer> {
         match update.kind {
-            UpdateKind::Rollback => self.rollback_answer(request, &update),
+            UpdateKind::Rollback => self.rollback_answer(request, update),
             UpdateKind::Update => {
                 let already_running =
                     request.current_update_id.as_deref() == Some(update.manifest_id.as_str());
@@ -144,12 +221,23 @@ impl ServeService {
                 {
                     return self.directive(json!({ "type": "noUpdateAvailable" }), request);
                 }
-                let body = self.manifest_json(&update);
+                let body = self.manifest_json(update);
                 Ok(ManifestAnswer::Manifest(
                     self.signed(body.to_string(), request)?,
                 ))
             }
         }
+    }
+
+    /// A device outside every rollout of a branch with nothing older to
+    /// fall back on: "no update" where the protocol can say it.
+    fn nothing_for_this_device(&self, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
+        if request.protocol == ProtocolVersion::V1 && request.directives_allowed {
+            return self.directive(json!({ "type": "noUpdateAvailable" }), request);
+        }
+        Err(AppError::NotFound(
+            "No update for this device yet: the only updates for its runtime version are in a partial rollout that does not include it.".to_owned(),
+        ))
     }
 
     fn rollback_answer(
@@ -217,7 +305,7 @@ impl ServeService {
             "runtimeVersion": update.runtime_version,
             "launchAsset": launch.map(|asset| self.asset_json(update, asset)),
             "assets": assets,
-            "metadata": {},
+            "metadata": { "branch": update.branch.as_str() },
             "extra": extra,
         })
     }
@@ -264,6 +352,8 @@ impl ServeService {
         project_id: &str,
         runtime_version: &str,
         platform: Platform,
+        channel: &ChannelName,
+        branch: &BranchName,
     ) -> AppResult<AppError> {
         let versions = self.updates.runtime_versions(project_id, platform).await?;
         let available = if versions.is_empty() {
@@ -280,8 +370,10 @@ impl ServeService {
             )
         };
         Ok(AppError::NotFound(format!(
-            "No update for runtime version {runtime_version:?} on {}; {available}.",
-            platform.as_str()
+            "No update for runtime version {runtime_version:?} on {} in branch {:?} (channel {:?}); {available}.",
+            platform.as_str(),
+            branch.as_str(),
+            channel.as_str(),
         )))
     }
 
@@ -306,13 +398,22 @@ impl ServeService {
                 let platform = Platform::parse(platform).ok_or_else(not_found)?;
                 let runtime_version =
                     RuntimeVersion::parse(runtime_version).map_err(|_| not_found())?;
-                (
-                    self.updates
-                        .latest(project_id, runtime_version.as_str(), platform)
-                        .await?,
-                    path,
-                    false,
-                )
+                // The old server's form knows no channels or devices: the
+                // default channel's fully rolled-out update.
+                let (_, resolution) = self
+                    .resolve(
+                        project_id,
+                        &ChannelName::default_channel(),
+                        None,
+                        runtime_version.as_str(),
+                        platform,
+                    )
+                    .await?;
+                let update = match resolution {
+                    Resolution::Update(update) => Some(update),
+                    _ => None,
+                };
+                (update, path, false)
             }
         };
         let update = update.ok_or_else(not_found)?;

@@ -29,6 +29,14 @@ pub struct BlobReader {
     pub body: ByteStream,
 }
 
+/// A stored blob as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("no blob at {0}")]
@@ -55,6 +63,12 @@ pub trait BlobStore: Send + Sync {
     /// Deletes a staging blob; failures are logged, not returned.
     async fn discard(&self, staged: &StagedBlob);
     async fn open(&self, key: &str) -> Result<BlobReader, BlobError>;
+    /// Whether a blob exists at `key`.
+    async fn exists(&self, key: &str) -> Result<bool, BlobError>;
+    /// Every blob under `prefix` (a `/`-separated key prefix).
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, BlobError>;
+    /// Deletes blobs; a key that is already gone is not an error.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BlobError>;
     /// Proves the store is reachable and writable (at start-up).
     async fn verify(&self) -> Result<(), BlobError>;
     /// Deletes staging blobs older than `age_seconds`: what a crashed

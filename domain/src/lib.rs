@@ -6,11 +6,13 @@
 //! in by the constructors below, so an adapter never has to re-check them.
 
 pub mod api_key;
+pub mod audit;
 pub mod blob;
 pub mod id;
 pub mod member;
 pub mod ports;
 pub mod project;
+pub mod release;
 pub mod update;
 pub mod user;
 pub mod validation;

@@ -7,9 +7,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use std::collections::HashSet;
+
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
+use crate::audit::AuditEvent;
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
 use crate::project::Project;
+use crate::release::{BranchName, Channel, ChannelName, RolloutCandidate, RolloutPercentage};
 use crate::update::{Platform, Update};
 use crate::user::{Password, User};
 
@@ -97,27 +101,117 @@ pub trait ApiKeyStore: Send + Sync {
     async fn record_use(&self, key_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
+/// Which updates a history page shows.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub branch: Option<BranchName>,
+    pub runtime_version: Option<String>,
+    pub platform: Option<Platform>,
+    /// Only publishes older than this publish id (the page cursor).
+    pub before_publish: Option<String>,
+    /// At most this many rows (one per platform of a publish).
+    pub limit_rows: u64,
+}
+
 #[async_trait]
 pub trait UpdateStore: Send + Sync {
+    /// Takes the project's reference lock: until the returned transaction is
+    /// committed or dropped, no other publish of the project commits and no
+    /// collection of its blobs runs, on any instance. `ProjectGone` when the
+    /// project no longer exists.
+    async fn lock_references(&self, project_id: &str) -> StoreResult<Box<dyn ReferenceLock>>;
     /// Stores the updates of one publish (one per platform) in a single
     /// transaction: they become visible together or not at all.
-    /// `ProjectGone` when the project was deleted meanwhile.
-    async fn insert_publish(&self, updates: &[Update]) -> StoreResult<()>;
-    /// The newest update (or rollback) for a runtime version and platform.
-    async fn latest(
+    async fn insert_publish(&self, updates: &[Update]) -> StoreResult<()> {
+        let Some(first) = updates.first() else {
+            return Ok(());
+        };
+        let mut lock = self.lock_references(&first.project_id).await?;
+        lock.insert_publish(updates).await?;
+        lock.commit().await
+    }
+    /// A branch's updates for a runtime version and platform that a device
+    /// may be served, newest first: every update down to and including the
+    /// newest fully rolled-out one.
+    async fn candidates(
         &self,
         project_id: &str,
+        branch: &BranchName,
         runtime_version: &str,
         platform: Platform,
-    ) -> StoreResult<Option<Update>>;
-    /// One update of the project, with its assets.
+    ) -> StoreResult<Vec<RolloutCandidate>>;
+    /// One update (one platform) of the project, with its assets.
     async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>>;
+    /// The updates (one per platform) of one publish, with their assets;
+    /// empty when there is no such publish in the project.
+    async fn find_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<Vec<Update>>;
+    /// History rows, newest publish first, without assets.
+    async fn history(&self, project_id: &str, query: &HistoryQuery) -> StoreResult<Vec<Update>>;
+    /// The newest update of every (branch, runtime version, platform),
+    /// without assets.
+    async fn branch_heads(&self, project_id: &str) -> StoreResult<Vec<Update>>;
+    /// Changes a publish's rollout on every platform; `Ok(false)` when there
+    /// is no such publish.
+    async fn set_rollout(
+        &self,
+        project_id: &str,
+        publish_id: &str,
+        rollout: RolloutPercentage,
+    ) -> StoreResult<bool>;
+    /// Deletes a publish (every platform); `Ok(false)` when there is none.
+    async fn delete_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<bool>;
+    /// Deletes the updates of a (branch, runtime version, platform) beyond
+    /// the newest `keep`, but never one a device may still be served (see
+    /// [`candidates`](Self::candidates)). Returns the deleted update ids.
+    async fn prune(
+        &self,
+        project_id: &str,
+        branch: &BranchName,
+        runtime_version: &str,
+        platform: Platform,
+        keep: u64,
+    ) -> StoreResult<Vec<String>>;
     /// The runtime versions that have updates for a platform, newest first.
     async fn runtime_versions(
         &self,
         project_id: &str,
         platform: Platform,
     ) -> StoreResult<Vec<String>>;
+}
+
+/// A transaction holding a project's reference lock (see
+/// [`UpdateStore::lock_references`]). Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait ReferenceLock: Send {
+    /// The SHA-256 (hex) of every blob the project's updates reference.
+    async fn referenced_blobs(&mut self) -> StoreResult<HashSet<String>>;
+    async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()>;
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// A project's explicit channels, by name.
+    async fn list(&self, project_id: &str) -> StoreResult<Vec<Channel>>;
+    async fn find(&self, project_id: &str, name: &ChannelName) -> StoreResult<Option<Channel>>;
+    /// `Conflict { field: "channel" }` when the name is taken.
+    async fn insert(&self, channel: &Channel) -> StoreResult<()>;
+    /// Creates or replaces the channel's mapping, in one statement.
+    async fn save(&self, channel: &Channel) -> StoreResult<()>;
+    /// `Ok(false)` when the channel had no explicit mapping.
+    async fn delete(&self, project_id: &str, name: &ChannelName) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Newest first, older than the event id `before` when given.
+    async fn list(
+        &self,
+        project_id: &str,
+        before: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// Readiness: whether the database answers at all.

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::Actor;
+use crate::release::{BranchName, RolloutPercentage};
 use crate::validation::{ValidationError, has_control_chars};
 
 /// A platform Expo updates are built for.
@@ -137,6 +139,16 @@ pub struct Update {
     pub runtime_version: String,
     pub platform: Platform,
     pub kind: UpdateKind,
+    pub branch: BranchName,
+    /// Shown in history; free text from the publisher.
+    pub message: Option<String>,
+    /// The share of devices served this update; the others get the branch's
+    /// previous one.
+    pub rollout: RolloutPercentage,
+    /// Who published it; `None` for updates stored before this was recorded.
+    pub published_by: Option<Actor>,
+    /// The publish this one republished, for history.
+    pub republished_from: Option<String>,
     /// The manifest `id`: a UUID derived from everything served, so it
     /// changes exactly when the served content does.
     pub manifest_id: String,
@@ -153,9 +165,29 @@ impl Update {
     }
 }
 
+/// The longest update message accepted.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Checks an update message: at most [`MAX_MESSAGE_LEN`] characters; tabs
+/// and newlines are fine, other control characters are not.
+pub fn parse_message(raw: &str) -> Result<String, ValidationError> {
+    let bad_control = raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    if raw.chars().count() > MAX_MESSAGE_LEN || bad_control {
+        return Err(ValidationError::new(format!(
+            "message must be at most {MAX_MESSAGE_LEN} characters, without control characters."
+        )));
+    }
+    Ok(raw.to_owned())
+}
+
+/// The directory under which a project's asset blobs live.
+pub fn asset_blob_prefix(project_id: &str) -> String {
+    format!("projects/{project_id}/assets")
+}
+
 /// Where a project's asset blob lives: content addressed, per project.
 pub fn asset_blob_key(project_id: &str, sha256_hex: &str) -> String {
-    format!("projects/{project_id}/assets/{sha256_hex}")
+    format!("{}/{sha256_hex}", asset_blob_prefix(project_id))
 }
 
 #[cfg(test)]

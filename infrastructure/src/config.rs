@@ -27,6 +27,14 @@ pub struct Config {
     /// PEM text of the code-signing key, when signing is configured.
     pub signing_key: Option<Secret>,
     pub signing_key_id: String,
+    /// `RETENTION_KEEP_PER_BRANCH`: updates kept per (branch, runtime
+    /// version, platform); `None` keeps everything.
+    pub retention_keep_per_branch: Option<u64>,
+    /// `GC_INTERVAL_SECONDS`: how often staging is swept and unreferenced
+    /// blobs are collected in the background; `None` (0) turns it off.
+    pub gc_interval: Option<std::time::Duration>,
+    /// `GC_GRACE_SECONDS`: blobs younger than this are never collected.
+    pub gc_grace: std::time::Duration,
     /// Things worth telling the operator once logging is up.
     pub warnings: Vec<String>,
 }
@@ -54,6 +62,13 @@ impl std::fmt::Debug for Secret {
 /// 512 MiB: far above a real export (a few MB of Hermes bytecode and
 /// assets), far below what would strain a small server's disk.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Six hours between background storage clean-ups.
+pub const DEFAULT_GC_INTERVAL_SECONDS: u64 = 6 * 3600;
+
+/// An hour: no publish takes that long between storing a file and
+/// committing the update that references it.
+pub const DEFAULT_GC_GRACE_SECONDS: u64 = 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -164,6 +179,33 @@ impl Config {
             Some(value) => Some(signing_key_pem(value)?),
         };
         let signing_key_id = get("PRIVATE_KEY_ID").unwrap_or_else(|| "main".to_owned());
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| invalid(name, format!("{raw:?} is not a whole number"))),
+            }
+        };
+        let retention_keep_per_branch = match get("RETENTION_KEEP_PER_BRANCH") {
+            None => None,
+            Some(_) => match number("RETENTION_KEEP_PER_BRANCH", 0)? {
+                0 => {
+                    return Err(invalid(
+                        "RETENTION_KEEP_PER_BRANCH",
+                        "must keep at least 1 update (leave it unset to keep all)".to_owned(),
+                    ));
+                }
+                keep => Some(keep),
+            },
+        };
+        let gc_interval = match number("GC_INTERVAL_SECONDS", DEFAULT_GC_INTERVAL_SECONDS)? {
+            0 => None,
+            seconds => Some(std::time::Duration::from_secs(seconds)),
+        };
+        let gc_grace =
+            std::time::Duration::from_secs(number("GC_GRACE_SECONDS", DEFAULT_GC_GRACE_SECONDS)?);
         Ok(Self {
             host,
             port,
@@ -177,6 +219,9 @@ impl Config {
             max_upload_bytes,
             signing_key,
             signing_key_id,
+            retention_keep_per_branch,
+            gc_interval,
+            gc_grace,
             warnings,
         })
     }

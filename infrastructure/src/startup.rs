@@ -8,8 +8,8 @@ use adapter_http::Services;
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
-    AccountService, ApiKeyService, MemberService, ProjectService, PublishService,
-    RegistrationPolicy, ServeService,
+    AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, MemberService,
+    ProjectService, PublishService, RegistrationPolicy, ReleaseService, ServeService,
 };
 use domain::blob::BlobStore;
 use domain::ports::ManifestSigner;
@@ -61,6 +61,7 @@ pub struct Application {
     port: u16,
     services: Services,
     store: SqlStore,
+    gc_interval: Option<Duration>,
 }
 
 impl Application {
@@ -123,6 +124,7 @@ impl Application {
             port,
             services,
             store,
+            gc_interval: config.gc_interval,
         })
     }
 
@@ -133,13 +135,42 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let maintenance = self
+            .gc_interval
+            .map(|every| tokio::spawn(maintain_storage(self.services.clone(), every)));
         let routes = adapter_http::routes(self.services);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(SHUTDOWN_GRACE))
             .await;
+        if let Some(task) = maintenance {
+            task.abort();
+        }
         self.store.close().await;
         tracing::info!("stopped");
         served
+    }
+}
+
+/// Every `every`: deletes what interrupted publishes left in staging, then
+/// blobs no update references (after deletes, retention, deleted projects).
+/// Each instance runs it; the reference lock keeps them from colliding.
+async fn maintain_storage(services: Services, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = services.blobs.sweep_staging(STALE_STAGING_SECONDS).await {
+            tracing::warn!(%error, "sweeping staging failed");
+        }
+        match services.gc.collect_all().await {
+            Ok(report) if report.deleted_blobs > 0 => tracing::info!(
+                deleted = report.deleted_blobs,
+                freed_bytes = report.freed_bytes,
+                "storage collection done"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "storage collection failed"),
+        }
     }
 }
 
@@ -215,6 +246,7 @@ fn wire(
     } else {
         RegistrationPolicy::FirstUserOnly
     };
+    let audit = AuditLog::new(store.clone());
     Ok(Services {
         accounts: Arc::new(AccountService::new(
             store.clone(),
@@ -222,25 +254,51 @@ fn wire(
             Arc::new(tokens),
             policy,
         )),
-        projects: Arc::new(ProjectService::new(store.clone(), store.clone())),
-        members: Arc::new(MemberService::new(store.clone(), store.clone())),
+        projects: Arc::new(ProjectService::new(
+            store.clone(),
+            store.clone(),
+            audit.clone(),
+        )),
+        members: Arc::new(MemberService::new(
+            store.clone(),
+            store.clone(),
+            audit.clone(),
+        )),
         api_keys: Arc::new(ApiKeyService::new(
             store.clone(),
             store.clone(),
             Arc::new(Sha256Secrets),
+            audit.clone(),
         )),
         publish: Arc::new(PublishService::new(
             store.clone(),
             blobs.clone(),
             store.clone(),
+            audit.clone(),
             config.max_upload_bytes,
+            config.retention_keep_per_branch,
         )),
         serve: Arc::new(ServeService::new(
+            store.clone(),
             store.clone(),
             store.clone(),
             blobs.clone(),
             signer.clone(),
             public_url,
+        )),
+        releases: Arc::new(ReleaseService::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            audit.clone(),
+        )),
+        audit: Arc::new(AuditService::new(store.clone(), store.clone())),
+        gc: Arc::new(GarbageCollector::new(
+            store.clone(),
+            store.clone(),
+            blobs.clone(),
+            audit,
+            config.gc_grace,
         )),
         health: store,
         blobs,

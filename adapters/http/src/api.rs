@@ -3,8 +3,10 @@
 
 mod accounts;
 mod api_keys;
+mod audit;
 mod members;
 mod projects;
+mod releases;
 mod updates;
 
 use poem::{Endpoint, EndpointExt, Route};
@@ -29,6 +31,8 @@ enum ApiTags {
     Keys,
     /// Publishing and serving updates (the Expo Updates protocol).
     Updates,
+    /// Branches, channels, rollouts, history, republish and delete.
+    Releases,
 }
 
 type Apis = (
@@ -37,6 +41,9 @@ type Apis = (
     members::MembersApi,
     api_keys::ApiKeysApi,
     updates::UpdatesApi,
+    releases::ReleasesApi,
+    releases::PipelineReleasesApi,
+    audit::AuditApi,
 );
 
 fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
@@ -45,7 +52,10 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
         projects::ProjectsApi(services.clone()),
         members::MembersApi(services.clone()),
         api_keys::ApiKeysApi(services.clone()),
-        updates::UpdatesApi(services),
+        updates::UpdatesApi(services.clone()),
+        releases::ReleasesApi(services.clone()),
+        releases::PipelineReleasesApi(services.clone()),
+        audit::AuditApi(services),
     );
     OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
         "Self-hosted, multi-tenant server for Expo over-the-air updates. \

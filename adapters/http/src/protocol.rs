@@ -20,7 +20,8 @@ use crate::state::Services;
 
 /// The request headers that change a manifest answer.
 const MANIFEST_VARY: &str = "accept, expo-platform, expo-runtime-version, expo-protocol-version, \
-     expo-current-update-id, expo-embedded-update-id, expo-expect-signature";
+     expo-current-update-id, expo-embedded-update-id, expo-expect-signature, expo-channel-name, \
+     eas-client-id";
 
 /// The response structures a client may accept, in the server's preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,13 +144,15 @@ pub async fn manifest(
         current_update_id: header(headers, "expo-current-update-id").map(str::to_ascii_lowercase),
         embedded_update_id: header(headers, "expo-embedded-update-id").map(str::to_ascii_lowercase),
         expects_signature: headers.contains_key("expo-expect-signature"),
+        channel: from_header_or_query("expo-channel-name", "channel"),
+        client_id: header(headers, "eas-client-id").map(str::to_owned),
         directives_allowed: structure == Structure::Multipart,
     };
-    let answer = match services.serve.manifest(&request).await {
-        Ok(answer) => answer,
+    let served = match services.serve.manifest(&request).await {
+        Ok(served) => served,
         Err(error) => return error_response(error),
     };
-    let mut response = match (structure, answer) {
+    let mut response = match (structure, served.answer) {
         (Structure::Multipart, ManifestAnswer::Manifest(body)) => multipart(&[
             Part::signed("manifest", &body),
             Part {
@@ -192,6 +195,10 @@ pub async fn manifest(
         poem::http::HeaderValue::from_static("private, max-age=0"),
     );
     headers.insert(VARY, poem::http::HeaderValue::from_static(MANIFEST_VARY));
+    // Branch names are restricted to characters that are safe here.
+    if let Ok(filters) = poem::http::HeaderValue::from_str(&served.manifest_filters) {
+        headers.insert("expo-manifest-filters", filters);
+    }
     response
 }
 

@@ -9,6 +9,9 @@ use domain::project::Project;
 use domain::user::User;
 use poem_openapi::Object;
 
+mod releases;
+pub use releases::*;
+
 /// Timestamps as the old server wrote them: RFC 3339, UTC, whole seconds.
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use application::{
-    AccountService, ApiKeyService, MemberService, ProjectService, PublishService, ServeService,
+    AccountService, ApiKeyService, AuditService, GarbageCollector, MemberService, ProjectService,
+    PublishService, ReleaseService, ServeService,
 };
 use domain::blob::BlobStore;
 use domain::ports::{HealthProbe, ManifestSigner};
@@ -17,6 +18,9 @@ pub struct Services {
     pub api_keys: Arc<ApiKeyService>,
     pub publish: Arc<PublishService>,
     pub serve: Arc<ServeService>,
+    pub releases: Arc<ReleaseService>,
+    pub audit: Arc<AuditService>,
+    pub gc: Arc<GarbageCollector>,
     pub health: Arc<dyn HealthProbe>,
     /// Where update files live (verified reachable at start-up).
     pub blobs: Arc<dyn BlobStore>,

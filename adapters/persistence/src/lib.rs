@@ -2,6 +2,8 @@
 //! embedded default) or PostgreSQL, chosen by the database URL.
 
 mod api_keys;
+mod audit;
+mod channels;
 mod entity;
 mod errors;
 mod members;

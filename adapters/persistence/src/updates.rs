@@ -1,22 +1,33 @@
 //! The update store: a publish's updates and their files, written in one
-//! transaction, read back by the indexed "latest" query.
+//! transaction under the project's reference lock, read back by indexed
+//! queries on (project, branch, runtime version, platform, id).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
-use domain::ports::{StoreError, StoreResult, UpdateStore};
+use domain::audit::{Actor, ActorKind};
+use domain::ports::{HistoryQuery, ReferenceLock, StoreError, StoreResult, UpdateStore};
+use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
 use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 
 use crate::SqlStore;
 use crate::entity::{update, update_asset};
 use crate::errors::store_error;
+use crate::projects::lock_project;
+
+/// The most partial rollouts stacked on a branch that are considered.
+const MAX_CANDIDATES: u64 = 200;
+
+/// Deletes by id in chunks small enough for any bind-parameter limit.
+const DELETE_CHUNK: usize = 500;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Backend(format!("unknown {what} {value:?} in the database"))
+    StoreError::Backend(format!("invalid {what} {value:?} in the database"))
 }
 
 fn to_asset(row: update_asset::Model) -> UpdateAsset {
@@ -32,37 +43,53 @@ fn to_asset(row: update_asset::Model) -> UpdateAsset {
     }
 }
 
+fn rollout(value: i32) -> StoreResult<RolloutPercentage> {
+    RolloutPercentage::parse(i64::from(value))
+        .map_err(|_| corrupt("rollout percentage", &value.to_string()))
+}
+
+/// The domain value of a row; `assets` are loaded separately when needed.
+fn to_update(row: update::Model, assets: Vec<UpdateAsset>) -> StoreResult<Update> {
+    let published_by = match (
+        row.published_by_type.as_deref().and_then(ActorKind::parse),
+        row.published_by_id,
+    ) {
+        (Some(kind), Some(id)) => Some(Actor {
+            kind,
+            id,
+            name: row.published_by_name.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Ok(Update {
+        platform: Platform::parse(&row.platform)
+            .ok_or_else(|| corrupt("platform", &row.platform))?,
+        kind: UpdateKind::parse(&row.kind).ok_or_else(|| corrupt("kind", &row.kind))?,
+        branch: BranchName::parse(&row.branch).map_err(|_| corrupt("branch", &row.branch))?,
+        rollout: rollout(row.rollout_percentage)?,
+        id: row.id,
+        publish_id: row.publish_id,
+        project_id: row.project_id,
+        runtime_version: row.runtime_version,
+        message: row.message,
+        published_by,
+        republished_from: row.republished_from,
+        manifest_id: row.manifest_id,
+        expo_config: row.expo_config,
+        assets,
+        created_at: row.created_at,
+    })
+}
+
 /// Loads an update row's assets and assembles the domain value.
-async fn assemble(db: &DatabaseConnection, row: update::Model) -> StoreResult<Update> {
+async fn with_assets(db: &impl ConnectionTrait, row: update::Model) -> StoreResult<Update> {
     let assets = update_asset::Entity::find()
         .filter(update_asset::Column::UpdateId.eq(row.id.clone()))
         .order_by_asc(update_asset::Column::Position)
         .all(db)
         .await
         .map_err(store_error)?;
-    Ok(Update {
-        platform: Platform::parse(&row.platform)
-            .ok_or_else(|| corrupt("platform", &row.platform))?,
-        kind: UpdateKind::parse(&row.kind).ok_or_else(|| corrupt("kind", &row.kind))?,
-        id: row.id,
-        publish_id: row.publish_id,
-        project_id: row.project_id,
-        runtime_version: row.runtime_version,
-        manifest_id: row.manifest_id,
-        expo_config: row.expo_config,
-        assets: assets.into_iter().map(to_asset).collect(),
-        created_at: row.created_at,
-    })
-}
-
-async fn assemble_found(
-    db: &DatabaseConnection,
-    row: Option<update::Model>,
-) -> StoreResult<Option<Update>> {
-    match row {
-        Some(row) => assemble(db, row).await.map(Some),
-        None => Ok(None),
-    }
+    to_update(row, assets.into_iter().map(to_asset).collect())
 }
 
 fn asset_row(update_id: &str, position: usize, asset: &UpdateAsset) -> update_asset::ActiveModel {
@@ -80,56 +107,172 @@ fn asset_row(update_id: &str, position: usize, asset: &UpdateAsset) -> update_as
     }
 }
 
-#[async_trait]
-impl UpdateStore for SqlStore {
-    async fn insert_publish(&self, updates: &[Update]) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(store_error)?;
-        for item in updates {
-            let row = update::ActiveModel {
-                id: Set(item.id.clone()),
-                publish_id: Set(item.publish_id.clone()),
-                project_id: Set(item.project_id.clone()),
-                runtime_version: Set(item.runtime_version.clone()),
-                platform: Set(item.platform.as_str().to_owned()),
-                kind: Set(item.kind.as_str().to_owned()),
-                manifest_id: Set(item.manifest_id.clone()),
-                expo_config: Set(item.expo_config.clone()),
-                created_at: Set(item.created_at),
-            };
-            update::Entity::insert(row)
-                .exec_without_returning(&txn)
-                .await
-                .map_err(store_error)?;
-            if !item.assets.is_empty() {
-                let rows = item
-                    .assets
-                    .iter()
-                    .enumerate()
-                    .map(|(position, asset)| asset_row(&item.id, position, asset));
-                update_asset::Entity::insert_many(rows)
-                    .exec_without_returning(&txn)
-                    .await
-                    .map_err(store_error)?;
-            }
-        }
-        txn.commit().await.map_err(store_error)
+fn update_row(item: &Update) -> update::ActiveModel {
+    let actor = item.published_by.as_ref();
+    update::ActiveModel {
+        id: Set(item.id.clone()),
+        publish_id: Set(item.publish_id.clone()),
+        project_id: Set(item.project_id.clone()),
+        runtime_version: Set(item.runtime_version.clone()),
+        platform: Set(item.platform.as_str().to_owned()),
+        kind: Set(item.kind.as_str().to_owned()),
+        manifest_id: Set(item.manifest_id.clone()),
+        expo_config: Set(item.expo_config.clone()),
+        created_at: Set(item.created_at),
+        branch: Set(item.branch.as_str().to_owned()),
+        message: Set(item.message.clone()),
+        rollout_percentage: Set(i32::from(item.rollout.value())),
+        published_by_type: Set(actor.map(|a| a.kind.as_str().to_owned())),
+        published_by_id: Set(actor.map(|a| a.id.clone())),
+        published_by_name: Set(actor.map(|a| a.name.clone())),
+        republished_from: Set(item.republished_from.clone()),
     }
+}
 
-    async fn latest(
-        &self,
-        project_id: &str,
-        runtime_version: &str,
-        platform: Platform,
-    ) -> StoreResult<Option<Update>> {
-        let row = update::Entity::find()
-            .filter(update::Column::ProjectId.eq(project_id))
-            .filter(update::Column::RuntimeVersion.eq(runtime_version))
-            .filter(update::Column::Platform.eq(platform.as_str()))
-            .order_by_desc(update::Column::Id)
-            .one(&self.db)
+async fn insert_rows(txn: &DatabaseTransaction, updates: &[Update]) -> StoreResult<()> {
+    for item in updates {
+        update::Entity::insert(update_row(item))
+            .exec_without_returning(txn)
             .await
             .map_err(store_error)?;
-        assemble_found(&self.db, row).await
+        if !item.assets.is_empty() {
+            let rows = item
+                .assets
+                .iter()
+                .enumerate()
+                .map(|(position, asset)| asset_row(&item.id, position, asset));
+            update_asset::Entity::insert_many(rows)
+                .exec_without_returning(txn)
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The updates of one (project, branch, runtime version, platform).
+fn stream_of(
+    project_id: &str,
+    branch: &BranchName,
+    runtime_version: &str,
+    platform: Platform,
+) -> Select<update::Entity> {
+    update::Entity::find()
+        .filter(update::Column::ProjectId.eq(project_id))
+        .filter(update::Column::Branch.eq(branch.as_str()))
+        .filter(update::Column::RuntimeVersion.eq(runtime_version))
+        .filter(update::Column::Platform.eq(platform.as_str()))
+}
+
+/// Newest first: the newest partial rollouts and the newest complete update
+/// beneath them (a device outside every partial rollout gets that one).
+async fn candidates_in(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    branch: &BranchName,
+    runtime_version: &str,
+    platform: Platform,
+) -> StoreResult<Vec<RolloutCandidate>> {
+    let newest_complete: Option<String> = stream_of(project_id, branch, runtime_version, platform)
+        .select_only()
+        .column(update::Column::Id)
+        .filter(update::Column::RolloutPercentage.gte(100))
+        .order_by_desc(update::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(store_error)?;
+    let mut query = stream_of(project_id, branch, runtime_version, platform)
+        .select_only()
+        .column(update::Column::Id)
+        .column(update::Column::PublishId)
+        .column(update::Column::RolloutPercentage)
+        .order_by_desc(update::Column::Id)
+        .limit(MAX_CANDIDATES);
+    if let Some(floor) = newest_complete {
+        query = query.filter(update::Column::Id.gte(floor));
+    }
+    let rows: Vec<(String, String, i32)> =
+        query.into_tuple().all(db).await.map_err(store_error)?;
+    rows.into_iter()
+        .map(|(id, publish_id, percentage)| {
+            Ok(RolloutCandidate {
+                id,
+                publish_id,
+                rollout: rollout(percentage)?,
+            })
+        })
+        .collect()
+}
+
+async fn delete_ids(db: &impl ConnectionTrait, ids: &[String]) -> StoreResult<()> {
+    for chunk in ids.chunks(DELETE_CHUNK) {
+        update::Entity::delete_many()
+            .filter(update::Column::Id.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// A transaction holding the project's row lock (see `lock_project`).
+struct SqlReferenceLock {
+    txn: DatabaseTransaction,
+    project_id: String,
+}
+
+#[async_trait]
+impl ReferenceLock for SqlReferenceLock {
+    async fn referenced_blobs(&mut self) -> StoreResult<HashSet<String>> {
+        let of_project = update::Entity::find()
+            .select_only()
+            .column(update::Column::Id)
+            .filter(update::Column::ProjectId.eq(self.project_id.clone()))
+            .into_query();
+        let hashes: Vec<String> = update_asset::Entity::find()
+            .select_only()
+            .column(update_asset::Column::Sha256Hex)
+            .distinct()
+            .filter(update_asset::Column::UpdateId.in_subquery(of_project))
+            .into_tuple()
+            .all(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(hashes.into_iter().collect())
+    }
+
+    async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()> {
+        insert_rows(&self.txn, updates).await
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.txn.commit().await.map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl UpdateStore for SqlStore {
+    async fn lock_references(&self, project_id: &str) -> StoreResult<Box<dyn ReferenceLock>> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        if !lock_project(&txn, project_id).await.map_err(store_error)? {
+            return Err(StoreError::ProjectGone);
+        }
+        Ok(Box::new(SqlReferenceLock {
+            txn,
+            project_id: project_id.to_owned(),
+        }))
+    }
+
+    async fn candidates(
+        &self,
+        project_id: &str,
+        branch: &BranchName,
+        runtime_version: &str,
+        platform: Platform,
+    ) -> StoreResult<Vec<RolloutCandidate>> {
+        candidates_in(&self.db, project_id, branch, runtime_version, platform).await
     }
 
     async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>> {
@@ -138,7 +281,143 @@ impl UpdateStore for SqlStore {
             .one(&self.db)
             .await
             .map_err(store_error)?;
-        assemble_found(&self.db, row).await
+        match row {
+            Some(row) => with_assets(&self.db, row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<Vec<Update>> {
+        let rows = update::Entity::find()
+            .filter(update::Column::ProjectId.eq(project_id))
+            .filter(update::Column::PublishId.eq(publish_id))
+            .order_by_asc(update::Column::Platform)
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        let mut updates = Vec::with_capacity(rows.len());
+        for row in rows {
+            updates.push(with_assets(&self.db, row).await?);
+        }
+        Ok(updates)
+    }
+
+    async fn history(&self, project_id: &str, query: &HistoryQuery) -> StoreResult<Vec<Update>> {
+        let mut select = update::Entity::find().filter(update::Column::ProjectId.eq(project_id));
+        if let Some(branch) = &query.branch {
+            select = select.filter(update::Column::Branch.eq(branch.as_str()));
+        }
+        if let Some(runtime_version) = &query.runtime_version {
+            select = select.filter(update::Column::RuntimeVersion.eq(runtime_version.as_str()));
+        }
+        if let Some(platform) = query.platform {
+            select = select.filter(update::Column::Platform.eq(platform.as_str()));
+        }
+        if let Some(before) = &query.before_publish {
+            select = select.filter(update::Column::PublishId.lt(before.as_str()));
+        }
+        let rows = select
+            .order_by_desc(update::Column::PublishId)
+            .order_by_asc(update::Column::Platform)
+            .limit(query.limit_rows)
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter()
+            .map(|row| to_update(row, Vec::new()))
+            .collect()
+    }
+
+    async fn branch_heads(&self, project_id: &str) -> StoreResult<Vec<Update>> {
+        let newest: Vec<String> = update::Entity::find()
+            .select_only()
+            .expr(Func::max(Expr::col(update::Column::Id)))
+            .filter(update::Column::ProjectId.eq(project_id))
+            .group_by(update::Column::Branch)
+            .group_by(update::Column::RuntimeVersion)
+            .group_by(update::Column::Platform)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        let mut heads = Vec::with_capacity(newest.len());
+        for chunk in newest.chunks(DELETE_CHUNK) {
+            let rows = update::Entity::find()
+                .filter(update::Column::Id.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await
+                .map_err(store_error)?;
+            for row in rows {
+                heads.push(to_update(row, Vec::new())?);
+            }
+        }
+        heads.sort_by(|a, b| {
+            (a.branch.as_str(), b.id.as_str(), a.platform)
+                .cmp(&(b.branch.as_str(), a.id.as_str(), b.platform))
+        });
+        Ok(heads)
+    }
+
+    async fn set_rollout(
+        &self,
+        project_id: &str,
+        publish_id: &str,
+        rollout: RolloutPercentage,
+    ) -> StoreResult<bool> {
+        let result = update::Entity::update_many()
+            .col_expr(
+                update::Column::RolloutPercentage,
+                Expr::value(i32::from(rollout.value())),
+            )
+            .filter(update::Column::ProjectId.eq(project_id))
+            .filter(update::Column::PublishId.eq(publish_id))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected > 0)
+    }
+
+    async fn delete_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<bool> {
+        let result = update::Entity::delete_many()
+            .filter(update::Column::ProjectId.eq(project_id))
+            .filter(update::Column::PublishId.eq(publish_id))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected > 0)
+    }
+
+    async fn prune(
+        &self,
+        project_id: &str,
+        branch: &BranchName,
+        runtime_version: &str,
+        platform: Platform,
+        keep: u64,
+    ) -> StoreResult<Vec<String>> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        let servable: HashSet<String> =
+            candidates_in(&txn, project_id, branch, runtime_version, platform)
+                .await?
+                .into_iter()
+                .map(|candidate| candidate.id)
+                .collect();
+        let ids: Vec<String> = stream_of(project_id, branch, runtime_version, platform)
+            .select_only()
+            .column(update::Column::Id)
+            .order_by_desc(update::Column::Id)
+            .offset(keep)
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(store_error)?;
+        let doomed: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !servable.contains(id))
+            .collect();
+        delete_ids(&txn, &doomed).await?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(doomed)
     }
 
     async fn runtime_versions(

@@ -8,7 +8,18 @@ use adapter_persistence::SqlStore;
 use chrono::{SubsecRound, Utc};
 use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
 use domain::ports::{ProjectStore, StoreError, UpdateStore};
+use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+
+/// The newest fully rolled-out update of branch `main`.
+async fn latest(store: &SqlStore, pid: &str, runtime: &str, platform: Platform) -> Option<Update> {
+    let candidates = store
+        .candidates(pid, &BranchName::default_branch(), runtime, platform)
+        .await
+        .unwrap();
+    let newest = candidates.into_iter().find(|c| c.rollout.is_complete())?;
+    UpdateStore::find(store, pid, &newest.id).await.unwrap()
+}
 
 fn update(
     project_id: &str,
@@ -39,6 +50,11 @@ fn update(
         runtime_version: runtime.to_owned(),
         platform,
         kind: UpdateKind::Update,
+        branch: BranchName::default_branch(),
+        message: Some(format!("message {label}")),
+        rollout: RolloutPercentage::FULL,
+        published_by: None,
+        republished_from: None,
         manifest_id: id(),
         expo_config: Some(format!("{{\"name\":\"{label}\"}}")),
         assets: vec![
@@ -56,11 +72,7 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
     let project = project_with_two_owners(&store, &a, &b).await;
     let pid = project.id.as_str();
     assert!(
-        store
-            .latest(pid, "1.0.0", Platform::Ios)
-            .await
-            .unwrap()
-            .is_none()
+        latest(&store, pid, "1.0.0", Platform::Ios).await.is_none()
     );
 
     let first = id();
@@ -78,19 +90,11 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
         .await
         .unwrap();
 
-    let ios = store
-        .latest(pid, "1.0.0", Platform::Ios)
-        .await
-        .unwrap()
-        .unwrap();
+    let ios = latest(&store, pid, "1.0.0", Platform::Ios).await.unwrap();
     assert_eq!(ios, v2[0]);
     assert_eq!(ios.launch_asset().unwrap().path, "bundle.hbc");
     assert_eq!(ios.assets.len(), 3);
-    let android = store
-        .latest(pid, "1.0.0", Platform::Android)
-        .await
-        .unwrap()
-        .unwrap();
+    let android = latest(&store, pid, "1.0.0", Platform::Android).await.unwrap();
     assert_eq!(android, v1[1]);
     assert_eq!(
         UpdateStore::find(&store, pid, &v1[0].id)
@@ -142,18 +146,10 @@ async fn a_failed_publish_leaves_nothing(store: SqlStore) {
     clash.id = good.id.clone();
     assert!(store.insert_publish(&[good, clash]).await.is_err());
     assert!(
-        store
-            .latest(pid, "1.0.0", Platform::Ios)
-            .await
-            .unwrap()
-            .is_none()
+        latest(&store, pid, "1.0.0", Platform::Ios).await.is_none()
     );
     assert!(
-        store
-            .latest(pid, "1.0.0", Platform::Android)
-            .await
-            .unwrap()
-            .is_none()
+        latest(&store, pid, "1.0.0", Platform::Android).await.is_none()
     );
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::blob::{BlobError, BlobReader, BlobStore, ByteStream, StagedBlob};
+use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
 use futures_util::{StreamExt, TryStreamExt};
 use md5::Md5;
 use object_store::aws::AmazonS3Builder;
@@ -266,6 +266,46 @@ impl BlobStore for ObjectBlobStore {
             .map_err(|error| std::io::Error::other(error.to_string()))
             .boxed();
         Ok(BlobReader { size, body })
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        match self.store.head(&object_path(key)?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, BlobError> {
+        let prefix = object_path(prefix)?;
+        self.store
+            .list(Some(&prefix))
+            .map_ok(|meta| BlobInfo {
+                key: meta.location.to_string(),
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })
+            .try_collect()
+            .await
+            .map_err(backend)
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BlobError> {
+        let paths = keys
+            .iter()
+            .map(|key| object_path(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One batched request per 1,000 keys on S3; plain deletes locally.
+        let mut results = self
+            .store
+            .delete_stream(futures_util::stream::iter(paths.into_iter().map(Ok)).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(backend(error)),
+            }
+        }
+        Ok(())
     }
 
     async fn sweep_staging(&self, age_seconds: u64) -> Result<usize, BlobError> {

@@ -185,7 +185,7 @@ fn assert_manifest_of(manifest: &Value, export: &Export, platform: &str) {
         manifest["runtimeVersion"], export.runtime_version,
         "runtimeVersion"
     );
-    assert_eq!(manifest["metadata"], json!({}), "metadata");
+    assert_eq!(manifest["metadata"], json!({ "branch": "main" }), "metadata");
     let expo_config: Value = serde_json::from_slice(&export.raw("expoConfig.json")).unwrap();
     assert_eq!(
         manifest["extra"]["expoClient"], expo_config,
@@ -334,7 +334,13 @@ fn assert_rollback_created(response: &e2e::Response) -> String {
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["updateId", "message"]),
+        BTreeSet::from([
+            "updateId",
+            "message",
+            "branch",
+            "platforms",
+            "rolloutPercentage"
+        ]),
         "body: {}",
         response.text
     );
@@ -431,12 +437,13 @@ all_backends!(the_latest_publish_is_served, |app| async move {
         "ios and android got the same launch asset"
     );
 
-    // The same content again: the same manifest id.
+    // The same content again is a new update (as a republish is): devices
+    // are told about it, with a new id.
     publish(&app, &p, &v2).await;
     let again = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
-    assert_eq!(
+    assert_ne!(
         again["id"], ios["id"],
-        "republishing identical content changed the manifest id"
+        "a new publish of identical content kept the manifest id"
     );
     assert_manifest_of(&again, &v2, "ios");
 });

@@ -162,7 +162,10 @@ all_backends!(
                 .map(|o| o.keys().cloned().collect::<BTreeSet<_>>()),
             Some(BTreeSet::from([
                 "updateId".to_owned(),
-                "message".to_owned()
+                "message".to_owned(),
+                "branch".to_owned(),
+                "platforms".to_owned(),
+                "rolloutPercentage".to_owned(),
             ])),
             "body: {}",
             response.text

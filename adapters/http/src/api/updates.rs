@@ -1,6 +1,6 @@
 //! `/api/updates/{project}`: what release pipelines and Expo apps call.
 
-use application::{AppError, AppResult, RollbackRequest, UploadPart, UploadParts};
+use application::{AppError, AppResult, Caller, RollbackRequest, UploadPart, UploadParts};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use poem::web::Multipart;
@@ -25,6 +25,28 @@ pub struct PublishedBody {
     /// Shared by the platforms published together.
     pub update_id: String,
     pub message: String,
+    /// The branch the update was published to.
+    pub branch: String,
+    pub platforms: Vec<String>,
+    /// The share of devices it is served to.
+    pub rollout_percentage: u8,
+}
+
+impl PublishedBody {
+    fn new(published: application::Published, message: &str) -> Self {
+        let first = published.updates.first();
+        Self {
+            update_id: published.publish_id.clone(),
+            message: message.to_owned(),
+            branch: first.map(|u| u.branch.as_str().to_owned()).unwrap_or_default(),
+            platforms: published
+                .updates
+                .iter()
+                .map(|u| u.platform.as_str().to_owned())
+                .collect(),
+            rollout_percentage: first.map_or(100, |u| u.rollout.value()),
+        }
+    }
 }
 
 error_responses!(PublishError {
@@ -46,6 +68,9 @@ pub struct RollbackBody {
     pub runtime_version: String,
     /// `ios` and/or `android`; all platforms when left out.
     pub platforms: Option<Vec<String>>,
+    /// Default `main`.
+    pub branch: Option<String>,
+    pub message: Option<String>,
 }
 
 impl From<RollbackBody> for RollbackRequest {
@@ -53,6 +78,8 @@ impl From<RollbackBody> for RollbackRequest {
         Self {
             runtime_version: body.runtime_version,
             platforms: body.platforms,
+            branch: body.branch,
+            message: body.message,
         }
     }
 }
@@ -69,10 +96,10 @@ error_responses!(RollbackError {
 });
 
 fn rolled_back(published: application::Published) -> Json<PublishedBody> {
-    Json(PublishedBody {
-        update_id: published.publish_id,
-        message: "Rolled back to the embedded update".to_owned(),
-    })
+    Json(PublishedBody::new(
+        published,
+        "Rolled back to the embedded update",
+    ))
 }
 
 /// The publish form, streamed part by part (never buffered whole).
@@ -162,10 +189,10 @@ impl UpdatesApi {
         let published = task
             .await
             .map_err(|error| AppError::Internal(format!("publish task failed: {error}")))??;
-        Ok(Json(PublishedBody {
-            update_id: published.publish_id,
-            message: "Update published successfully".to_owned(),
-        }))
+        Ok(Json(PublishedBody::new(
+            published,
+            "Update published successfully",
+        )))
     }
 
     /// Roll devices back to the update embedded in the app (API key)
@@ -180,7 +207,7 @@ impl UpdatesApi {
         let request = RollbackRequest::from(body.0);
         let published = services
             .publish
-            .rollback_with_key(&auth.0, &project, &request)
+            .rollback(&Caller::Key(auth.0), &project, &request)
             .await?;
         Ok(rolled_back(published))
     }
@@ -197,7 +224,7 @@ impl UpdatesApi {
         let request = RollbackRequest::from(body.0);
         let published = services
             .publish
-            .rollback_as_member(&auth.0, &id, &request)
+            .rollback(&Caller::User(auth.0), &id, &request)
             .await?;
         Ok(rolled_back(published))
     }

@@ -2,6 +2,8 @@
 //! the conversions to and from domain types live beside the stores.
 
 pub mod api_key;
+pub mod audit_event;
+pub mod channel;
 pub mod member;
 pub mod project;
 pub mod update;

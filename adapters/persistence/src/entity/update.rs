@@ -16,6 +16,15 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub expo_config: Option<String>,
     pub created_at: DateTimeUtc,
+    pub branch: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub message: Option<String>,
+    pub rollout_percentage: i32,
+    /// `user` or `apiKey`; null for updates from before it was recorded.
+    pub published_by_type: Option<String>,
+    pub published_by_id: Option<String>,
+    pub published_by_name: Option<String>,
+    pub republished_from: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_control_plane;
 mod m20261127_000002_updates;
+mod m20261127_000003_releases;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_control_plane::Migration),
             Box::new(m20261127_000002_updates::Migration),
+            Box::new(m20261127_000003_releases::Migration),
         ]
     }
 }

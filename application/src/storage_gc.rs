@@ -1,0 +1,179 @@
+//! Storage garbage collection: deleting asset blobs no update references
+//! any more (after deletes, retention, or a deleted project).
+//!
+//! A blob is deleted only while the project's reference lock is held, and a
+//! publish checks that its blobs exist under that same lock before it
+//! commits (re-promoting any that went missing), so collection never removes
+//! a blob that a publish in progress is about to reference, on any instance.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use domain::blob::{BlobInfo, BlobStore};
+use domain::ports::{MemberStore, StoreError, UpdateStore};
+use domain::update::asset_blob_prefix;
+use domain::user::User;
+use serde_json::json;
+
+use crate::access::{Need, authorize, user_actor};
+use crate::audit::AuditLog;
+use crate::error::{AppError, AppResult};
+
+/// Where every project's blobs live.
+const PROJECTS_PREFIX: &str = "projects";
+
+/// What one collection did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub deleted_blobs: u64,
+    pub freed_bytes: u64,
+    pub kept_blobs: u64,
+}
+
+impl GcReport {
+    fn add(&mut self, other: Self) {
+        self.deleted_blobs += other.deleted_blobs;
+        self.freed_bytes += other.freed_bytes;
+        self.kept_blobs += other.kept_blobs;
+    }
+}
+
+pub struct GarbageCollector {
+    members: Arc<dyn MemberStore>,
+    updates: Arc<dyn UpdateStore>,
+    blobs: Arc<dyn BlobStore>,
+    audit: AuditLog,
+    /// Blobs younger than this are left alone: they are most likely part of
+    /// a publish under way, which would otherwise have to re-promote them.
+    grace: Duration,
+}
+
+impl GarbageCollector {
+    pub fn new(
+        members: Arc<dyn MemberStore>,
+        updates: Arc<dyn UpdateStore>,
+        blobs: Arc<dyn BlobStore>,
+        audit: AuditLog,
+        grace: Duration,
+    ) -> Self {
+        Self {
+            members,
+            updates,
+            blobs,
+            audit,
+            grace,
+        }
+    }
+
+    /// Collects one project's storage, on an owner's request.
+    pub async fn collect_project(&self, actor: &User, project_id: &str) -> AppResult<GcReport> {
+        authorize(
+            self.members.as_ref(),
+            &actor.id,
+            project_id,
+            Need::Owner("Only owner can clean up project storage."),
+        )
+        .await?;
+        let blobs = self.list(&asset_blob_prefix(project_id)).await?;
+        let report = self.collect(project_id, blobs).await?;
+        self.audit
+            .record(
+                &user_actor(actor),
+                project_id,
+                "storage.gc",
+                json!({
+                    "deletedBlobs": report.deleted_blobs,
+                    "freedBytes": report.freed_bytes,
+                    "keptBlobs": report.kept_blobs,
+                }),
+            )
+            .await;
+        Ok(report)
+    }
+
+    /// Collects every project's storage, including what deleted projects
+    /// left behind: the background task.
+    pub async fn collect_all(&self) -> AppResult<GcReport> {
+        let mut by_project: BTreeMap<String, Vec<BlobInfo>> = BTreeMap::new();
+        for blob in self.list(PROJECTS_PREFIX).await? {
+            let mut segments = blob.key.split('/');
+            if let (Some(PROJECTS_PREFIX), Some(project), Some("assets")) =
+                (segments.next(), segments.next(), segments.next())
+            {
+                by_project.entry(project.to_owned()).or_default().push(blob);
+            }
+        }
+        let mut total = GcReport::default();
+        for (project_id, blobs) in by_project {
+            total.add(self.collect(&project_id, blobs).await?);
+        }
+        Ok(total)
+    }
+
+    async fn list(&self, prefix: &str) -> AppResult<Vec<BlobInfo>> {
+        self.blobs
+            .list(prefix)
+            .await
+            .map_err(|error| AppError::Internal(error.to_string()))
+    }
+
+    async fn collect(&self, project_id: &str, blobs: Vec<BlobInfo>) -> AppResult<GcReport> {
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(self.grace).unwrap_or_else(|_| chrono::Duration::zero());
+        let (old, young): (Vec<BlobInfo>, Vec<BlobInfo>) = blobs
+            .into_iter()
+            .partition(|blob| blob.last_modified <= cutoff);
+        let mut report = GcReport {
+            kept_blobs: young.len() as u64,
+            ..GcReport::default()
+        };
+        if old.is_empty() {
+            return Ok(report);
+        }
+        match self.updates.lock_references(project_id).await {
+            Ok(mut lock) => {
+                let referenced = lock.referenced_blobs().await?;
+                self.delete_unreferenced(&old, &referenced, &mut report)
+                    .await?;
+                lock.commit().await?;
+            }
+            // The project is gone: nothing can reference its blobs again.
+            Err(StoreError::ProjectGone) => {
+                self.delete_unreferenced(&old, &HashSet::new(), &mut report)
+                    .await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        Ok(report)
+    }
+
+    async fn delete_unreferenced(
+        &self,
+        old: &[BlobInfo],
+        referenced: &HashSet<String>,
+        report: &mut GcReport,
+    ) -> AppResult<()> {
+        let (doomed, kept): (Vec<&BlobInfo>, Vec<&BlobInfo>) = old.iter().partition(|blob| {
+            let sha = blob.key.rsplit('/').next().unwrap_or_default();
+            !referenced.contains(sha)
+        });
+        report.kept_blobs += kept.len() as u64;
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = doomed.iter().map(|blob| blob.key.clone()).collect();
+        self.blobs
+            .delete_many(&keys)
+            .await
+            .map_err(|error| AppError::Internal(error.to_string()))?;
+        report.deleted_blobs += doomed.len() as u64;
+        report.freed_bytes += doomed.iter().map(|blob| blob.size).sum::<u64>();
+        tracing::info!(
+            deleted = doomed.len(),
+            "storage collection deleted unreferenced blobs"
+        );
+        Ok(())
+    }
+}
