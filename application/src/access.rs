@@ -6,8 +6,8 @@
 use domain::api_key::ApiKey;
 use domain::audit::{Actor, ActorKind};
 use domain::member::{Membership, Role};
-use domain::user::User;
 use domain::ports::MemberStore;
+use domain::user::User;
 
 use domain::id::is_valid_id;
 

@@ -113,9 +113,9 @@ pub(crate) fn page_limit(limit: Option<u64>, max: u64) -> AppResult<u64> {
 /// before it reaches a query.
 pub(crate) fn valid_cursor(cursor: Option<&str>) -> AppResult<Option<&str>> {
     match cursor {
-        Some(cursor) if !domain::id::is_valid_id(cursor) => {
-            Err(AppError::Invalid("cursor is not one this server returned.".to_owned()))
-        }
+        Some(cursor) if !domain::id::is_valid_id(cursor) => Err(AppError::Invalid(
+            "cursor is not one this server returned.".to_owned(),
+        )),
         other => Ok(other),
     }
 }

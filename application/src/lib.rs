@@ -30,11 +30,11 @@ pub use releases::{
     BranchSummary, ChannelChange, HistoryPage, HistoryRequest, NewChannel, Patch, ReleaseService,
     UpdateGroup,
 };
-pub use storage_gc::{GarbageCollector, GcReport};
 pub use serve::{
     AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService, ServedAsset,
     SignedBody,
 };
+pub use storage_gc::{GarbageCollector, GcReport};
 
 /// A fresh, time-ordered identifier (UUIDv7): unique across instances and
 /// sortable by creation time.

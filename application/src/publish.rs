@@ -578,7 +578,9 @@ pub(crate) async fn find_publish(
         Vec::new()
     };
     if found.is_empty() {
-        return Err(AppError::NotFound(format!("Update {publish_id} not found.")));
+        return Err(AppError::NotFound(format!(
+            "Update {publish_id} not found."
+        )));
     }
     Ok(found)
 }

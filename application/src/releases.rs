@@ -141,7 +141,11 @@ impl ReleaseService {
         authorize_caller(self.members.as_ref(), caller, project_id, need).await
     }
 
-    pub async fn list_channels(&self, caller: &Caller, project_id: &str) -> AppResult<Vec<Channel>> {
+    pub async fn list_channels(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+    ) -> AppResult<Vec<Channel>> {
         self.authorize(caller, project_id, Need::Read).await?;
         Ok(self.channels.list(project_id).await?)
     }
@@ -172,14 +176,18 @@ impl ReleaseService {
             updated_at: now,
         };
         channel.validate()?;
-        self.channels.insert(&channel).await.map_err(|error| match error {
-            domain::ports::StoreError::Conflict { .. } => AppError::Conflict(format!(
-                "Channel {} already exists; change it with PATCH.",
-                channel.name.as_str()
-            )),
-            other => other.into(),
-        })?;
-        self.record_channel(&actor, "channel.create", &channel).await;
+        self.channels
+            .insert(&channel)
+            .await
+            .map_err(|error| match error {
+                domain::ports::StoreError::Conflict { .. } => AppError::Conflict(format!(
+                    "Channel {} already exists; change it with PATCH.",
+                    channel.name.as_str()
+                )),
+                other => other.into(),
+            })?;
+        self.record_channel(&actor, "channel.create", &channel)
+            .await;
         Ok(channel)
     }
 
@@ -207,7 +215,11 @@ impl ReleaseService {
         if let Some(branch) = &change.branch {
             channel.branch = BranchName::parse(branch)?;
         }
-        channel.split = match (&change.rollout_branch, &change.rollout_percentage, channel.split) {
+        channel.split = match (
+            &change.rollout_branch,
+            &change.rollout_percentage,
+            channel.split,
+        ) {
             (Patch::Clear, Patch::Clear | Patch::Keep, _) => None,
             (Patch::Set(branch), Patch::Set(percentage), _) => Some(BranchSplit {
                 branch: BranchName::parse(branch)?,
@@ -227,7 +239,8 @@ impl ReleaseService {
         channel.updated_at = now;
         channel.validate()?;
         self.channels.save(&channel).await?;
-        self.record_channel(&actor, "channel.update", &channel).await;
+        self.record_channel(&actor, "channel.update", &channel)
+            .await;
         Ok(channel)
     }
 
@@ -246,7 +259,12 @@ impl ReleaseService {
             return Err(not_found());
         }
         self.audit
-            .record(&actor, project_id, "channel.delete", json!({ "channel": name.as_str() }))
+            .record(
+                &actor,
+                project_id,
+                "channel.delete",
+                json!({ "channel": name.as_str() }),
+            )
             .await;
         Ok(())
     }
@@ -269,7 +287,11 @@ impl ReleaseService {
     }
 
     /// Every branch with its newest update per runtime version and platform.
-    pub async fn branches(&self, caller: &Caller, project_id: &str) -> AppResult<Vec<BranchSummary>> {
+    pub async fn branches(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+    ) -> AppResult<Vec<BranchSummary>> {
         self.authorize(caller, project_id, Need::Read).await?;
         let mut branches: Vec<BranchSummary> = Vec::new();
         for head in self.updates.branch_heads(project_id).await? {
@@ -294,7 +316,11 @@ impl ReleaseService {
         self.authorize(caller, project_id, Need::Read).await?;
         let limit = page_limit(request.limit, MAX_HISTORY_PAGE)?;
         let query = HistoryQuery {
-            branch: request.branch.as_deref().map(BranchName::parse).transpose()?,
+            branch: request
+                .branch
+                .as_deref()
+                .map(BranchName::parse)
+                .transpose()?,
             runtime_version: request
                 .runtime_version
                 .as_deref()
@@ -330,7 +356,12 @@ impl ReleaseService {
     }
 
     /// One publish with its assets.
-    pub async fn get(&self, caller: &Caller, project_id: &str, publish_id: &str) -> AppResult<UpdateGroup> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        publish_id: &str,
+    ) -> AppResult<UpdateGroup> {
         self.authorize(caller, project_id, Need::Read).await?;
         let updates = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
         UpdateGroup::group(updates)
@@ -349,8 +380,14 @@ impl ReleaseService {
         let actor = self.authorize(caller, project_id, Need::Read).await?;
         let rollout = RolloutPercentage::parse(percentage)?;
         let before = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
-        if !self.updates.set_rollout(project_id, publish_id, rollout).await? {
-            return Err(AppError::NotFound(format!("Update {publish_id} not found.")));
+        if !self
+            .updates
+            .set_rollout(project_id, publish_id, rollout)
+            .await?
+        {
+            return Err(AppError::NotFound(format!(
+                "Update {publish_id} not found."
+            )));
         }
         self.audit
             .record(
@@ -376,13 +413,24 @@ impl ReleaseService {
 
     /// Deletes a publish (owners, or the project's key): it is no longer
     /// served, and the one before it is the latest again.
-    pub async fn delete(&self, caller: &Caller, project_id: &str, publish_id: &str) -> AppResult<()> {
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        publish_id: &str,
+    ) -> AppResult<()> {
         let actor = self
-            .authorize(caller, project_id, Need::Owner("Only owner can delete updates."))
+            .authorize(
+                caller,
+                project_id,
+                Need::Owner("Only owner can delete updates."),
+            )
             .await?;
         let before = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
         if !self.updates.delete_publish(project_id, publish_id).await? {
-            return Err(AppError::NotFound(format!("Update {publish_id} not found.")));
+            return Err(AppError::NotFound(format!(
+                "Update {publish_id} not found."
+            )));
         }
         let first = &before[0];
         self.audit

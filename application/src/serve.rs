@@ -158,12 +158,24 @@ impl ServeService {
         self.require_project(&request.project_id).await?;
         let client_id = request.client_id.as_deref();
         let (branch, resolution) = self
-            .resolve(&request.project_id, &channel, client_id, runtime_version, platform)
+            .resolve(
+                &request.project_id,
+                &channel,
+                client_id,
+                runtime_version,
+                platform,
+            )
             .await?;
         let answer = match resolution {
             Resolution::Nothing => {
                 return Err(self
-                    .no_update(&request.project_id, runtime_version, platform, &channel, &branch)
+                    .no_update(
+                        &request.project_id,
+                        runtime_version,
+                        platform,
+                        &channel,
+                        &branch,
+                    )
                     .await?);
             }
             Resolution::OutsideRollout => self.nothing_for_this_device(request)?,
@@ -209,7 +221,11 @@ impl ServeService {
         Ok((branch, resolution))
     }
 
-    fn update_answer(&self, request: &ManifestRequest, update: &Update) -> AppResult<ManifestAnswer> {
+    fn update_answer(
+        &self,
+        request: &ManifestRequest,
+        update: &Update,
+    ) -> AppResult<ManifestAnswer> {
         match update.kind {
             UpdateKind::Rollback => self.rollback_answer(request, update),
             UpdateKind::Update => {

@@ -68,7 +68,10 @@ impl ChannelName {
 
 fn check_name(raw: &str, what: &str, max: usize, slash: bool) -> Result<(), ValidationError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c) || (slash && c == '/');
-    let starts_well = raw.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let starts_well = raw
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if raw.len() > max || !starts_well || !raw.chars().all(allowed) {
         let extra = if slash { " / " } else { " " };
         return Err(ValidationError::new(format!(
@@ -141,7 +144,9 @@ pub fn in_rollout(client_id: Option<&str>, salt: &str, percentage: RolloutPercen
         return true;
     }
     match client_id {
-        Some(id) if percentage.0 > 0 => bucket(id, salt) < u32::from(percentage.0) * (BUCKETS / 100),
+        Some(id) if percentage.0 > 0 => {
+            bucket(id, salt) < u32::from(percentage.0) * (BUCKETS / 100)
+        }
         _ => false,
     }
 }
@@ -200,7 +205,10 @@ impl Channel {
     /// Salted by the channel and both branches: repointing the channel starts
     /// a new, independent draw.
     fn salt(&self) -> String {
-        let rollout_branch = self.split.as_ref().map_or("", |split| split.branch.as_str());
+        let rollout_branch = self
+            .split
+            .as_ref()
+            .map_or("", |split| split.branch.as_str());
         format!(
             "channel:{}:{}:{}",
             self.name.as_str(),

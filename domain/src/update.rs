@@ -171,7 +171,9 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 /// Checks an update message: at most [`MAX_MESSAGE_LEN`] characters; tabs
 /// and newlines are fine, other control characters are not.
 pub fn parse_message(raw: &str) -> Result<String, ValidationError> {
-    let bad_control = raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    let bad_control = raw
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
     if raw.chars().count() > MAX_MESSAGE_LEN || bad_control {
         return Err(ValidationError::new(format!(
             "message must be at most {MAX_MESSAGE_LEN} characters, without control characters."

@@ -101,10 +101,11 @@ impl ChannelStore for SqlStore {
     }
 
     async fn delete(&self, project_id: &str, name: &ChannelName) -> StoreResult<bool> {
-        let result = channel::Entity::delete_by_id((project_id.to_owned(), name.as_str().to_owned()))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
+        let result =
+            channel::Entity::delete_by_id((project_id.to_owned(), name.as_str().to_owned()))
+                .exec(&self.db)
+                .await
+                .map_err(store_error)?;
         Ok(result.rows_affected > 0)
     }
 }

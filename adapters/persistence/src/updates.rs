@@ -11,8 +11,8 @@ use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
 use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 
 use crate::SqlStore;
@@ -193,8 +193,7 @@ async fn candidates_in(
     if let Some(floor) = newest_complete {
         query = query.filter(update::Column::Id.gte(floor));
     }
-    let rows: Vec<(String, String, i32)> =
-        query.into_tuple().all(db).await.map_err(store_error)?;
+    let rows: Vec<(String, String, i32)> = query.into_tuple().all(db).await.map_err(store_error)?;
     rows.into_iter()
         .map(|(id, publish_id, percentage)| {
             Ok(RolloutCandidate {
@@ -352,8 +351,11 @@ impl UpdateStore for SqlStore {
             }
         }
         heads.sort_by(|a, b| {
-            (a.branch.as_str(), b.id.as_str(), a.platform)
-                .cmp(&(b.branch.as_str(), a.id.as_str(), b.platform))
+            (a.branch.as_str(), b.id.as_str(), a.platform).cmp(&(
+                b.branch.as_str(),
+                a.id.as_str(),
+                b.platform,
+            ))
         });
         Ok(heads)
     }

@@ -71,9 +71,7 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
     let (a, b) = (user(&store, "ua").await, user(&store, "ub").await);
     let project = project_with_two_owners(&store, &a, &b).await;
     let pid = project.id.as_str();
-    assert!(
-        latest(&store, pid, "1.0.0", Platform::Ios).await.is_none()
-    );
+    assert!(latest(&store, pid, "1.0.0", Platform::Ios).await.is_none());
 
     let first = id();
     let v1 = [
@@ -94,7 +92,9 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
     assert_eq!(ios, v2[0]);
     assert_eq!(ios.launch_asset().unwrap().path, "bundle.hbc");
     assert_eq!(ios.assets.len(), 3);
-    let android = latest(&store, pid, "1.0.0", Platform::Android).await.unwrap();
+    let android = latest(&store, pid, "1.0.0", Platform::Android)
+        .await
+        .unwrap();
     assert_eq!(android, v1[1]);
     assert_eq!(
         UpdateStore::find(&store, pid, &v1[0].id)
@@ -145,11 +145,11 @@ async fn a_failed_publish_leaves_nothing(store: SqlStore) {
     let mut clash = update(pid, &publish, "1.0.0", Platform::Android, "clash");
     clash.id = good.id.clone();
     assert!(store.insert_publish(&[good, clash]).await.is_err());
+    assert!(latest(&store, pid, "1.0.0", Platform::Ios).await.is_none());
     assert!(
-        latest(&store, pid, "1.0.0", Platform::Ios).await.is_none()
-    );
-    assert!(
-        latest(&store, pid, "1.0.0", Platform::Android).await.is_none()
+        latest(&store, pid, "1.0.0", Platform::Android)
+            .await
+            .is_none()
     );
 }
 

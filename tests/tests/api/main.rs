@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod auth;
+mod channels_rollouts;
 mod hostile;
 mod jwt;
 mod legacy;
@@ -13,6 +14,7 @@ mod operations;
 mod projects;
 mod protocol;
 mod publish;
+mod releases_history;
 mod storage;
 mod tenancy;
 mod walkthrough;

@@ -185,7 +185,11 @@ fn assert_manifest_of(manifest: &Value, export: &Export, platform: &str) {
         manifest["runtimeVersion"], export.runtime_version,
         "runtimeVersion"
     );
-    assert_eq!(manifest["metadata"], json!({ "branch": "main" }), "metadata");
+    assert_eq!(
+        manifest["metadata"],
+        json!({ "branch": "main" }),
+        "metadata"
+    );
     let expo_config: Value = serde_json::from_slice(&export.raw("expoConfig.json")).unwrap();
     assert_eq!(
         manifest["extra"]["expoClient"], expo_config,

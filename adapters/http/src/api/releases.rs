@@ -12,8 +12,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::{ApiTags, require};
 use crate::error::error_responses;
 use crate::schema::{
-    BranchBody, ChangeChannelRequest, ChannelBody, CreateChannelRequest, RepublishRequest as
-    RepublishBody, RolloutRequest, UpdateDetailBody, UpdatePageBody, UpdateSummaryBody,
+    BranchBody, ChangeChannelRequest, ChannelBody, CreateChannelRequest,
+    RepublishRequest as RepublishBody, RolloutRequest, UpdateDetailBody, UpdatePageBody,
+    UpdateSummaryBody,
 };
 use crate::security::{ApiKeyAuth, UserAuth};
 use crate::state::Services;
@@ -124,54 +125,113 @@ fn republish_request(body: RepublishBody) -> RepublishRequest {
 mod ops {
     use super::*;
 
-    pub async fn list_channels(s: &Services, c: &Caller, p: &str) -> Result<Json<Vec<ChannelBody>>, ReadError> {
+    pub async fn list_channels(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+    ) -> Result<Json<Vec<ChannelBody>>, ReadError> {
         let channels = s.releases.list_channels(c, p).await?;
         Ok(Json(channels.iter().map(ChannelBody::from).collect()))
     }
 
-    pub async fn create_channel(s: &Services, c: &Caller, p: &str, body: CreateChannelRequest) -> Result<ChannelCreated, WriteError> {
+    pub async fn create_channel(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        body: CreateChannelRequest,
+    ) -> Result<ChannelCreated, WriteError> {
         let channel = s.releases.create_channel(c, p, &new_channel(body)).await?;
         Ok(ChannelCreated::Created(Json((&channel).into())))
     }
 
-    pub async fn change_channel(s: &Services, c: &Caller, p: &str, name: &str, body: ChangeChannelRequest) -> Result<Json<ChannelBody>, WriteError> {
-        let channel = s.releases.change_channel(c, p, name, &channel_change(body)).await?;
+    pub async fn change_channel(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        name: &str,
+        body: ChangeChannelRequest,
+    ) -> Result<Json<ChannelBody>, WriteError> {
+        let channel = s
+            .releases
+            .change_channel(c, p, name, &channel_change(body))
+            .await?;
         Ok(Json((&channel).into()))
     }
 
-    pub async fn delete_channel(s: &Services, c: &Caller, p: &str, name: &str) -> Result<Deleted, WriteError> {
+    pub async fn delete_channel(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        name: &str,
+    ) -> Result<Deleted, WriteError> {
         s.releases.delete_channel(c, p, name).await?;
         Ok(Deleted::NoContent)
     }
 
-    pub async fn branches(s: &Services, c: &Caller, p: &str) -> Result<Json<Vec<BranchBody>>, ReadError> {
+    pub async fn branches(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+    ) -> Result<Json<Vec<BranchBody>>, ReadError> {
         let branches = s.releases.branches(c, p).await?;
         Ok(Json(branches.iter().map(BranchBody::from).collect()))
     }
 
-    pub async fn history(s: &Services, c: &Caller, p: &str, request: HistoryRequest) -> Result<Json<UpdatePageBody>, ReadError> {
+    pub async fn history(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        request: HistoryRequest,
+    ) -> Result<Json<UpdatePageBody>, ReadError> {
         Ok(Json(s.releases.history(c, p, &request).await?.into()))
     }
 
-    pub async fn get(s: &Services, c: &Caller, p: &str, update: &str) -> Result<Json<UpdateDetailBody>, ReadError> {
+    pub async fn get(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        update: &str,
+    ) -> Result<Json<UpdateDetailBody>, ReadError> {
         Ok(Json((&s.releases.get(c, p, update).await?).into()))
     }
 
-    pub async fn set_rollout(s: &Services, c: &Caller, p: &str, update: &str, body: RolloutRequest) -> Result<Json<UpdateSummaryBody>, WriteError> {
-        let group = s.releases.set_rollout(c, p, update, body.rollout_percentage).await?;
+    pub async fn set_rollout(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        update: &str,
+        body: RolloutRequest,
+    ) -> Result<Json<UpdateSummaryBody>, WriteError> {
+        let group = s
+            .releases
+            .set_rollout(c, p, update, body.rollout_percentage)
+            .await?;
         Ok(Json((&group).into()))
     }
 
-    pub async fn republish(s: &Services, c: &Caller, p: &str, update: &str, body: RepublishBody) -> Result<Republished, WriteError> {
+    pub async fn republish(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        update: &str,
+        body: RepublishBody,
+    ) -> Result<Republished, WriteError> {
         let request = republish_request(body);
         let published = s.publish.republish(c, p, update, &request).await?;
         let group = application::UpdateGroup::group(published.updates)
             .pop()
-            .ok_or_else(|| application::AppError::Internal("republish stored nothing".to_owned()))?;
+            .ok_or_else(|| {
+                application::AppError::Internal("republish stored nothing".to_owned())
+            })?;
         Ok(Republished::Created(Json((&group).into())))
     }
 
-    pub async fn delete(s: &Services, c: &Caller, p: &str, update: &str) -> Result<Deleted, WriteError> {
+    pub async fn delete(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        update: &str,
+    ) -> Result<Deleted, WriteError> {
         s.releases.delete(c, p, update).await?;
         Ok(Deleted::NoContent)
     }
@@ -181,13 +241,22 @@ mod ops {
 impl ReleasesApi {
     /// List a project's channels (members)
     #[oai(path = "/projects/:id/channels", method = "get")]
-    async fn list_channels(&self, auth: UserAuth, id: Path<String>) -> Result<Json<Vec<ChannelBody>>, ReadError> {
+    async fn list_channels(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> Result<Json<Vec<ChannelBody>>, ReadError> {
         ops::list_channels(require(&self.0)?, &Caller::User(auth.0), &id).await
     }
 
     /// Create a channel → branch mapping (members)
     #[oai(path = "/projects/:id/channels", method = "post")]
-    async fn create_channel(&self, auth: UserAuth, id: Path<String>, body: Json<CreateChannelRequest>) -> Result<ChannelCreated, WriteError> {
+    async fn create_channel(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        body: Json<CreateChannelRequest>,
+    ) -> Result<ChannelCreated, WriteError> {
         ops::create_channel(require(&self.0)?, &Caller::User(auth.0), &id, body.0).await
     }
 
@@ -196,19 +265,34 @@ impl ReleasesApi {
     /// Absent fields stay as they are. A channel that has no mapping yet
     /// (it serves the branch of its own name) gets one.
     #[oai(path = "/projects/:id/channels/:name", method = "patch")]
-    async fn change_channel(&self, auth: UserAuth, id: Path<String>, name: Path<String>, body: Json<ChangeChannelRequest>) -> Result<Json<ChannelBody>, WriteError> {
+    async fn change_channel(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        name: Path<String>,
+        body: Json<ChangeChannelRequest>,
+    ) -> Result<Json<ChannelBody>, WriteError> {
         ops::change_channel(require(&self.0)?, &Caller::User(auth.0), &id, &name, body.0).await
     }
 
     /// Remove a channel's mapping: it serves the branch of its own name again (members)
     #[oai(path = "/projects/:id/channels/:name", method = "delete")]
-    async fn delete_channel(&self, auth: UserAuth, id: Path<String>, name: Path<String>) -> Result<Deleted, WriteError> {
+    async fn delete_channel(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        name: Path<String>,
+    ) -> Result<Deleted, WriteError> {
         ops::delete_channel(require(&self.0)?, &Caller::User(auth.0), &id, &name).await
     }
 
     /// Branches with their latest update per runtime version and platform (members)
     #[oai(path = "/projects/:id/branches", method = "get")]
-    async fn branches(&self, auth: UserAuth, id: Path<String>) -> Result<Json<Vec<BranchBody>>, ReadError> {
+    async fn branches(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> Result<Json<Vec<BranchBody>>, ReadError> {
         ops::branches(require(&self.0)?, &Caller::User(auth.0), &id).await
     }
 
@@ -232,25 +316,61 @@ impl ReleasesApi {
 
     /// One update with its files (members)
     #[oai(path = "/projects/:id/updates/:updateId", method = "get")]
-    async fn get(&self, auth: UserAuth, id: Path<String>, #[oai(name = "updateId")] update_id: Path<String>) -> Result<Json<UpdateDetailBody>, ReadError> {
+    async fn get(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Json<UpdateDetailBody>, ReadError> {
         ops::get(require(&self.0)?, &Caller::User(auth.0), &id, &update_id).await
     }
 
     /// Change an update's rollout percentage: 100 completes it, 0 halts it (members)
     #[oai(path = "/projects/:id/updates/:updateId", method = "patch")]
-    async fn set_rollout(&self, auth: UserAuth, id: Path<String>, #[oai(name = "updateId")] update_id: Path<String>, body: Json<RolloutRequest>) -> Result<Json<UpdateSummaryBody>, WriteError> {
-        ops::set_rollout(require(&self.0)?, &Caller::User(auth.0), &id, &update_id, body.0).await
+    async fn set_rollout(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+        body: Json<RolloutRequest>,
+    ) -> Result<Json<UpdateSummaryBody>, WriteError> {
+        ops::set_rollout(
+            require(&self.0)?,
+            &Caller::User(auth.0),
+            &id,
+            &update_id,
+            body.0,
+        )
+        .await
     }
 
     /// Republish an update as the latest of a branch: rollback to it, or promotion (members)
     #[oai(path = "/projects/:id/updates/:updateId/republish", method = "post")]
-    async fn republish(&self, auth: UserAuth, id: Path<String>, #[oai(name = "updateId")] update_id: Path<String>, body: Json<RepublishBody>) -> Result<Republished, WriteError> {
-        ops::republish(require(&self.0)?, &Caller::User(auth.0), &id, &update_id, body.0).await
+    async fn republish(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+        body: Json<RepublishBody>,
+    ) -> Result<Republished, WriteError> {
+        ops::republish(
+            require(&self.0)?,
+            &Caller::User(auth.0),
+            &id,
+            &update_id,
+            body.0,
+        )
+        .await
     }
 
     /// Delete an update: the one before it is served again (owners)
     #[oai(path = "/projects/:id/updates/:updateId", method = "delete")]
-    async fn delete(&self, auth: UserAuth, id: Path<String>, #[oai(name = "updateId")] update_id: Path<String>) -> Result<Deleted, WriteError> {
+    async fn delete(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Deleted, WriteError> {
         ops::delete(require(&self.0)?, &Caller::User(auth.0), &id, &update_id).await
     }
 }
@@ -259,31 +379,62 @@ impl ReleasesApi {
 impl PipelineReleasesApi {
     /// List the project's channels (API key)
     #[oai(path = "/updates/:project/channels", method = "get")]
-    async fn key_list_channels(&self, auth: ApiKeyAuth, project: Path<String>) -> Result<Json<Vec<ChannelBody>>, ReadError> {
+    async fn key_list_channels(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+    ) -> Result<Json<Vec<ChannelBody>>, ReadError> {
         ops::list_channels(require(&self.0)?, &Caller::Key(auth.0), &project).await
     }
 
     /// Create a channel → branch mapping (API key)
     #[oai(path = "/updates/:project/channels", method = "post")]
-    async fn key_create_channel(&self, auth: ApiKeyAuth, project: Path<String>, body: Json<CreateChannelRequest>) -> Result<ChannelCreated, WriteError> {
+    async fn key_create_channel(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        body: Json<CreateChannelRequest>,
+    ) -> Result<ChannelCreated, WriteError> {
         ops::create_channel(require(&self.0)?, &Caller::Key(auth.0), &project, body.0).await
     }
 
     /// Repoint a channel, or split it between two branches (API key)
     #[oai(path = "/updates/:project/channels/:name", method = "patch")]
-    async fn key_change_channel(&self, auth: ApiKeyAuth, project: Path<String>, name: Path<String>, body: Json<ChangeChannelRequest>) -> Result<Json<ChannelBody>, WriteError> {
-        ops::change_channel(require(&self.0)?, &Caller::Key(auth.0), &project, &name, body.0).await
+    async fn key_change_channel(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        name: Path<String>,
+        body: Json<ChangeChannelRequest>,
+    ) -> Result<Json<ChannelBody>, WriteError> {
+        ops::change_channel(
+            require(&self.0)?,
+            &Caller::Key(auth.0),
+            &project,
+            &name,
+            body.0,
+        )
+        .await
     }
 
     /// Remove a channel's mapping (API key)
     #[oai(path = "/updates/:project/channels/:name", method = "delete")]
-    async fn key_delete_channel(&self, auth: ApiKeyAuth, project: Path<String>, name: Path<String>) -> Result<Deleted, WriteError> {
+    async fn key_delete_channel(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        name: Path<String>,
+    ) -> Result<Deleted, WriteError> {
         ops::delete_channel(require(&self.0)?, &Caller::Key(auth.0), &project, &name).await
     }
 
     /// Branches with their latest update per runtime version and platform (API key)
     #[oai(path = "/updates/:project/branches", method = "get")]
-    async fn key_branches(&self, auth: ApiKeyAuth, project: Path<String>) -> Result<Json<Vec<BranchBody>>, ReadError> {
+    async fn key_branches(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+    ) -> Result<Json<Vec<BranchBody>>, ReadError> {
         ops::branches(require(&self.0)?, &Caller::Key(auth.0), &project).await
     }
 
@@ -307,25 +458,76 @@ impl PipelineReleasesApi {
 
     /// One update with its files (API key)
     #[oai(path = "/updates/:project/updates/:updateId", method = "get")]
-    async fn key_get(&self, auth: ApiKeyAuth, project: Path<String>, #[oai(name = "updateId")] update_id: Path<String>) -> Result<Json<UpdateDetailBody>, ReadError> {
-        ops::get(require(&self.0)?, &Caller::Key(auth.0), &project, &update_id).await
+    async fn key_get(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Json<UpdateDetailBody>, ReadError> {
+        ops::get(
+            require(&self.0)?,
+            &Caller::Key(auth.0),
+            &project,
+            &update_id,
+        )
+        .await
     }
 
     /// Change an update's rollout percentage (API key)
     #[oai(path = "/updates/:project/updates/:updateId", method = "patch")]
-    async fn key_set_rollout(&self, auth: ApiKeyAuth, project: Path<String>, #[oai(name = "updateId")] update_id: Path<String>, body: Json<RolloutRequest>) -> Result<Json<UpdateSummaryBody>, WriteError> {
-        ops::set_rollout(require(&self.0)?, &Caller::Key(auth.0), &project, &update_id, body.0).await
+    async fn key_set_rollout(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+        body: Json<RolloutRequest>,
+    ) -> Result<Json<UpdateSummaryBody>, WriteError> {
+        ops::set_rollout(
+            require(&self.0)?,
+            &Caller::Key(auth.0),
+            &project,
+            &update_id,
+            body.0,
+        )
+        .await
     }
 
     /// Republish an update as the latest of a branch (API key)
-    #[oai(path = "/updates/:project/updates/:updateId/republish", method = "post")]
-    async fn key_republish(&self, auth: ApiKeyAuth, project: Path<String>, #[oai(name = "updateId")] update_id: Path<String>, body: Json<RepublishBody>) -> Result<Republished, WriteError> {
-        ops::republish(require(&self.0)?, &Caller::Key(auth.0), &project, &update_id, body.0).await
+    #[oai(
+        path = "/updates/:project/updates/:updateId/republish",
+        method = "post"
+    )]
+    async fn key_republish(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+        body: Json<RepublishBody>,
+    ) -> Result<Republished, WriteError> {
+        ops::republish(
+            require(&self.0)?,
+            &Caller::Key(auth.0),
+            &project,
+            &update_id,
+            body.0,
+        )
+        .await
     }
 
     /// Delete an update (API key)
     #[oai(path = "/updates/:project/updates/:updateId", method = "delete")]
-    async fn key_delete(&self, auth: ApiKeyAuth, project: Path<String>, #[oai(name = "updateId")] update_id: Path<String>) -> Result<Deleted, WriteError> {
-        ops::delete(require(&self.0)?, &Caller::Key(auth.0), &project, &update_id).await
+    async fn key_delete(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Deleted, WriteError> {
+        ops::delete(
+            require(&self.0)?,
+            &Caller::Key(auth.0),
+            &project,
+            &update_id,
+        )
+        .await
     }
 }

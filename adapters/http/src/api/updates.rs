@@ -38,7 +38,9 @@ impl PublishedBody {
         Self {
             update_id: published.publish_id.clone(),
             message: message.to_owned(),
-            branch: first.map(|u| u.branch.as_str().to_owned()).unwrap_or_default(),
+            branch: first
+                .map(|u| u.branch.as_str().to_owned())
+                .unwrap_or_default(),
             platforms: published
                 .updates
                 .iter()

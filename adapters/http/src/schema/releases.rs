@@ -64,7 +64,11 @@ impl From<&UpdateGroup> for UpdateSummaryBody {
             id: group.publish_id.clone(),
             branch: group.branch.as_str().to_owned(),
             runtime_version: group.runtime_version.clone(),
-            platforms: group.platforms.iter().map(|p| p.as_str().to_owned()).collect(),
+            platforms: group
+                .platforms
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
             kind: group.kind.as_str().to_owned(),
             message: group.message.clone(),
             rollout_percentage: group.rollout.value(),

@@ -111,11 +111,7 @@ impl MigrationTrait for Migration {
                     .col(integer_null(Channels::RolloutPercentage))
                     .col(timestamp_with_time_zone(Channels::CreatedAt))
                     .col(timestamp_with_time_zone(Channels::UpdatedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(Channels::ProjectId)
-                            .col(Channels::Name),
-                    )
+                    .primary_key(Index::create().col(Channels::ProjectId).col(Channels::Name))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_channels_project")
