@@ -70,7 +70,7 @@ pub struct ServedManifest {
 
 /// What a branch has for a device.
 enum Resolution {
-    Update(Update),
+    Update(Box<Update>),
     /// The branch has updates, but none this device is in the rollout of.
     OutsideRollout,
     /// The branch has no update for this runtime version and platform.
@@ -214,7 +214,7 @@ impl ServeService {
             return Ok((branch, resolution));
         };
         let resolution = match self.updates.find(project_id, &chosen.id).await? {
-            Some(update) => Resolution::Update(update),
+            Some(update) => Resolution::Update(Box::new(update)),
             // Deleted between the two reads: as if it had never been there.
             None => Resolution::OutsideRollout,
         };
@@ -426,7 +426,7 @@ impl ServeService {
                     )
                     .await?;
                 let update = match resolution {
-                    Resolution::Update(update) => Some(update),
+                    Resolution::Update(update) => Some(*update),
                     _ => None,
                 };
                 (update, path, false)
