@@ -408,13 +408,15 @@ impl UpdateStore for SqlStore {
             .select_only()
             .column(update::Column::Id)
             .order_by_desc(update::Column::Id)
-            .offset(keep)
             .into_tuple()
             .all(&txn)
             .await
             .map_err(store_error)?;
+        // Skipped here rather than with OFFSET, which SQLite accepts only
+        // after a LIMIT.
         let doomed: Vec<String> = ids
             .into_iter()
+            .skip(usize::try_from(keep).unwrap_or(usize::MAX))
             .filter(|id| !servable.contains(id))
             .collect();
         delete_ids(&txn, &doomed).await?;
