@@ -9,6 +9,7 @@ mod channels_rollouts;
 mod hostile;
 mod jwt;
 mod legacy;
+mod maintenance;
 mod members;
 mod operations;
 mod projects;
