@@ -231,7 +231,9 @@ impl PublishService {
             .into_iter()
             .map(|platform| header.update(platform, UpdateKind::Rollback, None, Vec::new()))
             .collect();
-        let published = self.store(&header, updates, "update.rollback").await?;
+        let published = self
+            .store(&header, updates, "update.rollback", &HashMap::new())
+            .await?;
         tracing::info!(project_id, publish_id = %published.publish_id, "rolled back to the embedded update");
         Ok(published)
     }
@@ -274,7 +276,8 @@ impl PublishService {
             .into_iter()
             .map(|old| header.update(old.platform, old.kind, old.expo_config, old.assets))
             .collect();
-        self.store(&header, updates, "update.republish").await
+        self.store(&header, updates, "update.republish", &HashMap::new())
+            .await
     }
 
     /// The upload limit, for the HTTP layer's early `Content-Length` check.
@@ -407,51 +410,53 @@ impl PublishService {
             }
             updates.push(header.update(*platform, UpdateKind::Update, expo_config.clone(), assets));
         }
-        match self.store(&header, updates.clone(), "update.publish").await {
-            // A storage collection removed a blob this publish found already
-            // stored (unreferenced at the time): promote again, retry once.
-            Err(AppError::Conflict(_)) => {
-                for staged in form.files.values() {
-                    let key = asset_blob_key(project_id, &hex::encode(staged.sha256));
-                    self.blobs
-                        .promote(staged, &key)
-                        .await
-                        .map_err(|error| AppError::Internal(error.to_string()))?;
-                }
-                self.store(&header, updates, "update.publish").await
-            }
-            other => other,
-        }
+        let staged: HashMap<String, &StagedBlob> = form
+            .files
+            .values()
+            .map(|blob| (hex::encode(blob.sha256), blob))
+            .collect();
+        self.store(&header, updates, "update.publish", &staged)
+            .await
     }
 
     /// Stores a publish's updates under the project's reference lock, after
-    /// checking that every blob they name is in storage (a concurrent
-    /// storage collection cannot remove one between the check and the
-    /// commit), then applies retention and records the change.
+    /// making sure every blob they name is in storage: a storage collection
+    /// may have deleted one that was unreferenced when this publish found it
+    /// already stored, so a missing one is promoted again from `staged`.
+    /// Collection deletes only under the same lock, so nothing can vanish
+    /// between this check and the commit. Then applies retention and
+    /// records the change.
     async fn store(
         &self,
         header: &PublishHeader,
         updates: Vec<Update>,
         action: &str,
+        staged: &HashMap<String, &StagedBlob>,
     ) -> AppResult<Published> {
         let project_id = header.project_id.as_str();
         let mut lock = self.updates.lock_references(project_id).await?;
-        let keys: BTreeSet<String> = updates
+        let hashes: BTreeSet<&str> = updates
             .iter()
             .flat_map(|update| &update.assets)
-            .map(|asset| asset_blob_key(project_id, &asset.sha256_hex))
+            .map(|asset| asset.sha256_hex.as_str())
             .collect();
-        for key in &keys {
-            let present = self
-                .blobs
-                .exists(key)
-                .await
-                .map_err(|error| AppError::Internal(error.to_string()))?;
-            if !present {
-                return Err(AppError::Conflict(
-                    "A file of this update was removed from storage meanwhile; publish it again."
-                        .to_owned(),
-                ));
+        let storage_error = |error: BlobError| AppError::Internal(error.to_string());
+        for sha256_hex in hashes {
+            let key = asset_blob_key(project_id, sha256_hex);
+            if self.blobs.exists(&key).await.map_err(storage_error)? {
+                continue;
+            }
+            match staged.get(sha256_hex) {
+                Some(blob) => self
+                    .blobs
+                    .promote(blob, &key)
+                    .await
+                    .map_err(storage_error)?,
+                None => {
+                    return Err(AppError::Conflict(
+                        "A file of this update was removed from storage meanwhile; it cannot be republished.".to_owned(),
+                    ));
+                }
             }
         }
         lock.insert_publish(&updates).await?;

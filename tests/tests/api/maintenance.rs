@@ -78,3 +78,76 @@ all_backends!(
         .await;
     }
 );
+
+all_backends!(
+    collection_racing_publishes_never_breaks_an_update,
+    env = [("GC_GRACE_SECONDS", "0")],
+    |app| async move {
+        let owner = app.register_user().await;
+        let project = app.create_project(&owner.token).await;
+        let project_id = str_field(&project, "id");
+        let secret = str_field(
+            &app.create_key(&owner.token, &project_id, Some("ci")).await,
+            "secret",
+        );
+        let v1 = Export::v1();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Collect as fast as possible while the same files are published,
+        // deleted (unreferenced, collectable) and published again.
+        let collector = {
+            let (app_url, token, project_id, stop) = (
+                app.url(&format!("/api/projects/{project_id}/storage/gc")),
+                owner.token.clone(),
+                project_id.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let client = e2e::reqwest::Client::new();
+                let mut runs = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let response = client
+                        .post(&app_url)
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status().as_u16(), 200, "gc of {project_id}");
+                    runs += 1;
+                }
+                runs
+            })
+        };
+        for round in 0..8 {
+            let update = app
+                .publish(&project_id, &secret, &PublishForm::new(&v1))
+                .await;
+            for platform in ["ios", "android"] {
+                let manifest = app.latest_manifest(&project_id, platform, "1.0.0").await;
+                let launch = manifest["launchAsset"]["url"].as_str().unwrap().to_owned();
+                let mut urls = vec![launch];
+                for asset in manifest["assets"].as_array().unwrap() {
+                    urls.push(asset["url"].as_str().unwrap().to_owned());
+                }
+                for url in urls {
+                    app.fetch(&url).await.assert_status(200);
+                }
+            }
+            // Published files are referenced: never collected while served.
+            for key in v1.expected_blobs(&project_id).keys() {
+                assert!(
+                    blob_keys(&app, &project_id).contains(key),
+                    "round {round}: {key} missing"
+                );
+            }
+            app.delete(
+                &format!("/api/projects/{project_id}/updates/{update}"),
+                &owner.token,
+            )
+            .await
+            .assert_status(204);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let runs = collector.await.unwrap();
+        assert!(runs > 0, "the collector never ran");
+    }
+);
