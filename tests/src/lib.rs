@@ -647,6 +647,39 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Starts another instance of the server configured like this one: the same environment
+    /// (same `DATA_DIR` and so the same generated JWT secret, the same `DATABASE_URL`, the
+    /// same blob storage: the same local directory or the same S3 bucket) except `PORT=0`,
+    /// so it listens on a new random port. Two replicas behind one load balancer; meant for
+    /// PostgreSQL (on SQLite both would open the same database file). A `PUBLIC_URL` in the
+    /// environment is kept: both instances then name the same public address.
+    ///
+    /// The returned app owns only its server: `database` and `s3` are `None` and its
+    /// `data_dir` is an unused empty directory (the shared one is `self.data_dir()`), so use
+    /// `self` for SQL and stored blobs, and drop the returned app before `self` (declare it
+    /// after `self`).
+    pub async fn spawn_sharing(&self) -> TestApp {
+        let mut env = self.env.clone();
+        env.insert("PORT".to_owned(), "0".to_owned());
+        let (port, server) = start_server(&env)
+            .await
+            .unwrap_or_else(|e| panic!("a second instance failed to start: {e}"));
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            backend: self.backend,
+            storage: self.storage,
+            client: http_client(),
+            env,
+            server: Some(server),
+            database: None,
+            data_dir: tempfile::tempdir().expect("create an (unused) temporary directory"),
+            s3: None,
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {

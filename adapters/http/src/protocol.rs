@@ -99,6 +99,18 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
+/// A header that must be visible ASCII when present: a value that is not
+/// (UTF-8 bytes, obs-text) is refused rather than read as absent, which for
+/// `expo-channel-name` would quietly serve another channel.
+fn ascii_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AppError> {
+    match headers.get(name) {
+        Some(value) if value.to_str().is_err() => Err(AppError::Invalid(format!(
+            "{name} must be printable ASCII."
+        ))),
+        _ => Ok(header(headers, name)),
+    }
+}
+
 fn error_response(error: AppError) -> Response {
     let (status, message) = classify(error);
     poem::web::Json(serde_json::json!({ "error": message }))
@@ -144,7 +156,12 @@ pub async fn manifest(
         current_update_id: header(headers, "expo-current-update-id").map(str::to_ascii_lowercase),
         embedded_update_id: header(headers, "expo-embedded-update-id").map(str::to_ascii_lowercase),
         expects_signature: headers.contains_key("expo-expect-signature"),
-        channel: from_header_or_query("expo-channel-name", "channel"),
+        channel: match ascii_header(headers, "expo-channel-name") {
+            Ok(channel) => channel
+                .map(str::to_owned)
+                .or_else(|| query.get("channel").cloned()),
+            Err(error) => return error_response(error),
+        },
         client_id: header(headers, "eas-client-id").map(str::to_owned),
         directives_allowed: structure == Structure::Multipart,
     };
