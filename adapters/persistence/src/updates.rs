@@ -398,6 +398,12 @@ impl UpdateStore for SqlStore {
         keep: u64,
     ) -> StoreResult<Vec<String>> {
         let txn = self.db.begin().await.map_err(store_error)?;
+        // Write first: on SQLite a transaction that reads and then writes
+        // fails outright if another writer committed in between; taking the
+        // project lock up front makes it wait its turn instead.
+        if !lock_project(&txn, project_id).await.map_err(store_error)? {
+            return Ok(Vec::new());
+        }
         let servable: HashSet<String> =
             candidates_in(&txn, project_id, branch, runtime_version, platform)
                 .await?
