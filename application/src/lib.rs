@@ -13,6 +13,7 @@ pub mod members;
 pub mod projects;
 pub mod publish;
 pub mod releases;
+pub mod retention;
 pub mod serve;
 pub mod storage_gc;
 
@@ -30,6 +31,7 @@ pub use releases::{
     BranchSummary, ChannelChange, HistoryPage, HistoryRequest, NewChannel, Patch, ReleaseService,
     UpdateGroup,
 };
+pub use retention::Retention;
 pub use serve::{
     AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService, ServedAsset,
     SignedBody,

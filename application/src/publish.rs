@@ -17,19 +17,20 @@ use domain::api_key::ApiKey;
 use domain::audit::Actor;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
 use domain::id::is_valid_id;
-use domain::ports::{MemberStore, UpdateStore};
+use domain::ports::{MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
     Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
     normalize_export_path, parse_message,
 };
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use crate::access::{Caller, Need, authorize_caller};
 use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult};
 use crate::new_id;
+use crate::retention::Retention;
 
 /// The largest `metadata.json`, `expoConfig.json` or `runtimeVersion` read.
 const MAX_SMALL_PART_BYTES: usize = 1024 * 1024;
@@ -62,9 +63,7 @@ pub struct PublishService {
     members: Arc<dyn MemberStore>,
     audit: AuditLog,
     max_upload_bytes: u64,
-    /// `RETENTION_KEEP_PER_BRANCH`: how many updates each (branch, runtime
-    /// version, platform) keeps; `None` keeps everything.
-    retention: Option<u64>,
+    retention: Retention,
 }
 
 /// A request to roll devices back to the update embedded in their binary.
@@ -173,7 +172,7 @@ impl PublishService {
         members: Arc<dyn MemberStore>,
         audit: AuditLog,
         max_upload_bytes: u64,
-        retention: Option<u64>,
+        retention: Retention,
     ) -> Self {
         Self {
             updates,
@@ -232,7 +231,7 @@ impl PublishService {
             .map(|platform| header.update(platform, UpdateKind::Rollback, None, Vec::new()))
             .collect();
         let published = self
-            .store(&header, updates, "update.rollback", &HashMap::new())
+            .store(header, updates, "update.rollback", &HashMap::new())
             .await?;
         tracing::info!(project_id, publish_id = %published.publish_id, "rolled back to the embedded update");
         Ok(published)
@@ -276,7 +275,7 @@ impl PublishService {
             .into_iter()
             .map(|old| header.update(old.platform, old.kind, old.expo_config, old.assets))
             .collect();
-        self.store(&header, updates, "update.republish", &HashMap::new())
+        self.store(header, updates, "update.republish", &HashMap::new())
             .await
     }
 
@@ -415,8 +414,7 @@ impl PublishService {
             .values()
             .map(|blob| (hex::encode(blob.sha256), blob))
             .collect();
-        self.store(&header, updates, "update.publish", &staged)
-            .await
+        self.store(header, updates, "update.publish", &staged).await
     }
 
     /// Stores a publish's updates under the project's reference lock, after
@@ -428,25 +426,49 @@ impl PublishService {
     /// records the change.
     async fn store(
         &self,
-        header: &PublishHeader,
-        updates: Vec<Update>,
+        mut header: PublishHeader,
+        mut updates: Vec<Update>,
         action: &str,
         staged: &HashMap<String, &StagedBlob>,
     ) -> AppResult<Published> {
-        let project_id = header.project_id.as_str();
+        let project_id = header.project_id.clone();
+        let project_id = project_id.as_str();
         let mut lock = self.updates.lock_references(project_id).await?;
-        let hashes: BTreeSet<&str> = updates
+        // Ids and timestamps are taken under the lock, so a project's
+        // publishes are numbered in the order they commit: "latest" means
+        // the last one stored, even when two CI runs race.
+        header.publish_id = new_id();
+        header.created_at = Utc::now().trunc_subsecs(3);
+        for update in &mut updates {
+            let id = new_id();
+            update.manifest_id = id.clone();
+            update.id = id;
+            update.publish_id = header.publish_id.clone();
+            update.created_at = header.created_at;
+        }
+        let hashes: BTreeSet<String> = updates
             .iter()
             .flat_map(|update| &update.assets)
-            .map(|asset| asset.sha256_hex.as_str())
+            .map(|asset| asset.sha256_hex.clone())
             .collect();
         let storage_error = |error: BlobError| AppError::Internal(error.to_string());
-        for sha256_hex in hashes {
-            let key = asset_blob_key(project_id, sha256_hex);
-            if self.blobs.exists(&key).await.map_err(storage_error)? {
-                continue;
+        // Checked concurrently: on SQLite the lock holds up every writer.
+        let checks = hashes.into_iter().map(|sha256_hex| {
+            let blobs = Arc::clone(&self.blobs);
+            let key = asset_blob_key(project_id, &sha256_hex);
+            async move {
+                let present = blobs.exists(&key).await?;
+                Ok::<_, BlobError>((!present).then_some(sha256_hex))
             }
-            match staged.get(sha256_hex) {
+        });
+        let missing: Vec<Option<String>> = futures_util::stream::iter(checks)
+            .buffer_unordered(16)
+            .try_collect()
+            .await
+            .map_err(storage_error)?;
+        for sha256_hex in missing.into_iter().flatten() {
+            let key = asset_blob_key(project_id, &sha256_hex);
+            match staged.get(&sha256_hex) {
                 Some(blob) => self
                     .blobs
                     .promote(blob, &key)
@@ -477,48 +499,27 @@ impl PublishService {
                 }),
             )
             .await;
-        self.apply_retention(header, &updates).await;
+        self.apply_retention(&header, &updates).await;
         Ok(Published {
-            publish_id: header.publish_id.clone(),
+            publish_id: header.publish_id,
             updates,
         })
     }
 
-    /// Removes the updates beyond the newest N of each (branch, runtime
-    /// version, platform) just published to. A failure is logged: the
-    /// publish itself has succeeded, and the next one retries.
+    /// Applies retention to the streams just published to.
     async fn apply_retention(&self, header: &PublishHeader, updates: &[Update]) {
-        let Some(keep) = self.retention else {
-            return;
-        };
-        let mut removed = Vec::new();
-        for update in updates {
-            match self
-                .updates
-                .prune(
-                    &header.project_id,
-                    &header.branch,
-                    &header.runtime_version,
-                    update.platform,
-                    keep,
-                )
-                .await
-            {
-                Ok(ids) => removed.extend(ids),
-                Err(error) => tracing::warn!(%error, "applying retention failed"),
-            }
-        }
-        if !removed.is_empty() {
-            tracing::info!(project_id = %header.project_id, removed = removed.len(), "retention removed old updates");
-            self.audit
-                .record(
-                    &header.published_by,
-                    &header.project_id,
-                    "update.retention",
-                    json!({ "keepPerBranch": keep, "branch": header.branch.as_str(), "removedUpdates": removed }),
-                )
-                .await;
-        }
+        let streams: Vec<UpdateStream> = updates
+            .iter()
+            .map(|update| UpdateStream {
+                project_id: header.project_id.clone(),
+                branch: header.branch.clone(),
+                runtime_version: header.runtime_version.clone(),
+                platform: update.platform,
+            })
+            .collect();
+        self.retention
+            .apply(&header.published_by, &header.project_id, &streams)
+            .await;
     }
 
     /// Promotes one listed file and describes it for the manifest.

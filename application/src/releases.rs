@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::audit::Actor;
-use domain::ports::{ChannelStore, HistoryQuery, MemberStore, UpdateStore};
+use domain::ports::{ChannelStore, HistoryQuery, MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, BranchSplit, Channel, ChannelName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateKind};
 use serde_json::json;
@@ -14,6 +14,7 @@ use crate::access::{Caller, Need, authorize_caller};
 use crate::audit::{AuditLog, page_limit, valid_cursor};
 use crate::error::{AppError, AppResult};
 use crate::publish::find_publish;
+use crate::retention::Retention;
 
 /// The most publishes one history page holds.
 pub const MAX_HISTORY_PAGE: u64 = 100;
@@ -120,6 +121,7 @@ pub struct ReleaseService {
     updates: Arc<dyn UpdateStore>,
     channels: Arc<dyn ChannelStore>,
     audit: AuditLog,
+    retention: Retention,
 }
 
 impl ReleaseService {
@@ -128,12 +130,14 @@ impl ReleaseService {
         updates: Arc<dyn UpdateStore>,
         channels: Arc<dyn ChannelStore>,
         audit: AuditLog,
+        retention: Retention,
     ) -> Self {
         Self {
             members,
             updates,
             channels,
             audit,
+            retention,
         }
     }
 
@@ -202,46 +206,22 @@ impl ReleaseService {
     ) -> AppResult<Channel> {
         let actor = self.authorize(caller, project_id, Need::Read).await?;
         let name = ChannelName::parse(name)?;
-        let now = Utc::now();
-        let current = self.channels.find(project_id, &name).await?;
-        let mut channel = current.unwrap_or_else(|| Channel {
-            project_id: project_id.to_owned(),
-            branch: name.same_name_branch(),
-            name: name.clone(),
-            split: None,
-            created_at: now,
-            updated_at: now,
-        });
-        if let Some(branch) = &change.branch {
-            channel.branch = BranchName::parse(branch)?;
+        // Optimistic: re-read and re-apply if another change landed between
+        // our read and our write.
+        for _ in 0..MAX_CHANNEL_ATTEMPTS {
+            let current = self.channels.find(project_id, &name).await?;
+            let expected = current.as_ref().map(|channel| channel.updated_at);
+            let channel = apply_change(project_id, &name, current, change)?;
+            if self.channels.save_if_unchanged(&channel, expected).await? {
+                self.record_channel(&actor, "channel.update", &channel)
+                    .await;
+                return Ok(channel);
+            }
         }
-        channel.split = match (
-            &change.rollout_branch,
-            &change.rollout_percentage,
-            channel.split,
-        ) {
-            (Patch::Clear, Patch::Clear | Patch::Keep, _) => None,
-            (Patch::Set(branch), Patch::Set(percentage), _) => Some(BranchSplit {
-                branch: BranchName::parse(branch)?,
-                percentage: RolloutPercentage::parse(*percentage)?,
-            }),
-            (Patch::Set(branch), Patch::Keep, Some(split)) => Some(BranchSplit {
-                branch: BranchName::parse(branch)?,
-                percentage: split.percentage,
-            }),
-            (Patch::Keep, Patch::Set(percentage), Some(split)) => Some(BranchSplit {
-                branch: split.branch,
-                percentage: RolloutPercentage::parse(*percentage)?,
-            }),
-            (Patch::Keep, Patch::Keep, split) => split,
-            _ => return Err(split_needs_both()),
-        };
-        channel.updated_at = now;
-        channel.validate()?;
-        self.channels.save(&channel).await?;
-        self.record_channel(&actor, "channel.update", &channel)
-            .await;
-        Ok(channel)
+        Err(AppError::Conflict(format!(
+            "Channel {} is being changed by someone else; try again.",
+            name.as_str()
+        )))
     }
 
     /// Removes an explicit mapping: the channel serves the branch of its own
@@ -401,6 +381,19 @@ impl ReleaseService {
                 }),
             )
             .await;
+        if rollout.is_complete() {
+            // A completed rollout makes the updates beneath it unservable.
+            let streams: Vec<UpdateStream> = before
+                .iter()
+                .map(|update| UpdateStream {
+                    project_id: project_id.to_owned(),
+                    branch: update.branch.clone(),
+                    runtime_version: update.runtime_version.clone(),
+                    platform: update.platform,
+                })
+                .collect();
+            self.retention.apply(&actor, project_id, &streams).await;
+        }
         let mut group = UpdateGroup::group(before)
             .pop()
             .ok_or_else(|| AppError::NotFound(format!("Update {publish_id} not found.")))?;
@@ -448,6 +441,55 @@ impl ReleaseService {
             .await;
         Ok(())
     }
+}
+
+/// How often a channel change is retried when others keep changing it.
+const MAX_CHANNEL_ATTEMPTS: usize = 5;
+
+/// A channel's mapping after a change; a channel without an explicit
+/// mapping starts from the branch of its own name.
+fn apply_change(
+    project_id: &str,
+    name: &ChannelName,
+    current: Option<Channel>,
+    change: &ChannelChange,
+) -> AppResult<Channel> {
+    let now = Utc::now();
+    let mut channel = current.unwrap_or_else(|| Channel {
+        project_id: project_id.to_owned(),
+        branch: name.same_name_branch(),
+        name: name.clone(),
+        split: None,
+        created_at: now,
+        updated_at: now,
+    });
+    if let Some(branch) = &change.branch {
+        channel.branch = BranchName::parse(branch)?;
+    }
+    channel.split = match (
+        &change.rollout_branch,
+        &change.rollout_percentage,
+        channel.split,
+    ) {
+        (Patch::Clear, Patch::Clear | Patch::Keep, _) => None,
+        (Patch::Set(branch), Patch::Set(percentage), _) => Some(BranchSplit {
+            branch: BranchName::parse(branch)?,
+            percentage: RolloutPercentage::parse(*percentage)?,
+        }),
+        (Patch::Set(branch), Patch::Keep, Some(split)) => Some(BranchSplit {
+            branch: BranchName::parse(branch)?,
+            percentage: split.percentage,
+        }),
+        (Patch::Keep, Patch::Set(percentage), Some(split)) => Some(BranchSplit {
+            branch: split.branch,
+            percentage: RolloutPercentage::parse(*percentage)?,
+        }),
+        (Patch::Keep, Patch::Keep, split) => split,
+        _ => return Err(split_needs_both()),
+    };
+    channel.updated_at = now;
+    channel.validate()?;
+    Ok(channel)
 }
 
 fn split_needs_both() -> AppError {

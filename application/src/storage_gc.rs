@@ -107,7 +107,11 @@ impl GarbageCollector {
         }
         let mut total = GcReport::default();
         for (project_id, blobs) in by_project {
-            total.add(self.collect(&project_id, blobs).await?);
+            match self.collect(&project_id, blobs).await {
+                Ok(report) => total.add(report),
+                // One project's failure does not stop the others' clean-up.
+                Err(error) => tracing::warn!(%error, project_id, "storage collection failed"),
+            }
         }
         Ok(total)
     }

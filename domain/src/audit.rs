@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 pub enum ActorKind {
     User,
     ApiKey,
+    /// The server itself (background retention).
+    System,
 }
 
 impl ActorKind {
@@ -14,6 +16,7 @@ impl ActorKind {
         match self {
             Self::User => "user",
             Self::ApiKey => "apiKey",
+            Self::System => "system",
         }
     }
 
@@ -21,6 +24,7 @@ impl ActorKind {
         match raw {
             "user" => Some(Self::User),
             "apiKey" => Some(Self::ApiKey),
+            "system" => Some(Self::System),
             _ => None,
         }
     }

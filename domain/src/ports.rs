@@ -177,6 +177,19 @@ pub trait UpdateStore: Send + Sync {
         project_id: &str,
         platform: Platform,
     ) -> StoreResult<Vec<String>>;
+    /// Every (project, branch, runtime version, platform) that has updates,
+    /// for retention across all of them.
+    async fn streams(&self) -> StoreResult<Vec<UpdateStream>>;
+}
+
+/// The updates of one branch for one runtime version and platform: what
+/// "latest" and retention are counted over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateStream {
+    pub project_id: String,
+    pub branch: BranchName,
+    pub runtime_version: String,
+    pub platform: Platform,
 }
 
 /// A transaction holding a project's reference lock (see
@@ -196,8 +209,15 @@ pub trait ChannelStore: Send + Sync {
     async fn find(&self, project_id: &str, name: &ChannelName) -> StoreResult<Option<Channel>>;
     /// `Conflict { field: "channel" }` when the name is taken.
     async fn insert(&self, channel: &Channel) -> StoreResult<()>;
-    /// Creates or replaces the channel's mapping, in one statement.
-    async fn save(&self, channel: &Channel) -> StoreResult<()>;
+    /// Writes a changed mapping only if the stored one is still the one the
+    /// change was based on (`expected`: its `updated_at`, or `None` when
+    /// there was none), so concurrent changes never overwrite each other
+    /// unseen. `Ok(false)`: someone else changed it first; read and retry.
+    async fn save_if_unchanged(
+        &self,
+        channel: &Channel,
+        expected: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
     /// `Ok(false)` when the channel had no explicit mapping.
     async fn delete(&self, project_id: &str, name: &ChannelName) -> StoreResult<bool>;
 }

@@ -70,6 +70,9 @@ pub const DEFAULT_GC_INTERVAL_SECONDS: u64 = 6 * 3600;
 /// committing the update that references it.
 pub const DEFAULT_GC_GRACE_SECONDS: u64 = 3600;
 
+/// The largest interval or grace period accepted.
+const TEN_YEARS_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -200,12 +203,28 @@ impl Config {
                 keep => Some(keep),
             },
         };
-        let gc_interval = match number("GC_INTERVAL_SECONDS", DEFAULT_GC_INTERVAL_SECONDS)? {
+        // Bounded so that time arithmetic on them can never overflow.
+        let at_most_ten_years = |name: &'static str, seconds: u64| {
+            if seconds > TEN_YEARS_SECONDS {
+                Err(invalid(
+                    name,
+                    format!("must be at most {TEN_YEARS_SECONDS} seconds"),
+                ))
+            } else {
+                Ok(seconds)
+            }
+        };
+        let gc_interval = match at_most_ten_years(
+            "GC_INTERVAL_SECONDS",
+            number("GC_INTERVAL_SECONDS", DEFAULT_GC_INTERVAL_SECONDS)?,
+        )? {
             0 => None,
             seconds => Some(std::time::Duration::from_secs(seconds)),
         };
-        let gc_grace =
-            std::time::Duration::from_secs(number("GC_GRACE_SECONDS", DEFAULT_GC_GRACE_SECONDS)?);
+        let gc_grace = std::time::Duration::from_secs(at_most_ten_years(
+            "GC_GRACE_SECONDS",
+            number("GC_GRACE_SECONDS", DEFAULT_GC_GRACE_SECONDS)?,
+        )?);
         Ok(Self {
             host,
             port,

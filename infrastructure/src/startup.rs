@@ -9,7 +9,7 @@ use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
     AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, MemberService,
-    ProjectService, PublishService, RegistrationPolicy, ReleaseService, ServeService,
+    ProjectService, PublishService, RegistrationPolicy, ReleaseService, Retention, ServeService,
 };
 use domain::blob::BlobStore;
 use domain::ports::ManifestSigner;
@@ -151,8 +151,9 @@ impl Application {
     }
 }
 
-/// Every `every`: deletes what interrupted publishes left in staging, then
-/// blobs no update references (after deletes, retention, deleted projects).
+/// Every `every`: deletes what interrupted publishes left in staging, applies
+/// retention to every branch, then deletes blobs no update references (after
+/// deletes, retention, deleted projects).
 /// Each instance runs it; the reference lock keeps them from colliding.
 async fn maintain_storage(services: Services, every: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -161,6 +162,9 @@ async fn maintain_storage(services: Services, every: Duration) {
         ticks.tick().await;
         if let Err(error) = services.blobs.sweep_staging(STALE_STAGING_SECONDS).await {
             tracing::warn!(%error, "sweeping staging failed");
+        }
+        if let Err(error) = services.retention.apply_everywhere().await {
+            tracing::warn!(%error, "applying retention failed");
         }
         match services.gc.collect_all().await {
             Ok(report) if report.deleted_blobs > 0 => tracing::info!(
@@ -247,6 +251,11 @@ fn wire(
         RegistrationPolicy::FirstUserOnly
     };
     let audit = AuditLog::new(store.clone());
+    let retention = Retention::new(
+        config.retention_keep_per_branch,
+        store.clone(),
+        audit.clone(),
+    );
     Ok(Services {
         accounts: Arc::new(AccountService::new(
             store.clone(),
@@ -276,7 +285,7 @@ fn wire(
             store.clone(),
             audit.clone(),
             config.max_upload_bytes,
-            config.retention_keep_per_branch,
+            retention.clone(),
         )),
         serve: Arc::new(ServeService::new(
             store.clone(),
@@ -291,7 +300,9 @@ fn wire(
             store.clone(),
             store.clone(),
             audit.clone(),
+            retention.clone(),
         )),
+        retention: Arc::new(retention),
         audit: Arc::new(AuditService::new(store.clone(), store.clone())),
         gc: Arc::new(GarbageCollector::new(
             store.clone(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use application::{
     AccountService, ApiKeyService, AuditService, GarbageCollector, MemberService, ProjectService,
-    PublishService, ReleaseService, ServeService,
+    PublishService, ReleaseService, Retention, ServeService,
 };
 use domain::blob::BlobStore;
 use domain::ports::{HealthProbe, ManifestSigner};
@@ -21,6 +21,8 @@ pub struct Services {
     pub releases: Arc<ReleaseService>,
     pub audit: Arc<AuditService>,
     pub gc: Arc<GarbageCollector>,
+    /// `RETENTION_KEEP_PER_BRANCH`, also applied in the background.
+    pub retention: Arc<Retention>,
     pub health: Arc<dyn HealthProbe>,
     /// Where update files live (verified reachable at start-up).
     pub blobs: Arc<dyn BlobStore>,

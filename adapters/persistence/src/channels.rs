@@ -3,9 +3,10 @@
 //! mapping or the new one.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::ports::{ChannelStore, StoreError, StoreResult};
 use domain::release::{BranchName, BranchSplit, Channel, ChannelName, RolloutPercentage};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::SqlStore;
@@ -82,22 +83,40 @@ impl ChannelStore for SqlStore {
         }
     }
 
-    async fn save(&self, channel: &Channel) -> StoreResult<()> {
-        channel::Entity::insert(to_row(channel))
-            .on_conflict(
-                OnConflict::columns([channel::Column::ProjectId, channel::Column::Name])
-                    .update_columns([
-                        channel::Column::Branch,
-                        channel::Column::RolloutBranch,
-                        channel::Column::RolloutPercentage,
-                        channel::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
+    async fn save_if_unchanged(
+        &self,
+        channel: &Channel,
+        expected: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let Some(expected) = expected else {
+            return match self.insert(channel).await {
+                Ok(()) => Ok(true),
+                Err(StoreError::Conflict { .. }) => Ok(false),
+                Err(error) => Err(error),
+            };
+        };
+        let split = channel.split.as_ref();
+        let result = channel::Entity::update_many()
+            .col_expr(
+                channel::Column::Branch,
+                Expr::value(channel.branch.as_str()),
             )
-            .exec_without_returning(&self.db)
+            .col_expr(
+                channel::Column::RolloutBranch,
+                Expr::value(split.map(|s| s.branch.as_str().to_owned())),
+            )
+            .col_expr(
+                channel::Column::RolloutPercentage,
+                Expr::value(split.map(|s| i32::from(s.percentage.value()))),
+            )
+            .col_expr(channel::Column::UpdatedAt, Expr::value(channel.updated_at))
+            .filter(channel::Column::ProjectId.eq(channel.project_id.as_str()))
+            .filter(channel::Column::Name.eq(channel.name.as_str()))
+            .filter(channel::Column::UpdatedAt.eq(expected))
+            .exec(&self.db)
             .await
             .map_err(store_error)?;
-        Ok(())
+        Ok(result.rows_affected > 0)
     }
 
     async fn delete(&self, project_id: &str, name: &ChannelName) -> StoreResult<bool> {

@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use domain::audit::{Actor, ActorKind};
-use domain::ports::{HistoryQuery, ReferenceLock, StoreError, StoreResult, UpdateStore};
+use domain::ports::{
+    HistoryQuery, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
+};
 use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
 use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
 use sea_orm::sea_query::{Expr, Func};
@@ -452,5 +454,30 @@ impl UpdateStore for SqlStore {
             .into_iter()
             .filter_map(|(version, _)| seen.insert(version.clone()).then_some(version))
             .collect())
+    }
+
+    async fn streams(&self) -> StoreResult<Vec<UpdateStream>> {
+        let rows: Vec<(String, String, String, String)> = update::Entity::find()
+            .select_only()
+            .column(update::Column::ProjectId)
+            .column(update::Column::Branch)
+            .column(update::Column::RuntimeVersion)
+            .column(update::Column::Platform)
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(project_id, branch, runtime_version, platform)| {
+                Ok(UpdateStream {
+                    branch: BranchName::parse(&branch).map_err(|_| corrupt("branch", &branch))?,
+                    platform: Platform::parse(&platform)
+                        .ok_or_else(|| corrupt("platform", &platform))?,
+                    project_id,
+                    runtime_version,
+                })
+            })
+            .collect()
     }
 }

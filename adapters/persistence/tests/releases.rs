@@ -852,20 +852,36 @@ async fn channels_insert_save_list_delete(store: SqlStore) {
     let elsewhere = channel(&other, "production", "release/1", Some(("main", 5)));
     ChannelStore::insert(&store, &elsewhere).await.unwrap();
 
-    // save creates…
+    // save_if_unchanged creates when there was nothing…
     let beta = channel(&pid, "beta", "feature/login", Some(("main", 20)));
-    ChannelStore::save(&store, &beta).await.unwrap();
-    assert_eq!(
-        ChannelStore::find(&store, &pid, &beta.name).await.unwrap(),
-        Some(beta.clone())
+    assert!(
+        ChannelStore::save_if_unchanged(&store, &beta, None)
+            .await
+            .unwrap()
     );
-    // …then replaces the branch and split, keeping the creation time.
+    // …but not twice: someone else created it first.
+    assert!(
+        !ChannelStore::save_if_unchanged(&store, &beta, None)
+            .await
+            .unwrap()
+    );
+    let stored = ChannelStore::find(&store, &pid, &beta.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, beta);
+    // …then replaces the branch and split, keeping the creation time, when
+    // based on the stored version.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let repointed = Channel {
         created_at: Utc::now().trunc_subsecs(3),
         ..channel(&pid, "beta", "main", Some(("feature/login", 50)))
     };
-    ChannelStore::save(&store, &repointed).await.unwrap();
+    assert!(
+        ChannelStore::save_if_unchanged(&store, &repointed, Some(stored.updated_at))
+            .await
+            .unwrap()
+    );
     let saved = ChannelStore::find(&store, &pid, &beta.name)
         .await
         .unwrap()
@@ -877,8 +893,19 @@ async fn channels_insert_save_list_delete(store: SqlStore) {
             ..repointed.clone()
         }
     );
+    // A change based on the old version loses: nothing is overwritten unseen.
+    let stale = channel(&pid, "beta", "stale", None);
+    assert!(
+        !ChannelStore::save_if_unchanged(&store, &stale, Some(stored.updated_at))
+            .await
+            .unwrap()
+    );
     let unsplit = channel(&pid, "beta", "main", None);
-    ChannelStore::save(&store, &unsplit).await.unwrap();
+    assert!(
+        ChannelStore::save_if_unchanged(&store, &unsplit, Some(saved.updated_at))
+            .await
+            .unwrap()
+    );
     let saved = ChannelStore::find(&store, &pid, &beta.name)
         .await
         .unwrap()
@@ -890,7 +917,11 @@ async fn channels_insert_save_list_delete(store: SqlStore) {
     let zeta = channel(&pid, "zeta", "main", None);
     let alpha = channel(&pid, "alpha", "alpha", Some(("main", 0)));
     ChannelStore::insert(&store, &zeta).await.unwrap();
-    ChannelStore::save(&store, &alpha).await.unwrap();
+    assert!(
+        ChannelStore::save_if_unchanged(&store, &alpha, None)
+            .await
+            .unwrap()
+    );
     let names: Vec<String> = ChannelStore::list(&store, &pid)
         .await
         .unwrap()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use e2e::publish::{Export, PublishForm};
-use e2e::{TestApp, all_backends, str_field};
+use e2e::{TestApp, all_backends, both_backends, str_field};
 
 /// Waits until `done` holds, up to 20 s.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -149,5 +149,86 @@ all_backends!(
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let runs = collector.await.unwrap();
         assert!(runs > 0, "the collector never ran");
+    }
+);
+
+both_backends!(
+    retention_enabled_later_prunes_existing_branches_in_the_background,
+    |backend: e2e::Backend| async move {
+        let mut app = TestApp::spawn(backend).await;
+        let owner = app.register_user().await;
+        let project = app.create_project(&owner.token).await;
+        let project_id = str_field(&project, "id");
+        let secret = str_field(
+            &app.create_key(&owner.token, &project_id, Some("ci")).await,
+            "secret",
+        );
+        let mut published = Vec::new();
+        for export in [Export::v1(), Export::v2(), Export::v1()] {
+            published.push(
+                app.publish(&project_id, &secret, &PublishForm::new(&export))
+                    .await,
+            );
+        }
+        let history_path = format!("/api/projects/{project_id}/updates");
+        let ids = |app: &TestApp, token: String, path: String| {
+            let app_client = app.client.clone();
+            let url = app.url(&path);
+            async move {
+                let body: e2e::serde_json::Value = app_client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                body["updates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| str_field(u, "id"))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ids(&app, owner.token.clone(), history_path.clone())
+                .await
+                .len(),
+            3
+        );
+
+        // Turned on afterwards: the background task prunes what is there.
+        app.stop().await;
+        app.env
+            .insert("RETENTION_KEEP_PER_BRANCH".to_owned(), "1".to_owned());
+        app.env
+            .insert("GC_INTERVAL_SECONDS".to_owned(), "1".to_owned());
+        app.restart().await;
+        let mut remaining = Vec::new();
+        for _ in 0..100 {
+            remaining = ids(&app, owner.token.clone(), history_path.clone()).await;
+            if remaining.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            remaining,
+            vec![published[2].clone()],
+            "kept the newest only"
+        );
+        let audit = app
+            .get(&format!("/api/projects/{project_id}/audit"), &owner.token)
+            .await;
+        let retention = audit.json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["action"] == "update.retention")
+            .cloned()
+            .unwrap_or_else(|| panic!("no retention event: {}", audit.text));
+        assert_eq!(retention["actor"]["type"], "system");
     }
 );

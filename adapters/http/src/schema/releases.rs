@@ -17,7 +17,7 @@ fn millis(at: DateTime<Utc>) -> String {
 /// Who did something.
 #[derive(Debug, Object)]
 pub struct ActorBody {
-    /// `user` or `apiKey`.
+    /// `user`, `apiKey`, or `system` (background retention).
     #[oai(rename = "type")]
     pub kind: String,
     /// The user's or the key's id.
