@@ -102,6 +102,8 @@ struct Form {
 
 /// What every update of one publish shares.
 struct PublishHeader {
+    /// With `created_at` and the updates' ids: provisional until `store`
+    /// stamps them again under the project's reference lock.
     publish_id: String,
     project_id: String,
     runtime_version: String,
