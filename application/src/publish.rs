@@ -17,7 +17,7 @@ use domain::api_key::ApiKey;
 use domain::audit::Actor;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
 use domain::id::is_valid_id;
-use domain::ports::{MemberStore, UpdateStore, UpdateStream};
+use domain::ports::{KnownFile, MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
     Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
@@ -98,7 +98,17 @@ struct Form {
     expo_config: Option<Vec<u8>>,
     /// Uploaded files by normalised path.
     files: HashMap<String, StagedBlob>,
+    /// Files named by SHA-256 (hex) instead of uploaded (`sha256:<path>`
+    /// fields), by normalised path: the project already has them.
+    references: HashMap<String, String>,
 }
+
+/// The prefix of a form field that names a file by hash instead of uploading
+/// it: `sha256:<path>` = `<hex SHA-256>`.
+pub const REFERENCE_FIELD_PREFIX: &str = "sha256:";
+
+/// The most hashes one missing-files question may ask about.
+pub const MAX_HASHES_PER_QUERY: usize = 10_000;
 
 /// What every update of one publish shares.
 struct PublishHeader {
@@ -329,6 +339,12 @@ impl PublishService {
                 *field = Some(text(&part.name, read_small(part.body).await?)?);
                 continue;
             }
+            if let Some(raw_path) = part.name.strip_prefix(REFERENCE_FIELD_PREFIX) {
+                let path = normalize_export_path(raw_path)?;
+                let sha256_hex = text(&part.name, read_small(part.body).await?)?;
+                form.references.insert(path, parse_sha256_hex(&sha256_hex)?);
+                continue;
+            }
             match part.name.as_str() {
                 "metadata.json" => form.metadata = Some(read_small(part.body).await?),
                 "expoConfig.json" => form.expo_config = Some(read_small(part.body).await?),
@@ -387,11 +403,20 @@ impl PublishService {
             let listed = std::iter::once((&files.bundle, "bundle"))
                 .chain(files.assets.iter().map(|(path, _)| (path, "asset")));
             for (path, kind) in listed {
-                if !form.files.contains_key(path) {
+                if !form.files.contains_key(path) && !form.references.contains_key(path) {
                     return Err(AppError::Invalid(format!(
                         "{kind} {path} was listed in metadata.json but not uploaded."
                     )));
                 }
+            }
+        }
+        let referenced: Vec<String> = form.references.values().cloned().collect();
+        let known = self.updates.known_files(project_id, &referenced).await?;
+        for (path, sha256_hex) in &form.references {
+            if !known.contains_key(sha256_hex) {
+                return Err(AppError::Invalid(format!(
+                    "{path} was named by hash, but this project has no file {sha256_hex}; upload it."
+                )));
             }
         }
 
@@ -405,9 +430,15 @@ impl PublishService {
         );
         let mut updates = Vec::new();
         for (platform, files) in &platforms {
-            let mut assets = vec![self.asset(project_id, form, &files.bundle, None).await?];
+            let mut assets = vec![
+                self.asset(project_id, form, &known, &files.bundle, None)
+                    .await?,
+            ];
             for (path, ext) in &files.assets {
-                assets.push(self.asset(project_id, form, path, Some(ext)).await?);
+                assets.push(
+                    self.asset(project_id, form, &known, path, Some(ext))
+                        .await?,
+                );
             }
             updates.push(header.update(*platform, UpdateKind::Update, expo_config.clone(), assets));
         }
@@ -478,7 +509,7 @@ impl PublishService {
                     .map_err(storage_error)?,
                 None => {
                     return Err(AppError::Conflict(
-                        "A file of this update was removed from storage meanwhile; it cannot be republished.".to_owned(),
+                        "A file of this update was removed from storage meanwhile; upload it again.".to_owned(),
                     ));
                 }
             }
@@ -524,25 +555,40 @@ impl PublishService {
             .await;
     }
 
-    /// Promotes one listed file and describes it for the manifest.
+    /// Promotes one listed file (or finds the stored one it names by hash)
+    /// and describes it for the manifest.
     async fn asset(
         &self,
         project_id: &str,
         form: &Form,
+        known: &HashMap<String, KnownFile>,
         path: &str,
         ext: Option<&str>,
     ) -> AppResult<UpdateAsset> {
         let kind = if ext.is_some() { "asset" } else { "bundle" };
-        let staged = form.files.get(path).ok_or_else(|| {
+        let not_uploaded = || {
             AppError::Invalid(format!(
                 "{kind} {path} was listed in metadata.json but not uploaded."
             ))
-        })?;
-        let sha256_hex = hex::encode(staged.sha256);
-        self.blobs
-            .promote(staged, &asset_blob_key(project_id, &sha256_hex))
-            .await
-            .map_err(|error| AppError::Internal(error.to_string()))?;
+        };
+        let (sha256, md5_hex, size) = match form.files.get(path) {
+            Some(staged) => {
+                self.blobs
+                    .promote(
+                        staged,
+                        &asset_blob_key(project_id, &hex::encode(staged.sha256)),
+                    )
+                    .await
+                    .map_err(|error| AppError::Internal(error.to_string()))?;
+                (staged.sha256.to_vec(), hex::encode(staged.md5), staged.size)
+            }
+            None => {
+                let sha256_hex = form.references.get(path).ok_or_else(not_uploaded)?;
+                let file = known.get(sha256_hex).ok_or_else(not_uploaded)?;
+                let sha256 = hex::decode(sha256_hex).map_err(|_| not_uploaded())?;
+                (sha256, file.md5_hex.clone(), file.size)
+            }
+        };
         let (content_type, file_extension) = match ext {
             None => ("application/javascript".to_owned(), None),
             Some(ext) => (
@@ -555,14 +601,69 @@ impl PublishService {
         };
         Ok(UpdateAsset {
             path: path.to_owned(),
-            hash: URL_SAFE_NO_PAD.encode(staged.sha256),
-            sha256_hex,
-            key: hex::encode(staged.md5),
+            hash: URL_SAFE_NO_PAD.encode(&sha256),
+            sha256_hex: hex::encode(&sha256),
+            key: md5_hex,
             content_type,
             file_extension,
-            size: staged.size,
+            size,
             is_launch_asset: ext.is_none(),
         })
+    }
+
+    /// Which of these files (SHA-256 hex) the project does not have yet: a
+    /// publishing client uploads only those and names the others by hash.
+    pub async fn missing_files(
+        &self,
+        key: &ApiKey,
+        project_id: &str,
+        sha256_hexes: &[String],
+    ) -> AppResult<Vec<String>> {
+        authorize_caller(
+            self.members.as_ref(),
+            &Caller::Key(key.clone()),
+            project_id,
+            Need::Read,
+        )
+        .await?;
+        if sha256_hexes.len() > MAX_HASHES_PER_QUERY {
+            return Err(AppError::Invalid(format!(
+                "at most {MAX_HASHES_PER_QUERY} hashes per request."
+            )));
+        }
+        let wanted: BTreeSet<String> = sha256_hexes
+            .iter()
+            .map(|raw| parse_sha256_hex(raw))
+            .collect::<AppResult<_>>()?;
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        let known = self.updates.known_files(project_id, &wanted).await?;
+        let checks = wanted.into_iter().map(|sha256_hex| {
+            let blobs = Arc::clone(&self.blobs);
+            let stored = known.contains_key(&sha256_hex);
+            let key = asset_blob_key(project_id, &sha256_hex);
+            async move {
+                let present = stored && blobs.exists(&key).await?;
+                Ok::<_, BlobError>((!present).then_some(sha256_hex))
+            }
+        });
+        let missing: Vec<Option<String>> = futures_util::stream::iter(checks)
+            .buffered(16)
+            .try_collect()
+            .await
+            .map_err(|error| AppError::Internal(error.to_string()))?;
+        Ok(missing.into_iter().flatten().collect())
+    }
+}
+
+/// A SHA-256 in lowercase hex, as a client sent it.
+fn parse_sha256_hex(raw: &str) -> AppResult<String> {
+    let hex = raw.trim().to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(AppError::Invalid(format!(
+            "{raw:?} is not a SHA-256 in hex (64 characters)."
+        )))
     }
 }
 

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
 use crate::audit::AuditEvent;
@@ -180,6 +180,22 @@ pub trait UpdateStore: Send + Sync {
     /// Every (project, branch, runtime version, platform) that has updates,
     /// for retention across all of them.
     async fn streams(&self) -> StoreResult<Vec<UpdateStream>>;
+    /// Which of these files (SHA-256 hex) the project's updates already
+    /// have, with what a manifest needs of them: a publish may then name
+    /// them by hash instead of uploading them again.
+    async fn known_files(
+        &self,
+        project_id: &str,
+        sha256_hexes: &[String],
+    ) -> StoreResult<HashMap<String, KnownFile>>;
+}
+
+/// A file a project's updates already reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownFile {
+    /// Lowercase hex MD5 (the manifest `key`).
+    pub md5_hex: String,
+    pub size: u64,
 }
 
 /// The updates of one branch for one runtime version and platform: what

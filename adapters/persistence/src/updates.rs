@@ -2,12 +2,12 @@
 //! transaction under the project's reference lock, read back by indexed
 //! queries on (project, branch, runtime version, platform, id).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use domain::audit::{Actor, ActorKind};
 use domain::ports::{
-    HistoryQuery, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
+    HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
 };
 use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
 use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
@@ -479,5 +479,37 @@ impl UpdateStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn known_files(
+        &self,
+        project_id: &str,
+        sha256_hexes: &[String],
+    ) -> StoreResult<HashMap<String, KnownFile>> {
+        let mut known = HashMap::new();
+        for chunk in sha256_hexes.chunks(DELETE_CHUNK) {
+            let of_project = update::Entity::find()
+                .select_only()
+                .column(update::Column::Id)
+                .filter(update::Column::ProjectId.eq(project_id))
+                .into_query();
+            let rows: Vec<(String, String, i64)> = update_asset::Entity::find()
+                .select_only()
+                .column(update_asset::Column::Sha256Hex)
+                .column(update_asset::Column::Key)
+                .column(update_asset::Column::Size)
+                .distinct()
+                .filter(update_asset::Column::Sha256Hex.is_in(chunk.iter().cloned()))
+                .filter(update_asset::Column::UpdateId.in_subquery(of_project))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(store_error)?;
+            for (sha256_hex, md5_hex, size) in rows {
+                let size = u64::try_from(size).unwrap_or_default();
+                known.insert(sha256_hex, KnownFile { md5_hex, size });
+            }
+        }
+        Ok(known)
     }
 }

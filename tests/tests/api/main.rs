@@ -15,6 +15,7 @@ mod operations;
 mod projects;
 mod protocol;
 mod publish;
+mod publish_by_hash;
 mod releases_history;
 mod storage;
 mod tenancy;

@@ -58,7 +58,35 @@ error_responses!(PublishError {
     Unauthorized = 401,
     /// The key belongs to another project.
     Forbidden = 403,
+    /// A file named by hash was removed from storage meanwhile; upload it.
+    Conflict = 409,
     /// The upload is larger than `MAX_UPLOAD_BYTES`.
+    PayloadTooLarge = 413,
+});
+
+/// Files a publishing client has, by SHA-256.
+#[derive(Debug, Object)]
+pub struct FileHashesBody {
+    /// Lowercase hex SHA-256 of each file (at most 10,000).
+    pub sha256: Vec<String>,
+}
+
+/// The files the project does not have yet.
+#[derive(Debug, Object)]
+pub struct MissingFilesBody {
+    /// Upload these; name the others in the publish form as
+    /// `sha256:<path>` = `<hash>`.
+    pub missing: Vec<String>,
+}
+
+error_responses!(MissingFilesError {
+    /// A value is not a SHA-256 in hex, or there are too many.
+    BadRequest = 400,
+    /// Missing, unknown or revoked API key.
+    Unauthorized = 401,
+    /// The key belongs to another project.
+    Forbidden = 403,
+    /// The body is larger than 1 MiB.
     PayloadTooLarge = 413,
 });
 
@@ -121,12 +149,18 @@ impl<'a> ApiExtractor<'a> for PublishForm {
         let schema = MetaSchema {
             description: Some(
                 "The output of `npx expo export`: `runtimeVersion`, `metadata.json`, \
-                 `expoConfig.json` (optional), and one file field per path listed in \
-                 metadata.json, named by that path. Unlisted fields are ignored.",
+                 `expoConfig.json` (optional), optional `branch`, `message` and \
+                 `rolloutPercentage`, and for each path listed in metadata.json either a \
+                 file field named by that path, or (for a file the project already has, \
+                 see `assets/missing`) a text field `sha256:<path>` holding its hex \
+                 SHA-256. Unlisted fields are ignored.",
             ),
             required: vec!["runtimeVersion", "metadata.json"],
             properties: vec![
                 ("runtimeVersion", text()),
+                ("branch", text()),
+                ("message", text()),
+                ("rolloutPercentage", text()),
                 ("metadata.json", file()),
                 ("expoConfig.json", file()),
             ],
@@ -195,6 +229,24 @@ impl UpdatesApi {
             published,
             "Update published successfully",
         )))
+    }
+
+    /// Which files the project does not have yet (API key)
+    ///
+    /// A publishing client asks before uploading, then uploads only these.
+    #[oai(path = "/updates/:project/assets/missing", method = "post")]
+    async fn missing_files(
+        &self,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        body: Json<FileHashesBody>,
+    ) -> Result<Json<MissingFilesBody>, MissingFilesError> {
+        let services = require(&self.0)?;
+        let missing = services
+            .publish
+            .missing_files(&auth.0, &project, &body.sha256)
+            .await?;
+        Ok(Json(MissingFilesBody { missing }))
     }
 
     /// Roll devices back to the update embedded in the app (API key)
