@@ -3,6 +3,7 @@
 //! [`Application::build`] is the one way to assemble the server, used by the
 //! binary and by the end-to-end tests alike.
 
+pub mod codesigning;
 pub mod config;
 pub mod healthcheck;
 pub mod jwt_secret;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use expo_updates_server::{Application, Config, telemetry};
+use expo_updates_server::{Application, Config, codesigning, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,13 +19,29 @@ async fn main() -> ExitCode {
                     Err(error) => fail(&error),
                 }
             }
+            "codesigning" => {
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                let parsed = match args.split_first() {
+                    Some((command, rest)) if command == "generate" => {
+                        codesigning::parse_generate_args(rest)
+                    }
+                    _ => Err("usage: codesigning generate --output-dir D [--common-name N] [--validity-years Y]".to_owned()),
+                };
+                match parsed.and_then(|args| codesigning::generate(&args)) {
+                    Ok(done) => {
+                        println!("{done}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => fail(&error),
+                }
+            }
             "--version" | "-V" => {
                 println!("expo-updates-server {version}");
                 ExitCode::SUCCESS
             }
             _ => {
                 eprintln!(
-                    "expo-updates-server {version}: run without arguments to serve (or `healthcheck` to probe a running server); configure it with environment variables (see README)"
+                    "expo-updates-server {version}: run without arguments to serve, `healthcheck` to probe a running server, or `codesigning generate --output-dir D` for a code-signing key and certificate; configure the server with environment variables (see README)"
                 );
                 ExitCode::from(2)
             }

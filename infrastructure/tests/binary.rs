@@ -163,3 +163,103 @@ fn starts_with_the_fixture_signing_key() {
     assert!(log.contains("code signing enabled"), "{log}");
     assert!(!log.contains("PRIVATE KEY"), "the key is never logged");
 }
+
+#[test]
+fn codesigning_generate_writes_a_key_the_server_and_expo_clients_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let output = Command::new(BINARY)
+        .args(["codesigning", "generate", "--output-dir"])
+        .arg(&out)
+        .args(["--common-name", "My App", "--validity-years", "5"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let key = out.join("private-key.pem");
+    let certificate = out.join("certificate.pem");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        !stdout.contains("PRIVATE KEY-----"),
+        "the key is not printed"
+    );
+
+    // What the Expo client checks (compare the fixture certificate):
+    // self-signed, currently valid, digitalSignature, codeSigning.
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&certificate)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    for expected in [
+        "Subject: CN = My App",
+        "Issuer: CN = My App",
+        "Digital Signature",
+        "Code Signing",
+        "Public-Key: (2048 bit)",
+        "sha256WithRSAEncryption",
+    ] {
+        assert!(text.contains(expected), "{expected} missing in:\n{text}");
+    }
+    let checked = Command::new("openssl")
+        .args(["x509", "-noout", "-checkend", "86400", "-in"])
+        .arg(&certificate)
+        .status()
+        .unwrap();
+    assert!(checked.success(), "not valid for another day");
+    let pubkey = |args: &[&str], path: &std::path::Path| {
+        let out = Command::new("openssl")
+            .args(args)
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        pubkey(&["x509", "-noout", "-pubkey", "-in"], &certificate),
+        pubkey(&["pkey", "-pubout", "-in"], &key),
+        "the certificate is for the generated key"
+    );
+    let self_signed = Command::new("openssl")
+        .args(["verify", "-check_ss_sig", "-partial_chain", "-CAfile"])
+        .arg(&certificate)
+        .arg(&certificate)
+        .output()
+        .unwrap();
+    assert!(self_signed.status.success(), "{self_signed:?}");
+
+    // Never overwrites.
+    let again = Command::new(BINARY)
+        .args(["codesigning", "generate", "--output-dir"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    // The server signs with it.
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(BINARY)
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("PRIVATE_KEY", &key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(&mut server, port);
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let output = server.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let log = String::from_utf8(output.stdout).unwrap();
+    assert!(log.contains("code signing enabled"), "{log}");
+}

@@ -2,11 +2,13 @@
 //! and API-key secrets (random, SHA-256 at rest).
 
 mod api_key_secrets;
+mod certificate;
 mod code_signing;
 mod jwt;
 mod passwords;
 
 pub use api_key_secrets::Sha256Secrets;
+pub use certificate::{CertificateError, CodeSigningIdentity, generate_code_signing_identity};
 pub use code_signing::{RsaManifestSigner, SigningKeyError};
 pub use jwt::{JwtTokens, MIN_SECRET_BYTES};
 pub use passwords::Argon2Passwords;
