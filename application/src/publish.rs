@@ -112,8 +112,8 @@ pub const MAX_HASHES_PER_QUERY: usize = 10_000;
 
 /// What every update of one publish shares.
 struct PublishHeader {
-    /// With `created_at` and the updates' ids: provisional until `store`
-    /// stamps them again under the project's reference lock.
+    /// With `created_at` and the updates' ids: empty until `store` stamps
+    /// them under the project's reference lock.
     publish_id: String,
     project_id: String,
     runtime_version: String,
@@ -135,7 +135,8 @@ impl PublishHeader {
         published_by: Actor,
     ) -> Self {
         Self {
-            publish_id: new_id(),
+            // Stamped by `store` under the project's reference lock.
+            publish_id: String::new(),
             project_id: project_id.to_owned(),
             runtime_version: runtime_version.to_owned(),
             branch,
@@ -156,11 +157,11 @@ impl PublishHeader {
         expo_config: Option<String>,
         assets: Vec<UpdateAsset>,
     ) -> Update {
-        let id = new_id();
+        // Ids and `created_at` are stamped by `store` under the lock.
         Update {
-            manifest_id: id.clone(),
-            id,
-            publish_id: self.publish_id.clone(),
+            manifest_id: String::new(),
+            id: String::new(),
+            publish_id: String::new(),
             project_id: self.project_id.clone(),
             runtime_version: self.runtime_version.clone(),
             platform,
