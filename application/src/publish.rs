@@ -6,7 +6,7 @@
 //! content-addressed keys and the updates committed, in one transaction.
 //! Whatever happens, staging is emptied before the request ends.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use domain::api_key::ApiKey;
 use domain::audit::Actor;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
+use domain::export::{self, parse_metadata};
 use domain::id::is_valid_id;
 use domain::ports::{KnownFile, MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, RolloutPercentage};
@@ -695,79 +696,9 @@ pub(crate) async fn find_publish(
     Ok(found)
 }
 
-/// One platform's files as metadata.json lists them.
-struct PlatformFiles {
-    bundle: String,
-    /// (normalised path, extension without the dot)
-    assets: Vec<(String, String)>,
-}
-
-/// Parses `metadata.json`: `{"fileMetadata": {"ios": {"bundle", "assets": [{"path", "ext"}]}}}`.
-fn parse_metadata(bytes: &[u8]) -> AppResult<BTreeMap<Platform, PlatformFiles>> {
-    let invalid = |why: String| AppError::Invalid(format!("metadata.json: {why}"));
-    let json: Value = serde_json::from_slice(strip_bom(bytes))
-        .map_err(|error| invalid(format!("not valid JSON ({error}).")))?;
-    let file_metadata = json
-        .get("fileMetadata")
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid("has no fileMetadata object.".to_owned()))?;
-    if file_metadata.is_empty() {
-        return Err(invalid("fileMetadata lists no platform.".to_owned()));
-    }
-    let mut platforms = BTreeMap::new();
-    for (name, files) in file_metadata {
-        let platform = Platform::parse(name).ok_or_else(|| {
-            invalid(format!(
-                "unsupported platform {name:?} (expected ios or android)."
-            ))
-        })?;
-        let bundle = files
-            .get("bundle")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{name} has no bundle path.")))?;
-        let mut assets = Vec::new();
-        for asset in files
-            .get("assets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let path = asset
-                .get("path")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("an asset of {name} has no path.")))?;
-            let ext = asset.get("ext").and_then(Value::as_str).unwrap_or_default();
-            if !ext.bytes().all(|b| b.is_ascii_alphanumeric()) || ext.len() > 16 {
-                return Err(invalid(format!("asset {path} has an invalid ext {ext:?}.")));
-            }
-            assets.push((normalize_export_path(path)?, ext.to_ascii_lowercase()));
-        }
-        platforms.insert(
-            platform,
-            PlatformFiles {
-                bundle: normalize_export_path(bundle)?,
-                assets,
-            },
-        );
-    }
-    Ok(platforms)
-}
-
 /// Checks `expoConfig.json` is a JSON object and returns it compact.
 fn parse_expo_config(bytes: &[u8]) -> AppResult<String> {
-    let json: Value = serde_json::from_slice(strip_bom(bytes)).map_err(|error| {
-        AppError::Invalid(format!("expoConfig.json: not valid JSON ({error})."))
-    })?;
-    if !json.is_object() {
-        return Err(AppError::Invalid(
-            "expoConfig.json must be a JSON object.".to_owned(),
-        ));
-    }
-    Ok(json.to_string())
-}
-
-fn strip_bom(bytes: &[u8]) -> &[u8] {
-    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+    Ok(Value::Object(export::parse_expo_config(bytes)?).to_string())
 }
 
 fn text(field: &str, bytes: Vec<u8>) -> AppResult<String> {
@@ -806,58 +737,5 @@ fn upload_error(error: BlobError, limit: u64) -> AppError {
             AppError::Invalid(format!("The upload could not be read: {detail}"))
         }
         other => AppError::Internal(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_is_parsed_and_normalised() {
-        let metadata = br#"{"version":0,"bundler":"metro","fileMetadata":{
-            "android":{"bundle":"_expo\\static\\js\\android\\index-1.hbc","assets":[{"path":"assets/a","ext":"PNG"}]},
-            "ios":{"bundle":"_expo/static/js/ios/index-2.hbc","assets":[]}}}"#;
-        let platforms = parse_metadata(metadata).expect("valid");
-        let android = &platforms[&Platform::Android];
-        assert_eq!(android.bundle, "_expo/static/js/android/index-1.hbc");
-        assert_eq!(
-            android.assets,
-            vec![("assets/a".to_owned(), "png".to_owned())]
-        );
-        assert!(platforms[&Platform::Ios].assets.is_empty());
-    }
-
-    #[test]
-    fn bad_metadata_names_the_problem() {
-        let cases: [(&[u8], &str); 6] = [
-            (b"nope", "not valid JSON"),
-            (b"{}", "no fileMetadata"),
-            (br#"{"fileMetadata":{}}"#, "lists no platform"),
-            (
-                br#"{"fileMetadata":{"web":{"bundle":"b"}}}"#,
-                "unsupported platform",
-            ),
-            (br#"{"fileMetadata":{"ios":{"assets":[]}}}"#, "no bundle"),
-            (br#"{"fileMetadata":{"ios":{"bundle":"../b"}}}"#, "segment"),
-        ];
-        for (bytes, expected) in cases {
-            match parse_metadata(bytes) {
-                Err(AppError::Invalid(message)) => assert!(message.contains(expected), "{message}"),
-                _ => panic!("{expected}: not refused"),
-            }
-        }
-    }
-
-    #[test]
-    fn expo_config_must_be_an_object_and_may_start_with_a_bom() {
-        assert_eq!(
-            parse_expo_config(b"\xEF\xBB\xBF{\"name\":\"app\"}")
-                .ok()
-                .as_deref(),
-            Some("{\"name\":\"app\"}")
-        );
-        assert!(parse_expo_config(b"[1]").is_err());
-        assert!(parse_expo_config(b"nope").is_err());
     }
 }

@@ -8,6 +8,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod blob;
+pub mod export;
 pub mod id;
 pub mod member;
 pub mod ports;

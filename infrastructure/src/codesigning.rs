@@ -18,37 +18,6 @@ pub struct GenerateArgs {
     pub validity_years: u32,
 }
 
-/// Parses `--output-dir D [--common-name N] [--validity-years Y]`.
-pub fn parse_generate_args(args: &[String]) -> Result<GenerateArgs, String> {
-    let mut output_dir = None;
-    let mut common_name = "Expo Updates".to_owned();
-    let mut validity_years = 10;
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let mut value = || {
-            rest.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--output-dir" => output_dir = Some(PathBuf::from(value()?)),
-            "--common-name" => common_name = value()?,
-            "--validity-years" => {
-                let raw = value()?;
-                validity_years = raw
-                    .parse()
-                    .map_err(|_| format!("--validity-years {raw:?} is not a whole number"))?;
-            }
-            other => return Err(format!("unknown option {other:?}")),
-        }
-    }
-    Ok(GenerateArgs {
-        output_dir: output_dir.ok_or("--output-dir is required")?,
-        common_name,
-        validity_years,
-    })
-}
-
 /// Generates and writes the key (mode 0600) and certificate; refuses to
 /// overwrite existing files. Returns what to tell the user.
 pub fn generate(args: &GenerateArgs) -> Result<String, String> {
@@ -87,31 +56,4 @@ fn write_new(path: &Path, contents: &str, mode: u32) -> Result<(), String> {
     file.write_all(contents.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|error| format!("cannot write {}: {error}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn arguments_are_parsed_and_checked() {
-        assert_eq!(
-            parse_generate_args(&args(&["--output-dir", "keys", "--common-name", "App"])),
-            Ok(GenerateArgs {
-                output_dir: PathBuf::from("keys"),
-                common_name: "App".to_owned(),
-                validity_years: 10,
-            })
-        );
-        assert!(parse_generate_args(&args(&[])).is_err());
-        assert!(parse_generate_args(&args(&["--output-dir"])).is_err());
-        assert!(
-            parse_generate_args(&args(&["--output-dir", "k", "--validity-years", "x"])).is_err()
-        );
-        assert!(parse_generate_args(&args(&["--output-dir", "k", "--bogus"])).is_err());
-    }
 }

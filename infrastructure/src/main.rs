@@ -1,52 +1,94 @@
-//! The `expo-updates-server` binary: serves when run without arguments.
+//! The `expo-updates-server` binary: serves when run without arguments (or
+//! with `serve`); its other subcommands are operator tools and the client
+//! that publishes and manages updates over the HTTP API.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use adapter_cli::{ClientCommand, ClientOptions};
+use clap::{Parser, Subcommand};
 use expo_updates_server::{Application, Config, codesigning, telemetry};
+
+/// Self-hosted Expo over-the-air updates: the server, and its client.
+///
+/// Run without a subcommand to serve (configured by environment variables,
+/// see the README). The client subcommands talk to a server over its HTTP
+/// API and are configured by flags or EXPO_UPDATES_URL,
+/// EXPO_UPDATES_PROJECT and EXPO_UPDATES_API_KEY.
+#[derive(Debug, Parser)]
+#[command(name = "expo-updates-server", version)]
+struct Cli {
+    #[command(flatten)]
+    client: ClientOptions,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Exit 0 when the server on $PORT answers /healthz (for container health checks).
+    Healthcheck,
+    /// Code-signing keys for signed updates.
+    #[command(subcommand)]
+    Codesigning(CodesigningCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CodesigningCommand {
+    /// Write an RSA 2048 key (private-key.pem) and a self-signed code-signing
+    /// certificate (certificate.pem) for app.json's updates.codeSigningCertificate.
+    Generate {
+        #[arg(long)]
+        output_dir: PathBuf,
+        #[arg(long, default_value = "Expo Updates")]
+        common_name: String,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+        validity_years: u32,
+    },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(argument) = std::env::args().nth(1) {
-        let version = env!("CARGO_PKG_VERSION");
-        return match argument.as_str() {
-            "healthcheck" => {
-                let port = std::env::var("PORT")
-                    .ok()
-                    .and_then(|port| port.parse().ok())
-                    .unwrap_or(8080);
-                match expo_updates_server::healthcheck::probe(port) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(error) => fail(&error),
+    let cli = Cli::parse();
+    match cli.command {
+        None | Some(Command::Serve) => serve().await,
+        Some(Command::Healthcheck) => {
+            let port = std::env::var("PORT")
+                .ok()
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(8080);
+            match expo_updates_server::healthcheck::probe(port) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
+        Some(Command::Codesigning(CodesigningCommand::Generate {
+            output_dir,
+            common_name,
+            validity_years,
+        })) => {
+            let args = codesigning::GenerateArgs {
+                output_dir,
+                common_name,
+                validity_years,
+            };
+            match codesigning::generate(&args) {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
                 }
+                Err(error) => fail(&error),
             }
-            "codesigning" => {
-                let args: Vec<String> = std::env::args().skip(2).collect();
-                let parsed = match args.split_first() {
-                    Some((command, rest)) if command == "generate" => {
-                        codesigning::parse_generate_args(rest)
-                    }
-                    _ => Err("usage: codesigning generate --output-dir D [--common-name N] [--validity-years Y]".to_owned()),
-                };
-                match parsed.and_then(|args| codesigning::generate(&args)) {
-                    Ok(done) => {
-                        println!("{done}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(error) => fail(&error),
-                }
-            }
-            "--version" | "-V" => {
-                println!("expo-updates-server {version}");
-                ExitCode::SUCCESS
-            }
-            _ => {
-                eprintln!(
-                    "expo-updates-server {version}: run without arguments to serve, `healthcheck` to probe a running server, or `codesigning generate --output-dir D` for a code-signing key and certificate; configure the server with environment variables (see README)"
-                );
-                ExitCode::from(2)
-            }
-        };
+        }
+        Some(Command::Client(command)) => adapter_cli::run(cli.client, command).await,
     }
+}
+
+async fn serve() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => return fail(&format!("configuration: {error}")),
