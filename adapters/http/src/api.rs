@@ -11,6 +11,7 @@ mod updates;
 
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
+use serde_json::Value;
 
 use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
 use crate::state::Services;
@@ -66,7 +67,46 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
 /// The OpenAPI document, as served at `/api/openapi.json` and committed in
 /// `openapi/openapi.json`.
 pub fn openapi_document() -> String {
-    api_service(None).spec()
+    mark_optional_properties_nullable(&api_service(None).spec())
+}
+
+/// poem-openapi describes an `Option` field as an optional property that
+/// may not be `null`, but the server sends `null` for an absent value (as
+/// the Go server did) and accepts `null` in requests. Client generators
+/// that check types strictly would reject those answers, so every property
+/// a schema does not require is marked `nullable`.
+fn mark_optional_properties_nullable(spec: &str) -> String {
+    let Ok(mut document) = serde_json::from_str::<Value>(spec) else {
+        return spec.to_owned();
+    };
+    let schemas = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut);
+    for schema in schemas.into_iter().flat_map(|schemas| schemas.values_mut()) {
+        let required: Vec<Value> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let properties = schema.get_mut("properties").and_then(Value::as_object_mut);
+        for (name, property) in properties.into_iter().flatten() {
+            if !required.iter().any(|field| field.as_str() == Some(name.as_str()))
+                && let Some(property) = property.as_object_mut()
+            {
+                property.insert("nullable".to_owned(), Value::Bool(true));
+            }
+        }
+    }
+    serde_json::to_string_pretty(&document).unwrap_or_else(|_| spec.to_owned())
+}
+
+/// Serves [`openapi_document`], built once.
+#[poem::handler]
+fn openapi_json() -> poem::Response {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(openapi_document);
+    poem::Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .body(DOCUMENT.as_str())
 }
 
 /// Every route of the server, wrapped in the middleware all requests pass
@@ -76,7 +116,6 @@ pub fn routes(services: Services) -> impl Endpoint {
     // and multipart framing; the publish service enforces the exact limit.
     let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
     let api = api_service(Some(services.clone()));
-    let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
         .nest(
@@ -90,7 +129,7 @@ pub fn routes(services: Services) -> impl Endpoint {
                 limit_body(next, req, limit)
             }),
         )
-        .at("/api/openapi.json", spec)
+        .at("/api/openapi.json", poem::get(openapi_json))
         .nest("/api/docs", docs)
         .at(
             "/api/updates/:project/manifest",
