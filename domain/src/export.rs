@@ -127,39 +127,46 @@ pub fn resolve_runtime_version(
         .and_then(|own| own.get("runtimeVersion"))
         .or_else(|| config.get("runtimeVersion"))
         .ok_or(RuntimeVersionError::Missing)?;
-    let text_field = |value: Option<&Value>, name: &str| -> Result<String, RuntimeVersionError> {
-        match value {
-            Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
-            Some(Value::Number(number)) => Ok(number.to_string()),
-            _ => Err(RuntimeVersionError::Invalid(format!(
-                "the policy needs `{name}` in the app config"
-            ))),
-        }
-    };
+    // Expo's own defaults when a field is absent: version "1.0.0",
+    // ios.buildNumber "1", android.versionCode 1.
+    let text_field =
+        |value: Option<&Value>, name: &str, default: &str| -> Result<String, RuntimeVersionError> {
+            match value {
+                None | Some(Value::Null) => Ok(default.to_owned()),
+                Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+                Some(Value::Number(number)) => Ok(number.to_string()),
+                _ => Err(RuntimeVersionError::Invalid(format!(
+                    "`{name}` in the app config must be a non-empty string or a number"
+                ))),
+            }
+        };
     let resolved = match setting {
         Value::String(text) => text.clone(),
         Value::Object(object) => {
             let policy = object.get("policy").and_then(Value::as_str).unwrap_or("");
             match policy {
-                "appVersion" => text_field(config.get("version"), "version")?,
+                "appVersion" => text_field(config.get("version"), "version", "1.0.0")?,
                 "nativeVersion" => {
                     let build_field = match platform {
                         Platform::Ios => "buildNumber",
                         Platform::Android => "versionCode",
                     };
-                    let version = text_field(config.get("version"), "version")?;
+                    let version = text_field(config.get("version"), "version", "1.0.0")?;
                     let build = text_field(
                         platform_config.and_then(|own| own.get(build_field)),
                         &format!("{}.{build_field}", platform.as_str()),
+                        "1",
                     )?;
                     format!("{version}({build})")
                 }
-                "sdkVersion" => {
-                    format!(
-                        "exposdk:{}",
-                        text_field(config.get("sdkVersion"), "sdkVersion")?
-                    )
-                }
+                "sdkVersion" => match config.get("sdkVersion").and_then(Value::as_str) {
+                    Some(sdk) if !sdk.is_empty() => format!("exposdk:{sdk}"),
+                    _ => {
+                        return Err(RuntimeVersionError::Invalid(
+                            "the sdkVersion policy needs `sdkVersion` in the app config".to_owned(),
+                        ));
+                    }
+                },
                 other => return Err(RuntimeVersionError::Unresolvable(other.to_owned())),
             }
         }
@@ -265,6 +272,21 @@ mod tests {
             ),
             Ok("exposdk:56.0.0".to_owned())
         );
+        // Expo's defaults for absent fields.
+        assert_eq!(
+            resolve(
+                json!({"runtimeVersion": {"policy": "appVersion"}}),
+                Platform::Ios
+            ),
+            Ok("1.0.0".to_owned())
+        );
+        assert_eq!(
+            resolve(
+                json!({"runtimeVersion": {"policy": "nativeVersion"}}),
+                Platform::Android
+            ),
+            Ok("1.0.0(1)".to_owned())
+        );
         assert_eq!(
             resolve(
                 json!({"runtimeVersion": "1", "ios": {"runtimeVersion": "1-ios"}}),
@@ -283,7 +305,11 @@ mod tests {
             Err(RuntimeVersionError::Unresolvable("fingerprint".to_owned()))
         );
         assert!(matches!(
-            resolve(json!({"runtimeVersion": {"policy": "appVersion"}})),
+            resolve(json!({"runtimeVersion": {"policy": "sdkVersion"}})),
+            Err(RuntimeVersionError::Invalid(_))
+        ));
+        assert!(matches!(
+            resolve(json!({"version": true, "runtimeVersion": {"policy": "appVersion"}})),
             Err(RuntimeVersionError::Invalid(_))
         ));
         assert!(matches!(

@@ -15,7 +15,7 @@ use expo_updates_server::{Application, Config, codesigning, telemetry};
 /// see the README). The client subcommands talk to a server over its HTTP
 /// API and are configured by flags or EXPO_UPDATES_URL,
 /// EXPO_UPDATES_PROJECT and EXPO_UPDATES_API_KEY.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "expo-updates-server", version)]
 struct Cli {
     #[command(flatten)]

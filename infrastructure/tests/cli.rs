@@ -505,6 +505,22 @@ fn login_keeps_the_token_private_and_never_takes_a_password_flag() {
     let mode = std::fs::metadata(&session).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
+    let dir_mode = std::fs::metadata(session.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    let no_name = user.run_with_stdin(&["login"], "correct horse battery\n");
+    assert_eq!(no_name.status.code(), Some(2), "{}", describe(&no_name));
+    let no_password = user.run(&["login", "--username", "erin"]);
+    assert_eq!(
+        no_password.status.code(),
+        Some(2),
+        "{}",
+        describe(&no_password)
+    );
+
     let flag = user.run(&["login", "--username", "erin", "--password", "x"]);
     assert_eq!(flag.status.code(), Some(2), "{}", describe(&flag));
     let wrong = user.run_with_stdin(&["login", "--username", "erin"], "wrong password\n");
@@ -580,9 +596,46 @@ fn failures_exit_with_a_code_and_a_message_that_say_what_went_wrong() {
     assert_eq!(large.status.code(), Some(6), "{}", describe(&large));
     assert!(stderr(&large).contains("413"));
 
+    // A symbolic link out of the export is never followed.
+    let planted = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(v1), planted.path());
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret_file.path(), "AWS_SECRET=hunter2").unwrap();
+    let asset = planted
+        .path()
+        .join("assets/196f9dcf661c40514b61f7ecb4997cd0");
+    std::fs::remove_file(&asset).unwrap();
+    std::os::unix::fs::symlink(secret_file.path(), &asset).unwrap();
+    let escaped = ci.run(&["publish", "--dir", planted.path().to_str().unwrap()]);
+    assert_eq!(escaped.status.code(), Some(5), "{}", describe(&escaped));
+    assert!(
+        stderr(&escaped).contains("outside the export"),
+        "{}",
+        describe(&escaped)
+    );
+
     // Nothing of all that became an update.
     let listed = ci.json(&["updates", "list"]);
     assert_eq!(listed["updates"], json!([]));
+
+    // Server answers map to exit codes: 409 → 5, 404 → 4.
+    let taken = user.run(&["projects", "create", "Again", "--slug", "failures"]);
+    assert_eq!(taken.status.code(), Some(5), "{}", describe(&taken));
+    let nobody = user.run(&[
+        "members",
+        "add",
+        "nobody@example.com",
+        "--project",
+        &project_id,
+    ]);
+    assert_eq!(nobody.status.code(), Some(4), "{}", describe(&nobody));
+    // An API key is only sent to a URL given with it.
+    let no_url = User::new()
+        .with("EXPO_UPDATES_PROJECT", &project_id)
+        .with("EXPO_UPDATES_API_KEY", &secret)
+        .run(&["updates", "list"]);
+    assert_eq!(no_url.status.code(), Some(2), "{}", describe(&no_url));
+    assert!(stderr(&no_url).contains("EXPO_UPDATES_URL"));
 
     // The server down: retried with back-off, then exit 7.
     let closed = format!("http://127.0.0.1:{}", free_port());
@@ -605,6 +658,28 @@ fn failures_exit_with_a_code_and_a_message_that_say_what_went_wrong() {
 }
 
 #[test]
+fn the_app_version_policy_is_resolved_from_the_config() {
+    let server = Server::start(&[]);
+    let user = logged_in_user(&server, "heidi");
+    let (project_id, secret) = project_with_key(&user, "policy");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("expo-sdk56-export-v1"), dir.path());
+    // With a BOM, as PowerShell writes it.
+    std::fs::write(
+        dir.path().join("expoConfig.json"),
+        "\u{feff}{\"name\":\"app\",\"version\":\"3.1.0\",\"runtimeVersion\":{\"policy\":\"appVersion\"}}",
+    )
+    .unwrap();
+    let ci = pipeline(&server, &project_id, &secret);
+    let published = ci.json(&["publish", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(published["runtimeVersion"], "3.1.0");
+    assert_eq!(
+        manifest(&server, &project_id, "android", "3.1.0")["id"],
+        manifest_id_of(&ci, &published["updateId"], "android")
+    );
+}
+
+#[test]
 fn publish_without_dir_runs_the_expo_export_itself() {
     let server = Server::start(&[]);
     let user = logged_in_user(&server, "grace");
@@ -622,7 +697,7 @@ echo "$@" >> {calls}
 if [ "$2" = export ]; then
     out="$4"; mkdir -p "$out"; cp -R {v1}/. "$out"/; rm "$out/expoConfig.json"; echo "Exported: $out"
 elif [ "$2" = config ]; then
-    cat {v1}/expoConfig.json
+    echo "app.config.js says hello"; cat {v1}/expoConfig.json
 fi
 "#,
             calls = calls.display(),

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 /// Where the server is and who is asking. Every option can come from the
 /// environment, so a CI pipeline needs only the three variables.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct ClientOptions {
     /// Base URL of the server, e.g. https://ota.example.com (defaults to
     /// the URL of the last `login`).
@@ -136,8 +136,8 @@ pub enum KeysCommand {
 #[derive(Debug, Clone, Subcommand)]
 pub enum ChannelsCommand {
     List,
-    /// Point a channel at a branch, optionally splitting its devices with a
-    /// second branch.
+    /// Set a channel's whole mapping: a branch, and optionally a second
+    /// branch for a share of its devices (without one, any split ends).
     Set {
         name: String,
         #[arg(long)]
@@ -145,7 +145,7 @@ pub enum ChannelsCommand {
         /// A second branch that gets --rollout-percentage of the devices.
         #[arg(long, requires = "rollout_percentage")]
         rollout_branch: Option<String>,
-        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=100))]
+        #[arg(long, requires = "rollout_branch", value_parser = clap::value_parser!(i64).range(0..=100))]
         rollout_percentage: Option<i64>,
     },
 }

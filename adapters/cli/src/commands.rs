@@ -18,7 +18,7 @@ use crate::publish::{self, human_bytes};
 use crate::session::{self, Session};
 
 pub async fn login(context: &Context, out: Output, username: Option<String>) -> CliResult<()> {
-    let url = context.url()?;
+    let url = context.login_url()?;
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let username = match username {
         Some(username) => username,
@@ -47,7 +47,7 @@ pub async fn register(
     username: String,
     email: String,
 ) -> CliResult<()> {
-    let url = context.url()?;
+    let url = context.login_url()?;
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let password = read_password(stdin_is_terminal, "Choose a password: ")?;
     if stdin_is_terminal && read_password(true, "Repeat it: ")? != password {
@@ -68,12 +68,18 @@ pub async fn register(
 /// stdin when it is not a terminal (never from a flag, which other users
 /// of the machine could read).
 fn read_password(stdin_is_terminal: bool, label: &str) -> CliResult<String> {
-    if stdin_is_terminal {
+    let password = if stdin_is_terminal {
         rpassword::prompt_password(label)
-            .map_err(|error| CliError::Other(format!("cannot read the password: {error}")))
+            .map_err(|error| CliError::Other(format!("cannot read the password: {error}")))?
     } else {
-        read_line()
+        read_line()?
+    };
+    if password.is_empty() {
+        return Err(CliError::Usage(
+            "no password: type it at the prompt, or pipe it on stdin".to_owned(),
+        ));
     }
+    Ok(password)
 }
 
 /// Stores the session a login or registration answered with.
@@ -115,7 +121,7 @@ pub fn logout(out: Output) -> CliResult<()> {
 pub async fn whoami(context: &Context, out: Output) -> CliResult<()> {
     let mut answer = serde_json::Map::new();
     let mut lines = Vec::new();
-    if context.session.is_some() {
+    if context.session()?.is_some() {
         let api = context.user_api()?;
         let user = api.get("/api/auth/me").await?;
         lines.push(format!(
@@ -241,9 +247,11 @@ pub async fn members(context: &Context, out: Output, command: MembersCommand) ->
             let member = rows(&members, "members")
                 .iter()
                 .find(|member| {
-                    ["userId", "username", "email"].iter().any(|name| {
-                        member.get(*name).and_then(Value::as_str) == Some(user.as_str())
-                    })
+                    // Usernames and emails compare case-insensitively, as the server does.
+                    ["userId", "username", "email"]
+                        .iter()
+                        .filter_map(|name| member.get(*name).and_then(Value::as_str))
+                        .any(|value| value.eq_ignore_ascii_case(&user))
                 })
                 .ok_or_else(|| {
                     CliError::NotFound(format!("{user} is not a member of this project"))
@@ -526,7 +534,7 @@ pub async fn publish(context: &Context, out: Output, args: PublishArgs) -> CliRe
     })?;
     let project = context.key_project(&api).await?;
     let report = publish::publish(&api, &project, &args).await?;
-    out.print(&report.body, |body| {
+    out.print(&report, |body| {
         format!(
             "Published update {}\n  branch:          {}\n  platforms:       {}\n  runtime version: {}\n  rollout:         {}%\n  uploaded:        {} files ({}); {} files ({}) were already on the server\n  manifest URL:    {}",
             field(body, "updateId"),

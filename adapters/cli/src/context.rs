@@ -10,65 +10,82 @@ use crate::session::{self, Session};
 
 pub struct Context {
     pub options: ClientOptions,
-    pub session: Option<Session>,
 }
 
 impl Context {
-    pub fn load(options: ClientOptions) -> CliResult<Self> {
-        Ok(Self {
-            options,
-            session: session::load()?,
-        })
+    pub fn new(options: ClientOptions) -> Self {
+        Self { options }
     }
 
-    /// The server URL: the option or environment, else the login's.
-    pub fn url(&self) -> CliResult<String> {
-        let url = self
-            .options
-            .url
-            .clone()
-            .filter(|url| !url.is_empty())
-            .or_else(|| self.session.as_ref().map(|session| session.url.clone()))
-            .ok_or_else(|| {
-                CliError::Usage(
-                    "no server URL: pass --url or set EXPO_UPDATES_URL (e.g. http://localhost:8080)"
-                        .to_owned(),
-                )
-            })?;
+    /// The URL given by option or environment, checked.
+    fn explicit_url(&self) -> CliResult<Option<String>> {
+        let Some(url) = self.options.url.as_deref().filter(|url| !url.is_empty()) else {
+            return Ok(None);
+        };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(CliError::Usage(format!(
                 "the server URL {url:?} must start with http:// or https://"
             )));
         }
-        Ok(url.trim_end_matches('/').to_owned())
+        Ok(Some(url.trim_end_matches('/').to_owned()))
+    }
+
+    /// Where `login` and `register` go: the URL given, else the last login's.
+    pub fn login_url(&self) -> CliResult<String> {
+        if let Some(url) = self.explicit_url()? {
+            return Ok(url);
+        }
+        session::load()?.map(|session| session.url).ok_or_else(|| {
+            CliError::Usage(
+                "no server URL: pass --url or set EXPO_UPDATES_URL (e.g. http://localhost:8080)"
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// The stored session, read only by the commands that need it, so a
+    /// CI runner with an API key never depends on a config directory.
+    pub fn session(&self) -> CliResult<Option<Session>> {
+        session::load()
     }
 
     /// A client speaking as the logged-in user.
     pub fn user_api(&self) -> CliResult<Api> {
-        let url = self.url()?;
-        let session = self.session.as_ref().ok_or_else(|| {
+        let session = self.session()?.ok_or_else(|| {
             CliError::Usage("not logged in: run `expo-updates-server login` first".to_owned())
         })?;
+        let url = match self.explicit_url()? {
+            Some(url) => url,
+            None => session.url.clone(),
+        };
         if session.url.trim_end_matches('/') != url {
             return Err(CliError::Usage(format!(
                 "logged in to {}, not {url}: run `expo-updates-server login --url {url}`",
                 session.url
             )));
         }
-        Api::new(&url, Some(session.token.clone()))
+        Api::new(&url, Some(session.token))
     }
 
     /// A client speaking with the project API key, when one is configured.
+    /// The URL must be given with it: a key is never sent to the server of
+    /// some earlier login.
     pub fn key_api(&self) -> CliResult<Option<Api>> {
-        match self
+        let Some(key) = self
             .options
             .api_key
             .as_deref()
             .filter(|key| !key.is_empty())
-        {
-            Some(key) => Ok(Some(Api::new(&self.url()?, Some(key.to_owned()))?)),
-            None => Ok(None),
-        }
+        else {
+            return Ok(None);
+        };
+        let url = self.explicit_url()?.ok_or_else(|| {
+            CliError::Usage(
+                "an API key needs the server URL with it: pass --url or set EXPO_UPDATES_URL"
+                    .to_owned(),
+            )
+        })?;
+        Ok(Some(Api::new(&url, Some(key.to_owned()))?))
     }
 
     /// The project given by option or environment.

@@ -56,8 +56,11 @@ pub async fn check(
     choice: PlatformChoice,
     runtime_version: Option<&str>,
 ) -> CliResult<CheckedExport> {
+    let dir = &tokio::fs::canonicalize(dir)
+        .await
+        .map_err(|error| invalid(format!("{} cannot be read ({error})", dir.display())))?;
     let metadata_path = dir.join("metadata.json");
-    let metadata = read_small(&metadata_path).await.map_err(|why| {
+    let metadata = read_small(dir, &metadata_path).await.map_err(|why| {
         invalid(format!(
             "{why}; is {} the output of `npx expo export`?",
             dir.display()
@@ -85,7 +88,7 @@ pub async fn check(
     let expo_config_path = dir.join("expoConfig.json");
     let expo_config = match tokio::fs::try_exists(&expo_config_path).await {
         Ok(true) => {
-            let bytes = read_small(&expo_config_path).await.map_err(invalid)?;
+            let bytes = read_small(dir, &expo_config_path).await.map_err(invalid)?;
             Some(export::strip_bom(&bytes).to_vec())
         }
         _ => None,
@@ -178,7 +181,7 @@ async fn hash_files(
             )));
         }
         let location = dir.join(path);
-        let (size, sha256_hex) = hash_file(&location).await.map_err(|error| {
+        let (size, sha256_hex) = hash_file(dir, &location).await.map_err(|error| {
             invalid(format!(
                 "{path} is listed in metadata.json but cannot be read ({error})"
             ))
@@ -193,11 +196,24 @@ async fn hash_files(
     Ok(files)
 }
 
-async fn hash_file(location: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = tokio::fs::File::open(location).await?;
-    if !file.metadata().await?.is_file() {
+/// Refuses a path that is not a regular file inside `root` (the export,
+/// canonical): a symbolic link out of the export, planted by whatever
+/// produced it, would otherwise publish any file the runner can read.
+async fn confine(root: &Path, location: &Path) -> std::io::Result<PathBuf> {
+    let real = tokio::fs::canonicalize(location).await?;
+    if !real.starts_with(root) {
+        return Err(std::io::Error::other(
+            "it leads outside the export folder (a symbolic link?)",
+        ));
+    }
+    if !tokio::fs::metadata(&real).await?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
+    Ok(real)
+}
+
+async fn hash_file(root: &Path, location: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = tokio::fs::File::open(confine(root, location).await?).await?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 256 * 1024];
     let mut size = 0;
@@ -213,12 +229,15 @@ async fn hash_file(location: &Path) -> std::io::Result<(u64, String)> {
 }
 
 /// Reads metadata.json or expoConfig.json, which are small.
-async fn read_small(path: &Path) -> Result<Vec<u8>, String> {
+async fn read_small(root: &Path, path: &Path) -> Result<Vec<u8>, String> {
     const LIMIT: u64 = 1024 * 1024;
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let path = &confine(root, path)
+        .await
+        .map_err(|error| format!("{name} cannot be read ({error})"))?;
     let size = tokio::fs::metadata(path)
         .await
         .map_err(|error| format!("{name} cannot be read ({error})"))?
@@ -275,7 +294,15 @@ pub fn run_expo_export(choice: PlatformChoice) -> CliResult<tempfile::TempDir> {
             config.status
         )));
     }
-    std::fs::write(out.path().join("expoConfig.json"), &config.stdout)
+    // A console.log in app.config.js lands before the JSON: skip to the
+    // first line that opens an object.
+    let stdout = String::from_utf8_lossy(&config.stdout);
+    let json_start = stdout
+        .match_indices('{')
+        .map(|(index, _)| index)
+        .find(|&index| index == 0 || stdout[..index].ends_with('\n'))
+        .unwrap_or(0);
+    std::fs::write(out.path().join("expoConfig.json"), &stdout[json_start..])
         .map_err(|error| CliError::Other(format!("cannot write expoConfig.json: {error}")))?;
     Ok(out)
 }

@@ -44,10 +44,7 @@ async fn dispatch(
     command: ClientCommand,
     out: Output,
 ) -> Result<(), CliError> {
-    if let ClientCommand::Logout = command {
-        return commands::logout(out);
-    }
-    let context = Context::load(options)?;
+    let context = Context::new(options);
     match command {
         ClientCommand::Login { username } => commands::login(&context, out, username).await,
         ClientCommand::Register { username, email } => {

@@ -14,7 +14,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use tokio_util::io::ReaderStream;
 
-use crate::api::{Api, read_json, segment};
+use crate::api::{Api, Retry, read_json, segment};
 use crate::args::PublishArgs;
 use crate::error::{CliError, CliResult};
 use crate::export::{self, CheckedExport, ExportFile};
@@ -22,14 +22,12 @@ use crate::export::{self, CheckedExport, ExportFile};
 /// The most hashes one `assets/missing` request may carry (the server's limit).
 const HASHES_PER_QUERY: usize = 10_000;
 
-/// What a publish did, as `--json` prints it.
-pub struct PublishReport {
-    pub body: Value,
-}
-
 /// Publishes the export named by `args` (or a fresh `npx expo export`) to
-/// `project` with the API key in `api`.
-pub async fn publish(api: &Api, project: &str, args: &PublishArgs) -> CliResult<PublishReport> {
+/// `project` with the API key in `api`, and returns the server's answer
+/// with what was sent. If the server's storage collection removed a reused
+/// file between the question and the publish (409), it asks once more and
+/// uploads that file too.
+pub async fn publish(api: &Api, project: &str, args: &PublishArgs) -> CliResult<Value> {
     let exported;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -39,7 +37,22 @@ pub async fn publish(api: &Api, project: &str, args: &PublishArgs) -> CliResult<
         }
     };
     let checked = export::check(&dir, args.platform, args.runtime_version.as_deref()).await?;
-    let missing = missing_hashes(api, project, &checked).await?;
+    match publish_checked(api, project, args, &checked).await {
+        Err(CliError::Rejected(message)) if message.starts_with("409") => {
+            eprintln!("{message}\nasking the server again which files it lacks");
+            publish_checked(api, project, args, &checked).await
+        }
+        done => done,
+    }
+}
+
+async fn publish_checked(
+    api: &Api,
+    project: &str,
+    args: &PublishArgs,
+    checked: &CheckedExport,
+) -> CliResult<Value> {
+    let missing = missing_hashes(api, project, checked).await?;
     let (upload, reuse): (Vec<&ExportFile>, Vec<&ExportFile>) = checked
         .files
         .iter()
@@ -64,9 +77,9 @@ pub async fn publish(api: &Api, project: &str, args: &PublishArgs) -> CliResult<
     let progress = Progress::new(upload.len() as u64, upload_bytes);
     let path = format!("/api/updates/{}/publish", segment(project));
     let response = api
-        .send_with_retries(|| {
+        .send_with_retries(Retry::UnlessApplied, || {
             progress.restart();
-            let form = publish_form(args, &checked, &upload, &reuse, &progress);
+            let form = publish_form(args, checked, &upload, &reuse, &progress);
             let api = api.clone();
             let path = path.clone();
             async move {
@@ -79,14 +92,13 @@ pub async fn publish(api: &Api, project: &str, args: &PublishArgs) -> CliResult<
         })
         .await;
     progress.finish();
-    let published = read_json(response?).await?;
+    let mut body = read_json(response?).await?;
 
     let manifest_url = format!(
         "{}/api/updates/{}/manifest",
         api.base_url(),
         segment(project)
     );
-    let mut body = published;
     if let Value::Object(fields) = &mut body {
         fields.insert(
             "runtimeVersion".into(),
@@ -101,7 +113,7 @@ pub async fn publish(api: &Api, project: &str, args: &PublishArgs) -> CliResult<
             json!(reuse.iter().map(|file| file.size).sum::<u64>()),
         );
     }
-    Ok(PublishReport { body })
+    Ok(body)
 }
 
 /// The hashes among the export's files that the project does not store yet.
@@ -121,7 +133,12 @@ async fn missing_hashes(
     let mut missing = HashSet::new();
     for chunk in hashes.chunks(HASHES_PER_QUERY) {
         let answer = api
-            .json(Method::POST, &path, Some(&json!({ "sha256": chunk })))
+            .json_with(
+                Method::POST,
+                &path,
+                Some(&json!({ "sha256": chunk })),
+                Retry::Always,
+            )
             .await?;
         let listed = answer
             .get("missing")
@@ -201,17 +218,22 @@ fn file_stream(
             let path = path.clone();
             let mut sent = 0;
             match opened {
-                Ok(file) => ReaderStream::with_capacity(file, 256 * 1024)
-                    .inspect(move |chunk| {
-                        if let Ok(chunk) = chunk {
-                            sent += chunk.len() as u64;
-                            progress.add_bytes(chunk.len() as u64);
-                            if sent == size {
-                                progress.file_done(&path);
+                Ok(file) => {
+                    if size == 0 {
+                        progress.file_done(&path);
+                    }
+                    ReaderStream::with_capacity(file, 256 * 1024)
+                        .inspect(move |chunk| {
+                            if let Ok(chunk) = chunk {
+                                sent += chunk.len() as u64;
+                                progress.add_bytes(chunk.len() as u64);
+                                if sent == size {
+                                    progress.file_done(&path);
+                                }
                             }
-                        }
-                    })
-                    .boxed(),
+                        })
+                        .boxed()
+                }
                 Err(error) => futures_util::stream::once(async move { Err(error) }).boxed(),
             }
         })

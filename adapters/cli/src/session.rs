@@ -3,7 +3,7 @@
 //! `~/.config` on Linux) with mode 0600, because the token is a credential.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CliError, CliResult};
 
 /// What `login` stores.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     pub url: String,
     pub username: String,
@@ -45,7 +45,8 @@ pub fn load() -> CliResult<Option<Session>> {
 }
 
 /// Writes the session with mode 0600 (its directory 0700), replacing any
-/// earlier one in one rename so a crash never leaves half a file.
+/// earlier one in one rename so a crash never leaves half a file and two
+/// logins at once never mix.
 pub fn save(session: &Session) -> CliResult<PathBuf> {
     let path = path()?;
     let io = |error: std::io::Error| {
@@ -59,19 +60,14 @@ pub fn save(session: &Session) -> CliResult<PathBuf> {
         .mode(0o700)
         .create(dir)
         .map_err(io)?;
-    let partial = dir.join("session.json.partial");
-    let _ = std::fs::remove_file(&partial);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    // A named temporary file is created with mode 0600.
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     let bytes =
         serde_json::to_vec_pretty(session).map_err(|error| CliError::Other(error.to_string()))?;
     file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&partial, &path).map_err(io)?;
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(&path).map_err(|error| io(error.error))?;
     Ok(path)
 }
 

@@ -90,7 +90,9 @@ fn mark_optional_properties_nullable(spec: &str) -> String {
             .unwrap_or_default();
         let properties = schema.get_mut("properties").and_then(Value::as_object_mut);
         for (name, property) in properties.into_iter().flatten() {
-            if !required.iter().any(|field| field.as_str() == Some(name.as_str()))
+            if !required
+                .iter()
+                .any(|field| field.as_str() == Some(name.as_str()))
                 && let Some(property) = property.as_object_mut()
             {
                 property.insert("nullable".to_owned(), Value::Bool(true));
