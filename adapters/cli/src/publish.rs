@@ -257,7 +257,7 @@ impl Progress {
             let bar =
                 ProgressBar::with_draw_target(Some(bytes_total), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{spinner} [{bar:30}] {bytes}/{total_bytes} {msg} ({bytes_per_sec}, {eta})",
+                "{spinner} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {msg} ({decimal_bytes_per_sec}, {eta})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
