@@ -342,6 +342,11 @@ impl PublishService {
                 continue;
             }
             if let Some(raw_path) = part.name.strip_prefix(REFERENCE_FIELD_PREFIX) {
+                if form.references.len() >= MAX_HASHES_PER_QUERY {
+                    return Err(AppError::Invalid(format!(
+                        "at most {MAX_HASHES_PER_QUERY} files may be named by hash."
+                    )));
+                }
                 let path = normalize_export_path(raw_path)?;
                 let sha256_hex = text(&part.name, read_small(part.body).await?)?;
                 form.references.insert(path, parse_sha256_hex(&sha256_hex)?);
@@ -488,20 +493,8 @@ impl PublishService {
             .collect();
         let storage_error = |error: BlobError| AppError::Internal(error.to_string());
         // Checked concurrently: on SQLite the lock holds up every writer.
-        let checks = hashes.into_iter().map(|sha256_hex| {
-            let blobs = Arc::clone(&self.blobs);
-            let key = asset_blob_key(project_id, &sha256_hex);
-            async move {
-                let present = blobs.exists(&key).await?;
-                Ok::<_, BlobError>((!present).then_some(sha256_hex))
-            }
-        });
-        let missing: Vec<Option<String>> = futures_util::stream::iter(checks)
-            .buffer_unordered(16)
-            .try_collect()
-            .await
-            .map_err(storage_error)?;
-        for sha256_hex in missing.into_iter().flatten() {
+        let missing = self.absent_blobs(project_id, hashes).await?;
+        for sha256_hex in missing {
             let key = asset_blob_key(project_id, &sha256_hex);
             match staged.get(&sha256_hex) {
                 Some(blob) => self
@@ -543,15 +536,7 @@ impl PublishService {
 
     /// Applies retention to the streams just published to.
     async fn apply_retention(&self, header: &PublishHeader, updates: &[Update]) {
-        let streams: Vec<UpdateStream> = updates
-            .iter()
-            .map(|update| UpdateStream {
-                project_id: header.project_id.clone(),
-                branch: header.branch.clone(),
-                runtime_version: header.runtime_version.clone(),
-                platform: update.platform,
-            })
-            .collect();
+        let streams: Vec<UpdateStream> = updates.iter().map(UpdateStream::of).collect();
         self.retention
             .apply(&header.published_by, &header.project_id, &streams)
             .await;
@@ -639,21 +624,37 @@ impl PublishService {
             .collect::<AppResult<_>>()?;
         let wanted: Vec<String> = wanted.into_iter().collect();
         let known = self.updates.known_files(project_id, &wanted).await?;
-        let checks = wanted.into_iter().map(|sha256_hex| {
+        // What no update references is missing; what one does may still
+        // have been deleted from storage by hand or by a crash.
+        let (referenced, mut missing): (Vec<String>, Vec<String>) = wanted
+            .into_iter()
+            .partition(|sha256_hex| known.contains_key(sha256_hex));
+        missing.extend(self.absent_blobs(project_id, referenced).await?);
+        missing.sort();
+        Ok(missing)
+    }
+
+    /// Which of these blobs (SHA-256 hex) of the project are not in
+    /// storage, asked concurrently.
+    async fn absent_blobs(
+        &self,
+        project_id: &str,
+        sha256_hexes: impl IntoIterator<Item = String>,
+    ) -> AppResult<Vec<String>> {
+        let checks = sha256_hexes.into_iter().map(|sha256_hex| {
             let blobs = Arc::clone(&self.blobs);
-            let stored = known.contains_key(&sha256_hex);
             let key = asset_blob_key(project_id, &sha256_hex);
             async move {
-                let present = stored && blobs.exists(&key).await?;
+                let present = blobs.exists(&key).await?;
                 Ok::<_, BlobError>((!present).then_some(sha256_hex))
             }
         });
-        let missing: Vec<Option<String>> = futures_util::stream::iter(checks)
-            .buffered(16)
+        let absent: Vec<Option<String>> = futures_util::stream::iter(checks)
+            .buffer_unordered(16)
             .try_collect()
             .await
             .map_err(|error| AppError::Internal(error.to_string()))?;
-        Ok(missing.into_iter().flatten().collect())
+        Ok(absent.into_iter().flatten().collect())
     }
 }
 

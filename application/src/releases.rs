@@ -383,15 +383,7 @@ impl ReleaseService {
             .await;
         if rollout.is_complete() {
             // A completed rollout makes the updates beneath it unservable.
-            let streams: Vec<UpdateStream> = before
-                .iter()
-                .map(|update| UpdateStream {
-                    project_id: project_id.to_owned(),
-                    branch: update.branch.clone(),
-                    runtime_version: update.runtime_version.clone(),
-                    platform: update.platform,
-                })
-                .collect();
+            let streams: Vec<UpdateStream> = before.iter().map(UpdateStream::of).collect();
             self.retention.apply(&actor, project_id, &streams).await;
         }
         let mut group = UpdateGroup::group(before)

@@ -208,6 +208,18 @@ pub struct UpdateStream {
     pub platform: Platform,
 }
 
+impl UpdateStream {
+    /// The stream an update belongs to.
+    pub fn of(update: &Update) -> Self {
+        Self {
+            project_id: update.project_id.clone(),
+            branch: update.branch.clone(),
+            runtime_version: update.runtime_version.clone(),
+            platform: update.platform,
+        }
+    }
+}
+
 /// A transaction holding a project's reference lock (see
 /// [`UpdateStore::lock_references`]). Dropping it without `commit` rolls back.
 #[async_trait]

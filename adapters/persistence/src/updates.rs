@@ -25,8 +25,9 @@ use crate::projects::lock_project;
 /// The most partial rollouts stacked on a branch that are considered.
 const MAX_CANDIDATES: u64 = 200;
 
-/// Deletes by id in chunks small enough for any bind-parameter limit.
-const DELETE_CHUNK: usize = 500;
+/// How many values one `IN (...)` list binds: small enough for any
+/// bind-parameter limit (deletes, lookups by id or hash).
+const IN_LIST_CHUNK: usize = 500;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Backend(format!("invalid {what} {value:?} in the database"))
@@ -208,7 +209,7 @@ async fn candidates_in(
 }
 
 async fn delete_ids(db: &impl ConnectionTrait, ids: &[String]) -> StoreResult<()> {
-    for chunk in ids.chunks(DELETE_CHUNK) {
+    for chunk in ids.chunks(IN_LIST_CHUNK) {
         update::Entity::delete_many()
             .filter(update::Column::Id.is_in(chunk.iter().cloned()))
             .exec(db)
@@ -342,7 +343,7 @@ impl UpdateStore for SqlStore {
             .await
             .map_err(store_error)?;
         let mut heads = Vec::with_capacity(newest.len());
-        for chunk in newest.chunks(DELETE_CHUNK) {
+        for chunk in newest.chunks(IN_LIST_CHUNK) {
             let rows = update::Entity::find()
                 .filter(update::Column::Id.is_in(chunk.iter().cloned()))
                 .all(&self.db)
@@ -487,7 +488,7 @@ impl UpdateStore for SqlStore {
         sha256_hexes: &[String],
     ) -> StoreResult<HashMap<String, KnownFile>> {
         let mut known = HashMap::new();
-        for chunk in sha256_hexes.chunks(DELETE_CHUNK) {
+        for chunk in sha256_hexes.chunks(IN_LIST_CHUNK) {
             let of_project = update::Entity::find()
                 .select_only()
                 .column(update::Column::Id)
