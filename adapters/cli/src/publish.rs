@@ -52,12 +52,23 @@ async fn publish_checked(
     args: &PublishArgs,
     checked: &CheckedExport,
 ) -> CliResult<Value> {
-    let missing = missing_hashes(api, project, checked).await?;
+    let Missing {
+        hashes: missing,
+        max_upload_bytes,
+    } = missing_hashes(api, project, checked).await?;
     let (upload, reuse): (Vec<&ExportFile>, Vec<&ExportFile>) = checked
         .files
         .iter()
         .partition(|file| missing.contains(&file.sha256_hex));
     let upload_bytes: u64 = upload.iter().map(|file| file.size).sum();
+    // Said before sending: a server that refuses a body midway closes the
+    // connection, and the client may see a broken pipe instead of the 413.
+    if let Some(limit) = max_upload_bytes.filter(|limit| upload_bytes > *limit) {
+        return Err(CliError::TooLarge(format!(
+            "413: the files to upload come to {upload_bytes} bytes, over the server's \
+             MAX_UPLOAD_BYTES of {limit}"
+        )));
+    }
     let platforms: Vec<&str> = checked
         .platforms
         .iter()
@@ -116,12 +127,15 @@ async fn publish_checked(
     Ok(body)
 }
 
-/// The hashes among the export's files that the project does not store yet.
-async fn missing_hashes(
-    api: &Api,
-    project: &str,
-    checked: &CheckedExport,
-) -> CliResult<HashSet<String>> {
+/// What the server answered to `assets/missing`.
+struct Missing {
+    /// The hashes among the export's files that the project does not store yet.
+    hashes: HashSet<String>,
+    /// The server's upload limit, when it says (older servers do not).
+    max_upload_bytes: Option<u64>,
+}
+
+async fn missing_hashes(api: &Api, project: &str, checked: &CheckedExport) -> CliResult<Missing> {
     let hashes: Vec<&str> = checked
         .files
         .iter()
@@ -131,6 +145,7 @@ async fn missing_hashes(
         .collect();
     let path = format!("/api/updates/{}/assets/missing", segment(project));
     let mut missing = HashSet::new();
+    let mut max_upload_bytes = None;
     for chunk in hashes.chunks(HASHES_PER_QUERY) {
         let answer = api
             .json_with(
@@ -149,8 +164,12 @@ async fn missing_hashes(
                 )
             })?;
         missing.extend(listed.iter().filter_map(Value::as_str).map(str::to_owned));
+        max_upload_bytes = answer.get("maxUploadBytes").and_then(Value::as_u64);
     }
-    Ok(missing)
+    Ok(Missing {
+        hashes: missing,
+        max_upload_bytes,
+    })
 }
 
 /// The multipart form: fields, metadata, config, the files to upload as

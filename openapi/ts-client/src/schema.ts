@@ -3788,6 +3788,12 @@ export interface components {
          */
         MissingFilesBody: {
             /**
+             * Format: uint64
+             * @description The most file bytes one publish may upload (`MAX_UPLOAD_BYTES`), so
+             *     a client can say so before sending a body the server would refuse.
+             */
+            maxUploadBytes: number;
+            /**
              * @description Upload these; name the others in the publish form as
              *     `sha256:<path>` = `<hash>`.
              */

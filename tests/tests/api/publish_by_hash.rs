@@ -60,6 +60,8 @@ all_backends!(a_second_publish_uploads_only_new_files, |app| async move {
         strings(&response.json["missing"]),
         v1_hashes.iter().cloned().collect::<BTreeSet<_>>()
     );
+    // The default MAX_UPLOAD_BYTES (512 MiB), so a client can check first.
+    assert_eq!(response.json["maxUploadBytes"], 512 * 1024 * 1024);
     app.publish(&p.project_id, &p.secret, &PublishForm::new(&v1))
         .await;
 

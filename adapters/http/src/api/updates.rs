@@ -73,10 +73,14 @@ pub struct FileHashesBody {
 
 /// The files the project does not have yet.
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct MissingFilesBody {
     /// Upload these; name the others in the publish form as
     /// `sha256:<path>` = `<hash>`.
     pub missing: Vec<String>,
+    /// The most file bytes one publish may upload (`MAX_UPLOAD_BYTES`), so
+    /// a client can say so before sending a body the server would refuse.
+    pub max_upload_bytes: u64,
 }
 
 error_responses!(MissingFilesError {
@@ -246,7 +250,10 @@ impl UpdatesApi {
             .publish
             .missing_files(&auth.0, &project, &body.sha256)
             .await?;
-        Ok(Json(MissingFilesBody { missing }))
+        Ok(Json(MissingFilesBody {
+            missing,
+            max_upload_bytes: services.publish.max_upload_bytes(),
+        }))
     }
 
     /// Roll devices back to the update embedded in the app (API key)
