@@ -262,6 +262,14 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// A number that changes whenever anything a device could be served changes
+/// (publish, rollout, channel, deletion), here at once and in every instance
+/// sharing the store within a second. Keying cached answers by it makes a
+/// change invalidate them everywhere.
+pub trait ServeEpoch: Send + Sync {
+    fn current(&self) -> u64;
+}
+
 /// Readiness: whether the database answers at all.
 #[async_trait]
 pub trait HealthProbe: Send + Sync {

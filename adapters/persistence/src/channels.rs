@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use domain::ports::{ChannelStore, StoreError, StoreResult};
 use domain::release::{BranchName, BranchSplit, Channel, ChannelName, RolloutPercentage};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 use crate::SqlStore;
 use crate::entity::channel;
@@ -73,13 +75,15 @@ impl ChannelStore for SqlStore {
     }
 
     async fn insert(&self, channel: &Channel) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(store_error)?;
         match channel::Entity::insert(to_row(channel))
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
             .map_err(store_error)
         {
             Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict { field: "channel" }),
-            other => other.map(|_| ()),
+            Err(error) => Err(error),
+            Ok(_) => self.commit_served_change(txn, true).await.map(|_| ()),
         }
     }
 
@@ -96,6 +100,7 @@ impl ChannelStore for SqlStore {
             };
         };
         let split = channel.split.as_ref();
+        let txn = self.db.begin().await.map_err(store_error)?;
         let result = channel::Entity::update_many()
             .col_expr(
                 channel::Column::Branch,
@@ -113,18 +118,21 @@ impl ChannelStore for SqlStore {
             .filter(channel::Column::ProjectId.eq(channel.project_id.as_str()))
             .filter(channel::Column::Name.eq(channel.name.as_str()))
             .filter(channel::Column::UpdatedAt.eq(expected))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected > 0)
+        self.commit_served_change(txn, result.rows_affected > 0)
+            .await
     }
 
     async fn delete(&self, project_id: &str, name: &ChannelName) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(store_error)?;
         let result =
             channel::Entity::delete_by_id((project_id.to_owned(), name.as_str().to_owned()))
-                .exec(&self.db)
+                .exec(&txn)
                 .await
                 .map_err(store_error)?;
-        Ok(result.rows_affected > 0)
+        self.commit_served_change(txn, result.rows_affected > 0)
+            .await
     }
 }

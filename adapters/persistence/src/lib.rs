@@ -9,9 +9,11 @@ mod errors;
 mod members;
 mod migration;
 mod projects;
+mod serve_epoch;
 mod updates;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -22,6 +24,8 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 use migration::Migrator;
+use serve_epoch::LocalEpoch;
+pub use serve_epoch::POLL_INTERVAL as SERVE_EPOCH_POLL_INTERVAL;
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +39,8 @@ const MIGRATION_LOCK_ID: i64 = 0x0065_7573_5f6d_6967;
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    /// Advanced after every committed change to what devices are served.
+    epoch: Arc<LocalEpoch>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +75,14 @@ impl SqlStore {
             .await
             .map_err(ConnectError::Connect)?;
         migrate(&db).await.map_err(ConnectError::Migrate)?;
-        Ok(Self { db })
+        let store = Self {
+            db,
+            epoch: Arc::default(),
+        };
+        // An instance that crashed between a commit and its announcement
+        // announces it now (see `announce_change`).
+        store.announce_change().await;
+        Ok(store)
     }
 
     /// Which SQL dialect the store speaks, for start-up logs.

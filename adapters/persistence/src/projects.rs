@@ -116,11 +116,15 @@ impl ProjectStore for SqlStore {
     }
 
     async fn delete(&self, id: &str) -> StoreResult<()> {
-        // Memberships and keys go with it (ON DELETE CASCADE).
-        project::Entity::delete_by_id(id.to_owned())
-            .exec(&self.db)
+        // Memberships, keys, updates and channels go with it (ON DELETE
+        // CASCADE).
+        let txn = self.db.begin().await.map_err(store_error)?;
+        let result = project::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
             .await
             .map_err(store_error)?;
+        self.commit_served_change(txn, result.rows_affected > 0)
+            .await?;
         Ok(())
     }
 }

@@ -223,6 +223,10 @@ async fn delete_ids(db: &impl ConnectionTrait, ids: &[String]) -> StoreResult<()
 struct SqlReferenceLock {
     txn: DatabaseTransaction,
     project_id: String,
+    /// For announcing the change once committed.
+    store: SqlStore,
+    /// Whether anything was inserted, so committing changes what is served.
+    changed: bool,
 }
 
 #[async_trait]
@@ -246,11 +250,16 @@ impl ReferenceLock for SqlReferenceLock {
     }
 
     async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()> {
-        insert_rows(&self.txn, updates).await
+        insert_rows(&self.txn, updates).await?;
+        self.changed |= !updates.is_empty();
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.txn.commit().await.map_err(store_error)
+        self.store
+            .commit_served_change(self.txn, self.changed)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -264,6 +273,8 @@ impl UpdateStore for SqlStore {
         Ok(Box::new(SqlReferenceLock {
             txn,
             project_id: project_id.to_owned(),
+            store: self.clone(),
+            changed: false,
         }))
     }
 
@@ -369,6 +380,7 @@ impl UpdateStore for SqlStore {
         publish_id: &str,
         rollout: RolloutPercentage,
     ) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(store_error)?;
         let result = update::Entity::update_many()
             .col_expr(
                 update::Column::RolloutPercentage,
@@ -376,20 +388,23 @@ impl UpdateStore for SqlStore {
             )
             .filter(update::Column::ProjectId.eq(project_id))
             .filter(update::Column::PublishId.eq(publish_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected > 0)
+        self.commit_served_change(txn, result.rows_affected > 0)
+            .await
     }
 
     async fn delete_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(store_error)?;
         let result = update::Entity::delete_many()
             .filter(update::Column::ProjectId.eq(project_id))
             .filter(update::Column::PublishId.eq(publish_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected > 0)
+        self.commit_served_change(txn, result.rows_affected > 0)
+            .await
     }
 
     async fn prune(
@@ -429,7 +444,7 @@ impl UpdateStore for SqlStore {
             .filter(|id| !servable.contains(id))
             .collect();
         delete_ids(&txn, &doomed).await?;
-        txn.commit().await.map_err(store_error)?;
+        self.commit_served_change(txn, !doomed.is_empty()).await?;
         Ok(doomed)
     }
 

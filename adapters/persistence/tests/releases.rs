@@ -16,7 +16,7 @@ use chrono::{SubsecRound, Utc};
 use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
 use domain::audit::{Actor, ActorKind, AuditEvent};
 use domain::ports::{
-    AuditStore, ChannelStore, HistoryQuery, ProjectStore, StoreError, UpdateStore,
+    AuditStore, ChannelStore, HistoryQuery, ProjectStore, ServeEpoch, StoreError, UpdateStore,
 };
 use domain::project::Project;
 use domain::release::{
@@ -1073,6 +1073,129 @@ async fn audit_lists_newest_first_per_project(store: SqlStore) {
             .len(),
         5
     );
+}
+
+// 8b. The serve epoch: every change to what is served moves it, here at
+// once and in another instance on the same database within a second.
+
+/// Runs `change` on `a` and checks that `a`'s epoch moved at once and `b`'s
+/// (following the shared counter) within a second.
+async fn moves_both<F: std::future::Future<Output = ()>>(
+    a: &SqlStore,
+    b: &SqlStore,
+    what: &str,
+    change: F,
+) {
+    let (a_before, b_before) = (a.current(), b.current());
+    change.await;
+    assert_ne!(
+        a.current(),
+        a_before,
+        "{what}: this instance's epoch did not move"
+    );
+    let started = Instant::now();
+    while b.current() == b_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: the other instance's epoch did not move within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn every_served_change_moves_the_epoch_everywhere(a: SqlStore, b: SqlStore) {
+    let b = Arc::new(b);
+    let follower = tokio::spawn(Arc::clone(&b).follow_changes());
+    let pid = project(&a, "e").await.id;
+    // Not served: no move (a reader would lose its cache for nothing).
+    let unchanged = a.current();
+    assert!(!a.set_rollout(&pid, &id(), pct(50)).await.unwrap());
+    assert!(!a.delete_publish(&pid, &id()).await.unwrap());
+    assert!(
+        !ChannelStore::delete(&a, &pid, &channel_name("nope"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.current(),
+        unchanged,
+        "a change of nothing moved the epoch"
+    );
+
+    let mut rows = Vec::new();
+    moves_both(&a, &b, "publish", async {
+        rows = publish(&a, &pid, "main", "1.0.0", IOS, 100, "v1").await;
+    })
+    .await;
+    let publish_id = rows[0].publish_id.clone();
+    moves_both(&a, &b, "rollout", async {
+        assert!(a.set_rollout(&pid, &publish_id, pct(40)).await.unwrap());
+    })
+    .await;
+    let production = channel(&pid, "production", "main", None);
+    moves_both(&a, &b, "channel created", async {
+        ChannelStore::insert(&a, &production).await.unwrap();
+    })
+    .await;
+    let repointed = Channel {
+        branch: branch("beta"),
+        updated_at: production.updated_at + chrono::Duration::milliseconds(1),
+        ..production.clone()
+    };
+    moves_both(&a, &b, "channel repointed", async {
+        assert!(
+            a.save_if_unchanged(&repointed, Some(production.updated_at))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+    moves_both(&a, &b, "channel deleted", async {
+        assert!(
+            ChannelStore::delete(&a, &pid, &channel_name("production"))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+    for label in ["v2", "v3"] {
+        publish(&a, &pid, "main", "1.0.0", IOS, 100, label).await;
+    }
+    moves_both(&a, &b, "pruned", async {
+        let pruned = a
+            .prune(&pid, &branch("main"), "1.0.0", Platform::Ios, 1)
+            .await
+            .unwrap();
+        assert_eq!(pruned.len(), 2);
+    })
+    .await;
+    let last = publish(&a, &pid, "main", "1.0.0", IOS, 100, "v4").await;
+    moves_both(&a, &b, "publish deleted", async {
+        assert!(a.delete_publish(&pid, &last[0].publish_id).await.unwrap());
+    })
+    .await;
+    moves_both(&a, &b, "project deleted", async {
+        ProjectStore::delete(&a, &pid).await.unwrap();
+    })
+    .await;
+    follower.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_served_change_moves_the_epoch_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ota.db").display());
+    let a = SqlStore::connect(&url).await.unwrap();
+    let b = SqlStore::connect(&url).await.unwrap();
+    every_served_change_moves_the_epoch_everywhere(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_served_change_moves_the_epoch_everywhere() {
+    let url = postgres_url().await;
+    let a = SqlStore::connect(&url).await.unwrap();
+    let b = SqlStore::connect(&url).await.unwrap();
+    every_served_change_moves_the_epoch_everywhere(a, b).await;
 }
 
 // 9. Migration from the schema before release management.

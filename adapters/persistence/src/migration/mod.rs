@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261127_000001_control_plane;
 mod m20261127_000002_updates;
 mod m20261127_000003_releases;
+mod m20261127_000004_serve_epoch;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_control_plane::Migration),
             Box::new(m20261127_000002_updates::Migration),
             Box::new(m20261127_000003_releases::Migration),
+            Box::new(m20261127_000004_serve_epoch::Migration),
         ]
     }
 }

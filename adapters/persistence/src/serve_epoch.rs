@@ -1,0 +1,139 @@
+//! The serve epoch: a number that changes whenever anything a device could be
+//! served changes (a publish, a rollout, a channel, a deletion), in this
+//! instance at once and in every instance sharing the database within
+//! [`POLL_INTERVAL`].
+//!
+//! Once such a change has committed, it bumps a one-row counter
+//! (`serve_epoch`) and the local counter. A background task
+//! polls the row and bumps the local counter when another instance moved it.
+//! Caches key their entries by the local value, so a change makes every
+//! older entry unreachable; no entry is ever patched in place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use domain::ports::StoreError;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement};
+
+use crate::errors::store_error;
+
+use crate::SqlStore;
+
+/// How often the shared counter is read: instances agree within this (plus
+/// one query) after a change.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+const BUMP: &str = "UPDATE serve_epoch SET value = value + 1 WHERE id = 1 RETURNING value";
+const READ: &str = "SELECT value FROM serve_epoch WHERE id = 1";
+
+/// The local side of the epoch, shared by clones of one [`SqlStore`].
+#[derive(Debug, Default)]
+pub(crate) struct LocalEpoch {
+    local: AtomicU64,
+    /// The highest shared value whose changes the local epoch covers: this
+    /// instance's own bumps need no second invalidation by the poller.
+    shared_seen: AtomicI64,
+}
+
+impl LocalEpoch {
+    fn get(&self) -> u64 {
+        self.local.load(Ordering::Acquire)
+    }
+
+    /// Called after a change committed (never before, or a reader could
+    /// cache the old state under the new epoch), with the shared value it
+    /// was announced as, when known. Every change counted up to that value
+    /// committed before, so the new local epoch covers them all.
+    fn advance(&self, shared: Option<i64>) {
+        if let Some(shared) = shared {
+            self.shared_seen.fetch_max(shared, Ordering::AcqRel);
+        }
+        self.local.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The poller read `shared`: advances when it is news.
+    fn observe(&self, shared: i64) {
+        if shared > self.shared_seen.load(Ordering::Acquire) {
+            self.advance(Some(shared));
+        }
+    }
+}
+
+/// Bumps the shared counter and returns its new value.
+async fn bump_shared(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    first_value(db, BUMP).await
+}
+
+async fn read_shared(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    first_value(db, READ).await
+}
+
+async fn first_value(db: &impl ConnectionTrait, sql: &str) -> Result<i64, DbErr> {
+    let statement = Statement::from_string(db.get_database_backend(), sql);
+    let row = db.query_one_raw(statement).await?;
+    match row {
+        Some(row) => row.try_get_by_index::<i64>(0),
+        None => Err(DbErr::RecordNotFound("serve_epoch".to_owned())),
+    }
+}
+
+impl domain::ports::ServeEpoch for SqlStore {
+    fn current(&self) -> u64 {
+        self.epoch.get()
+    }
+}
+
+impl SqlStore {
+    /// Commits a write transaction; when it `changed` what devices are
+    /// served, then bumps the shared counter and the local epoch. Returns
+    /// `changed`.
+    pub(crate) async fn commit_served_change(
+        &self,
+        txn: DatabaseTransaction,
+        changed: bool,
+    ) -> Result<bool, StoreError> {
+        txn.commit().await.map_err(store_error)?;
+        if changed {
+            self.announce_change().await;
+        }
+        Ok(changed)
+    }
+
+    /// Tells this instance and (through the shared counter) every other one
+    /// that a committed change altered what is served.
+    ///
+    /// After the commit, in its own statement: bumped inside the change's
+    /// transaction, the one row would serialise every project's publishes
+    /// on PostgreSQL. Bumped after, a reader that loaded the old state did
+    /// so under an epoch the bump retires. A crash between the two leaves
+    /// other instances' caches stale until the next change or the next
+    /// start of any instance (which bumps it too).
+    pub(crate) async fn announce_change(&self) {
+        let shared = match bump_shared(&self.db).await {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(%error, "bumping the serve epoch failed; other instances may serve a stale answer until the next change");
+                None
+            }
+        };
+        self.epoch.advance(shared);
+    }
+
+    /// Follows other instances' changes until the process ends: reads the
+    /// shared counter every [`POLL_INTERVAL`] and advances the local epoch
+    /// when it moved. A failed read is logged and retried; a cache may then
+    /// serve an older answer for as long as the database is unreachable,
+    /// which is also when nothing can change.
+    pub async fn follow_changes(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(POLL_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match read_shared(&self.db).await {
+                Ok(value) => self.epoch.observe(value),
+                Err(error) => tracing::warn!(%error, "reading the serve epoch failed"),
+            }
+        }
+    }
+}
