@@ -9,12 +9,15 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod error;
+mod hot_files;
 pub mod members;
+mod precompress;
 pub mod projects;
 pub mod publish;
 pub mod releases;
 pub mod retention;
 pub mod serve;
+mod serve_cache;
 pub mod storage_gc;
 
 pub use access::Caller;
@@ -33,7 +36,7 @@ pub use releases::{
 };
 pub use retention::Retention;
 pub use serve::{
-    AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService, ServedAsset,
+    AssetRequest, LocatedAsset, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService,
     SignedBody,
 };
 pub use storage_gc::{GarbageCollector, GcReport};

@@ -21,7 +21,7 @@ use domain::id::is_valid_id;
 use domain::ports::{KnownFile, MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
-    Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
+    Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key, is_compressible,
     normalize_export_path, parse_message,
 };
 use futures_util::{StreamExt, TryStreamExt};
@@ -31,6 +31,7 @@ use crate::access::{Caller, Need, authorize_caller};
 use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult};
 use crate::new_id;
+use crate::precompress::precompress;
 use crate::retention::Retention;
 
 /// The largest `metadata.json`, `expoConfig.json` or `runtimeVersion` read.
@@ -558,15 +559,17 @@ impl PublishService {
                 "{kind} {path} was listed in metadata.json but not uploaded."
             ))
         };
+        let content_type = content_type_of(ext);
         let (sha256, md5_hex, size) = match form.files.get(path) {
             Some(staged) => {
+                let key = asset_blob_key(project_id, &hex::encode(staged.sha256));
                 self.blobs
-                    .promote(
-                        staged,
-                        &asset_blob_key(project_id, &hex::encode(staged.sha256)),
-                    )
+                    .promote(staged, &key)
                     .await
                     .map_err(|error| AppError::Internal(error.to_string()))?;
+                if is_compressible(&content_type) {
+                    precompress(self.blobs.as_ref(), &key, staged.size).await;
+                }
                 (staged.sha256.to_vec(), hex::encode(staged.md5), staged.size)
             }
             None => {
@@ -576,16 +579,7 @@ impl PublishService {
                 (sha256, file.md5_hex.clone(), file.size)
             }
         };
-        let (content_type, file_extension) = match ext {
-            None => ("application/javascript".to_owned(), None),
-            Some(ext) => (
-                mime_guess::from_ext(ext).first().map_or_else(
-                    || "application/octet-stream".to_owned(),
-                    |mime| mime.to_string(),
-                ),
-                Some(format!(".{ext}")),
-            ),
-        };
+        let file_extension = ext.map(|ext| format!(".{ext}"));
         Ok(UpdateAsset {
             path: path.to_owned(),
             hash: URL_SAFE_NO_PAD.encode(&sha256),
@@ -659,6 +653,18 @@ impl PublishService {
 }
 
 /// A SHA-256 in lowercase hex, as a client sent it.
+/// The type a file is served with: the bundle is JavaScript (Hermes
+/// bytecode included), an asset's comes from its extension.
+fn content_type_of(ext: Option<&str>) -> String {
+    match ext {
+        None => "application/javascript".to_owned(),
+        Some(ext) => mime_guess::from_ext(ext).first().map_or_else(
+            || "application/octet-stream".to_owned(),
+            |mime| mime.to_string(),
+        ),
+    }
+}
+
 fn parse_sha256_hex(raw: &str) -> AppResult<String> {
     let hex = raw.trim().to_ascii_lowercase();
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -5,17 +5,33 @@
 //! The manifest and directive bodies are serialised here, once, and signed
 //! over exactly those bytes; the HTTP adapter frames them unchanged.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use domain::id::is_valid_id;
-use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, UpdateStore};
+use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, ServeEpoch, UpdateStore};
 use domain::release::{BranchName, ChannelName, pick_for_device};
-use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key};
+use domain::update::{
+    ContentEncoding, Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
+    is_compressible,
+};
 use serde_json::{Map, Value, json};
 
 use crate::error::{AppError, AppResult};
+use crate::hot_files::HotFiles;
+use crate::serve_cache::{
+    BranchView, CacheKey, Cached, PreparedUpdate, ServeCache, SignedOnce, StreamView,
+};
+
+/// How long a presigned asset URL stays valid: far longer than a download
+/// takes, short enough that a leaked URL soon stops working.
+pub const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How many blobs' compressed-copy answers are remembered.
+const COPIES_REMEMBERED: usize = 100_000;
 
 /// The protocol versions the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +60,11 @@ pub struct ManifestRequest {
 }
 
 /// A manifest or directive body, serialised, with its signature header.
+/// Shared with the cache: serving one clones two pointers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedBody {
-    pub json: String,
-    pub signature: Option<String>,
+    pub json: Arc<str>,
+    pub signature: Option<Arc<str>>,
 }
 
 /// The answer to a manifest request.
@@ -69,12 +86,13 @@ pub struct ServedManifest {
 }
 
 /// What a branch has for a device.
-enum Resolution {
-    Update(Box<Update>),
+enum Resolution<'a> {
+    Update(&'a PreparedUpdate),
     /// The branch has updates, but none this device is in the rollout of.
     OutsideRollout,
-    /// The branch has no update for this runtime version and platform.
-    Nothing,
+    /// The branch has no update for this runtime version and platform; the
+    /// 404 message says which runtime versions have.
+    Nothing(&'a str),
 }
 
 /// Which file an asset request names.
@@ -90,12 +108,20 @@ pub enum AssetRequest {
     },
 }
 
-/// An asset opened for streaming.
-pub struct ServedAsset {
+/// An asset a request named, found but not opened: what the HTTP layer
+/// needs for `ETag`, `Range` and encoding decisions.
+#[derive(Debug, Clone)]
+pub struct LocatedAsset {
+    /// The blob key of the uncompressed bytes.
+    key: String,
+    pub sha256_hex: String,
+    /// Of the uncompressed bytes.
+    pub size: u64,
     pub content_type: String,
-    pub reader: BlobReader,
     /// Whether the URL always names these bytes (long, immutable caching).
     pub immutable: bool,
+    /// Whether compressed copies may exist (see `is_compressible`).
+    pub compressible: bool,
 }
 
 pub struct ServeService {
@@ -104,7 +130,17 @@ pub struct ServeService {
     channels: Arc<dyn ChannelStore>,
     blobs: Arc<dyn BlobStore>,
     signer: Option<Arc<dyn ManifestSigner>>,
-    public_url: String,
+    asset_base_url: String,
+    cache: ServeCache,
+    /// Whether a compressed copy of a blob exists. Copies are made before
+    /// the publish that names them commits and removed only with their
+    /// blob, so an answer never goes stale while the asset is served.
+    copies: quick_cache::sync::Cache<String, bool>,
+    /// `{"type":"noUpdateAvailable"}`: one body for every device.
+    no_update_available: SignedOnce,
+    /// Send devices to presigned storage URLs instead of streaming bytes.
+    redirect_assets: bool,
+    hot_files: HotFiles,
 }
 
 impl ServeService {
@@ -114,7 +150,7 @@ impl ServeService {
         channels: Arc<dyn ChannelStore>,
         blobs: Arc<dyn BlobStore>,
         signer: Option<Arc<dyn ManifestSigner>>,
-        public_url: String,
+        asset_base_url: String,
     ) -> Self {
         Self {
             projects,
@@ -122,8 +158,36 @@ impl ServeService {
             channels,
             blobs,
             signer,
-            public_url,
+            asset_base_url,
+            cache: ServeCache::disabled(),
+            copies: quick_cache::sync::Cache::new(COPIES_REMEMBERED),
+            no_update_available: SignedOnce::new(
+                json!({ "type": "noUpdateAvailable" }).to_string(),
+            ),
+            redirect_assets: false,
+            hot_files: HotFiles::new(0),
         }
+    }
+
+    /// Keeps recently served files of up to 16 MiB in at most `max_bytes`
+    /// of memory (0: every download reads storage).
+    pub fn with_hot_files(mut self, max_bytes: u64) -> Self {
+        self.hot_files = HotFiles::new(max_bytes);
+        self
+    }
+
+    /// Answers asset requests with a redirect to a presigned storage URL
+    /// (S3), so asset bytes do not pass through the server.
+    pub fn with_asset_redirects(mut self, enabled: bool) -> Self {
+        self.redirect_assets = enabled;
+        self
+    }
+
+    /// Caches resolved streams in at most `max_bytes` (0: no cache), keyed
+    /// by `epoch`, which must move whenever what is served changes.
+    pub fn with_cache(mut self, epoch: Arc<dyn ServeEpoch>, max_bytes: u64) -> Self {
+        self.cache = ServeCache::new(epoch, max_bytes);
+        self
     }
 
     /// Decides what a device gets.
@@ -155,31 +219,17 @@ impl ServeService {
                 "Code signing requested but no key supplied when starting server.".to_owned(),
             ));
         }
-        self.require_project(&request.project_id).await?;
-        let client_id = request.client_id.as_deref();
-        let (branch, resolution) = self
-            .resolve(
-                &request.project_id,
-                &channel,
-                client_id,
-                runtime_version,
-                platform,
-            )
+        let stream = self
+            .stream(&request.project_id, &channel, runtime_version, platform)
             .await?;
+        let client_id = request.client_id.as_deref();
+        let (branch, resolution) = resolve(&stream, &channel, client_id)?;
         let answer = match resolution {
-            Resolution::Nothing => {
-                return Err(self
-                    .no_update(
-                        &request.project_id,
-                        runtime_version,
-                        platform,
-                        &channel,
-                        &branch,
-                    )
-                    .await?);
+            Resolution::Nothing(message) => {
+                return Err(AppError::NotFound(message.to_owned()));
             }
             Resolution::OutsideRollout => self.nothing_for_this_device(request)?,
-            Resolution::Update(update) => self.update_answer(request, &update)?,
+            Resolution::Update(prepared) => self.update_answer(request, prepared)?,
         };
         Ok(ServedManifest {
             answer,
@@ -187,47 +237,113 @@ impl ServeService {
         })
     }
 
-    /// The branch a channel sends this device to, and what that branch has
-    /// for it.
-    async fn resolve(
+    /// The stream's view: from the cache, or read from the store.
+    async fn stream(
         &self,
         project_id: &str,
         channel: &ChannelName,
-        client_id: Option<&str>,
         runtime_version: &str,
         platform: Platform,
-    ) -> AppResult<(BranchName, Resolution)> {
-        let branch = match self.channels.find(project_id, channel).await? {
-            Some(mapping) => mapping.branch_for(client_id).clone(),
-            None => channel.same_name_branch(),
+    ) -> AppResult<Arc<StreamView>> {
+        let key = CacheKey::Stream {
+            epoch: self.cache.epoch(),
+            project_id: project_id.to_owned(),
+            channel: channel.as_str().to_owned(),
+            runtime_version: runtime_version.to_owned(),
+            platform,
         };
-        let candidates = self
-            .updates
-            .candidates(project_id, &branch, runtime_version, platform)
-            .await?;
-        let Some(chosen) = pick_for_device(&candidates, client_id) else {
-            let resolution = if candidates.is_empty() {
-                Resolution::Nothing
+        let load = async {
+            let view = self
+                .load_stream(project_id, channel, runtime_version, platform)
+                .await?;
+            Ok(Cached::Stream(Arc::new(view)))
+        };
+        match self.cache.get_or_load(key, load).await? {
+            Cached::Stream(view) => Ok(view),
+            Cached::Update(_) => Err(AppError::Internal(
+                "the serve cache held an update under a stream key".to_owned(),
+            )),
+        }
+    }
+
+    /// Reads a stream from the store and serialises every body a device
+    /// could be given.
+    async fn load_stream(
+        &self,
+        project_id: &str,
+        channel: &ChannelName,
+        runtime_version: &str,
+        platform: Platform,
+    ) -> AppResult<StreamView> {
+        if !is_valid_id(project_id) || self.projects.find(project_id).await?.is_none() {
+            return Ok(StreamView::ProjectMissing);
+        }
+        let mapping = self.channels.find(project_id, channel).await?;
+        let names: Vec<BranchName> = match &mapping {
+            Some(mapping) => std::iter::once(mapping.branch.clone())
+                .chain(mapping.split.as_ref().map(|split| split.branch.clone()))
+                .collect(),
+            None => vec![channel.same_name_branch()],
+        };
+        let mut branches = Vec::with_capacity(names.len());
+        for branch in names {
+            let candidates = self
+                .updates
+                .candidates(project_id, &branch, runtime_version, platform)
+                .await?;
+            let mut updates = HashMap::with_capacity(candidates.len());
+            for candidate in &candidates {
+                // Deleted between the two reads: as if it had never been there.
+                if let Some(update) = self.updates.find(project_id, &candidate.id).await? {
+                    let body = self.body_of(&update);
+                    updates.insert(
+                        candidate.id.clone(),
+                        PreparedUpdate {
+                            update: Arc::new(update),
+                            body: SignedOnce::new(body),
+                        },
+                    );
+                }
+            }
+            let no_update = if candidates.is_empty() {
+                Some(
+                    self.no_update(project_id, runtime_version, platform, channel, &branch)
+                        .await?,
+                )
             } else {
-                Resolution::OutsideRollout
+                None
             };
-            return Ok((branch, resolution));
-        };
-        let resolution = match self.updates.find(project_id, &chosen.id).await? {
-            Some(update) => Resolution::Update(Box::new(update)),
-            // Deleted between the two reads: as if it had never been there.
-            None => Resolution::OutsideRollout,
-        };
-        Ok((branch, resolution))
+            branches.push(BranchView {
+                branch,
+                candidates,
+                updates,
+                no_update,
+            });
+        }
+        Ok(StreamView::Found { mapping, branches })
+    }
+
+    /// The body a device is sent for an update: its manifest, or for a
+    /// rollback the `rollBackToEmbedded` directive.
+    fn body_of(&self, update: &Update) -> String {
+        match update.kind {
+            UpdateKind::Update => self.manifest_json(update).to_string(),
+            UpdateKind::Rollback => json!({
+                "type": "rollBackToEmbedded",
+                "parameters": { "commitTime": timestamp(update.created_at) },
+            })
+            .to_string(),
+        }
     }
 
     fn update_answer(
         &self,
         request: &ManifestRequest,
-        update: &Update,
+        prepared: &PreparedUpdate,
     ) -> AppResult<ManifestAnswer> {
+        let update = &prepared.update;
         match update.kind {
-            UpdateKind::Rollback => self.rollback_answer(request, update),
+            UpdateKind::Rollback => self.rollback_answer(request, prepared),
             UpdateKind::Update => {
                 let already_running =
                     request.current_update_id.as_deref() == Some(update.manifest_id.as_str());
@@ -235,11 +351,12 @@ impl ServeService {
                     && request.directives_allowed
                     && already_running
                 {
-                    return self.directive(json!({ "type": "noUpdateAvailable" }), request);
+                    return self.no_update_available(request);
                 }
-                let body = self.manifest_json(update);
                 Ok(ManifestAnswer::Manifest(
-                    self.signed(body.to_string(), request)?,
+                    prepared
+                        .body
+                        .body(self.signer(), request.expects_signature)?,
                 ))
             }
         }
@@ -249,7 +366,7 @@ impl ServeService {
     /// fall back on: "no update" where the protocol can say it.
     fn nothing_for_this_device(&self, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
         if request.protocol == ProtocolVersion::V1 && request.directives_allowed {
-            return self.directive(json!({ "type": "noUpdateAvailable" }), request);
+            return self.no_update_available(request);
         }
         Err(AppError::NotFound(
             "No update for this device yet: the only updates for its runtime version are in a partial rollout that does not include it.".to_owned(),
@@ -259,7 +376,7 @@ impl ServeService {
     fn rollback_answer(
         &self,
         request: &ManifestRequest,
-        rollback: &Update,
+        rollback: &PreparedUpdate,
     ) -> AppResult<ManifestAnswer> {
         if request.protocol == ProtocolVersion::V0 {
             return Err(AppError::NotFound(
@@ -273,30 +390,24 @@ impl ServeService {
         }
         let embedded = request.embedded_update_id.as_deref();
         if embedded.is_some() && embedded == request.current_update_id.as_deref() {
-            return self.directive(json!({ "type": "noUpdateAvailable" }), request);
+            return self.no_update_available(request);
         }
-        self.directive(
-            json!({
-                "type": "rollBackToEmbedded",
-                "parameters": { "commitTime": timestamp(rollback.created_at) },
-            }),
-            request,
-        )
-    }
-
-    fn directive(&self, body: Value, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
         Ok(ManifestAnswer::Directive(
-            self.signed(body.to_string(), request)?,
+            rollback
+                .body
+                .body(self.signer(), request.expects_signature)?,
         ))
     }
 
-    /// Signs exactly these bytes when the client asked for a signature.
-    fn signed(&self, json: String, request: &ManifestRequest) -> AppResult<SignedBody> {
-        let signature = match (&self.signer, request.expects_signature) {
-            (Some(signer), true) => Some(signer.signature_header(json.as_bytes())?),
-            _ => None,
-        };
-        Ok(SignedBody { json, signature })
+    fn no_update_available(&self, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
+        Ok(ManifestAnswer::Directive(
+            self.no_update_available
+                .body(self.signer(), request.expects_signature)?,
+        ))
+    }
+
+    fn signer(&self) -> Option<&dyn ManifestSigner> {
+        self.signer.as_deref()
     }
 
     fn manifest_json(&self, update: &Update) -> Value {
@@ -344,20 +455,11 @@ impl ServeService {
     fn asset_url(&self, update: &Update, asset: &UpdateAsset) -> String {
         format!(
             "{}/api/updates/{}/assets?update={}&asset={}",
-            self.public_url,
+            self.asset_base_url,
             percent_encode(&update.project_id),
             percent_encode(&update.id),
             percent_encode(&asset.path)
         )
-    }
-
-    async fn require_project(&self, project_id: &str) -> AppResult<()> {
-        let exists = is_valid_id(project_id) && self.projects.find(project_id).await?.is_some();
-        if exists {
-            Ok(())
-        } else {
-            Err(AppError::NotFound("Project not found.".to_owned()))
-        }
     }
 
     /// A 404 that says which runtime versions do have updates: a mismatch
@@ -370,7 +472,7 @@ impl ServeService {
         platform: Platform,
         channel: &ChannelName,
         branch: &BranchName,
-    ) -> AppResult<AppError> {
+    ) -> AppResult<String> {
         let versions = self.updates.runtime_versions(project_id, platform).await?;
         let available = if versions.is_empty() {
             format!(
@@ -385,16 +487,43 @@ impl ServeService {
                 listed.join(", ")
             )
         };
-        Ok(AppError::NotFound(format!(
+        Ok(format!(
             "No update for runtime version {runtime_version:?} on {} in branch {:?} (channel {:?}); {available}.",
             platform.as_str(),
             branch.as_str(),
             channel.as_str(),
-        )))
+        ))
     }
 
-    /// Opens an asset of one of the project's updates.
-    pub async fn asset(&self, project_id: &str, request: &AssetRequest) -> AppResult<ServedAsset> {
+    /// An update by id (for asset requests), from the cache or the store.
+    async fn update_by_id(
+        &self,
+        project_id: &str,
+        update_id: &str,
+    ) -> AppResult<Option<Arc<Update>>> {
+        let key = CacheKey::Update {
+            epoch: self.cache.epoch(),
+            project_id: project_id.to_owned(),
+            update_id: update_id.to_owned(),
+        };
+        let load = async {
+            let update = self.updates.find(project_id, update_id).await?;
+            Ok(Cached::Update(update.map(Arc::new)))
+        };
+        match self.cache.get_or_load(key, load).await? {
+            Cached::Update(update) => Ok(update),
+            Cached::Stream(_) => Err(AppError::Internal(
+                "the serve cache held a stream under an update key".to_owned(),
+            )),
+        }
+    }
+
+    /// Finds an asset of one of the project's updates.
+    pub async fn locate_asset(
+        &self,
+        project_id: &str,
+        request: &AssetRequest,
+    ) -> AppResult<LocatedAsset> {
         let not_found = || AppError::NotFound("Asset not found.".to_owned());
         if !is_valid_id(project_id) {
             return Err(not_found());
@@ -404,7 +533,7 @@ impl ServeService {
                 if !is_valid_id(update_id) {
                     return Err(not_found());
                 }
-                (self.updates.find(project_id, update_id).await?, path, true)
+                (self.update_by_id(project_id, update_id).await?, path, true)
             }
             AssetRequest::Latest {
                 runtime_version,
@@ -416,17 +545,12 @@ impl ServeService {
                     RuntimeVersion::parse(runtime_version).map_err(|_| not_found())?;
                 // The old server's form knows no channels or devices: the
                 // default channel's fully rolled-out update.
-                let (_, resolution) = self
-                    .resolve(
-                        project_id,
-                        &ChannelName::default_channel(),
-                        None,
-                        runtime_version.as_str(),
-                        platform,
-                    )
+                let channel = ChannelName::default_channel();
+                let stream = self
+                    .stream(project_id, &channel, runtime_version.as_str(), platform)
                     .await?;
-                let update = match resolution {
-                    Resolution::Update(update) => Some(*update),
+                let update = match resolve(&stream, &channel, None) {
+                    Ok((_, Resolution::Update(prepared))) => Some(Arc::clone(&prepared.update)),
                     _ => None,
                 };
                 (update, path, false)
@@ -439,22 +563,130 @@ impl ServeService {
             .iter()
             .find(|asset| asset.path == path)
             .ok_or_else(not_found)?;
-        let reader = self
-            .blobs
-            .open(&asset_blob_key(project_id, &asset.sha256_hex))
-            .await
-            .map_err(|error| match error {
-                BlobError::NotFound(_) => {
-                    AppError::Internal(format!("blob of asset {path} is missing"))
-                }
-                other => AppError::Internal(other.to_string()),
-            })?;
-        Ok(ServedAsset {
+        Ok(LocatedAsset {
+            key: asset_blob_key(project_id, &asset.sha256_hex),
+            sha256_hex: asset.sha256_hex.clone(),
+            size: asset.size,
             content_type: asset.content_type.clone(),
-            reader,
             immutable,
+            compressible: is_compressible(&asset.content_type),
         })
     }
+
+    /// The encoding to send the asset in: the first of the server's
+    /// preferences that the client accepts and that has a stored copy.
+    pub async fn stored_encoding(
+        &self,
+        asset: &LocatedAsset,
+        accepted: &[ContentEncoding],
+    ) -> Option<ContentEncoding> {
+        if !asset.compressible {
+            return None;
+        }
+        for encoding in ContentEncoding::ALL {
+            if accepted.contains(&encoding) && self.has_copy(&encoding.blob_key(&asset.key)).await {
+                return Some(encoding);
+            }
+        }
+        None
+    }
+
+    async fn has_copy(&self, key: &str) -> bool {
+        if let Some(known) = self.copies.get(key) {
+            return known;
+        }
+        match self.blobs.exists(key).await {
+            Ok(exists) => {
+                self.copies.insert(key.to_owned(), exists);
+                exists
+            }
+            Err(error) => {
+                tracing::warn!(%error, key, "could not check for a compressed copy");
+                false
+            }
+        }
+    }
+
+    /// Where to send the client for the asset (or its compressed copy), when
+    /// redirects are on and the storage can presign: a URL valid for
+    /// [`PRESIGNED_URL_LIFETIME`] that answers with the asset's own headers.
+    pub async fn asset_redirect(
+        &self,
+        asset: &LocatedAsset,
+        encoding: Option<ContentEncoding>,
+    ) -> AppResult<Option<String>> {
+        if !self.redirect_assets {
+            return Ok(None);
+        }
+        let (key, mut headers) = match encoding {
+            Some(encoding) => (
+                encoding.blob_key(&asset.key),
+                vec![("Content-Encoding", encoding.token())],
+            ),
+            None => (asset.key.clone(), Vec::new()),
+        };
+        headers.push(("Content-Type", asset.content_type.as_str()));
+        self.blobs
+            .presigned_get(&key, &headers, PRESIGNED_URL_LIFETIME)
+            .await
+            .map_err(|error| AppError::Internal(error.to_string()))
+    }
+
+    /// Opens the asset's bytes, or its compressed copy, whole or a range of
+    /// the uncompressed bytes.
+    pub async fn open_asset(
+        &self,
+        asset: &LocatedAsset,
+        encoding: Option<ContentEncoding>,
+        range: Option<Range<u64>>,
+    ) -> AppResult<BlobReader> {
+        let key = match encoding {
+            Some(encoding) => encoding.blob_key(&asset.key),
+            None => asset.key.clone(),
+        };
+        let blobs = self.blobs.as_ref();
+        let opened = match range {
+            Some(range) => self.hot_files.open_range(blobs, &key, range).await,
+            // A copy is smaller than the file it copies.
+            None => self.hot_files.open(blobs, &key, asset.size).await,
+        };
+        opened.map_err(|error| match error {
+            BlobError::NotFound(_) => AppError::Internal(format!("blob {key} is missing")),
+            other => AppError::Internal(other.to_string()),
+        })
+    }
+}
+
+/// The branch a channel sends this device to, and what that branch has for
+/// it: decided from memory, per request.
+fn resolve<'a>(
+    stream: &'a StreamView,
+    channel: &ChannelName,
+    client_id: Option<&str>,
+) -> AppResult<(&'a BranchName, Resolution<'a>)> {
+    let StreamView::Found { mapping, branches } = stream else {
+        return Err(AppError::NotFound("Project not found.".to_owned()));
+    };
+    let branch = match mapping {
+        Some(mapping) => mapping.branch_for(client_id).clone(),
+        None => channel.same_name_branch(),
+    };
+    let view = branches
+        .iter()
+        .find(|view| view.branch == branch)
+        .ok_or_else(|| AppError::Internal(format!("branch {branch:?} was not loaded")))?;
+    let resolution = match pick_for_device(&view.candidates, client_id) {
+        Some(chosen) => match view.updates.get(&chosen.id) {
+            Some(prepared) => Resolution::Update(prepared),
+            // Deleted between the two reads: as if it had never been there.
+            None => Resolution::OutsideRollout,
+        },
+        None => match &view.no_update {
+            Some(message) => Resolution::Nothing(message),
+            None => Resolution::OutsideRollout,
+        },
+    };
+    Ok((&view.branch, resolution))
 }
 
 /// `2026-01-01T10:00:00.000Z`: the exact shape both clients parse.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use domain::blob::{BlobInfo, BlobStore};
 use domain::ports::{MemberStore, StoreError, UpdateStore};
-use domain::update::asset_blob_prefix;
+use domain::update::{asset_blob_prefix, blob_key_sha256, is_compressed_copy};
 use domain::user::User;
 use serde_json::json;
 
@@ -27,6 +27,8 @@ const PROJECTS_PREFIX: &str = "projects";
 /// What one collection did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GcReport {
+    /// Files, not counting their compressed copies (which go with them and
+    /// count in `freed_bytes`).
     pub deleted_blobs: u64,
     pub freed_bytes: u64,
     pub kept_blobs: u64,
@@ -38,6 +40,14 @@ impl GcReport {
         self.freed_bytes += other.freed_bytes;
         self.kept_blobs += other.kept_blobs;
     }
+}
+
+/// How many of `blobs` are files rather than compressed copies of one.
+fn files<B: std::borrow::Borrow<BlobInfo>>(blobs: &[B]) -> u64 {
+    blobs
+        .iter()
+        .filter(|blob| !is_compressed_copy(&blob.borrow().key))
+        .count() as u64
 }
 
 pub struct GarbageCollector {
@@ -130,7 +140,7 @@ impl GarbageCollector {
             .into_iter()
             .partition(|blob| blob.last_modified <= cutoff);
         let mut report = GcReport {
-            kept_blobs: young.len() as u64,
+            kept_blobs: files(&young),
             ..GcReport::default()
         };
         if old.is_empty() {
@@ -160,10 +170,10 @@ impl GarbageCollector {
         report: &mut GcReport,
     ) -> AppResult<()> {
         let (doomed, kept): (Vec<&BlobInfo>, Vec<&BlobInfo>) = old.iter().partition(|blob| {
-            let sha = blob.key.rsplit('/').next().unwrap_or_default();
-            !referenced.contains(sha)
+            // A compressed copy goes with the file it copies.
+            !referenced.contains(blob_key_sha256(&blob.key))
         });
-        report.kept_blobs += kept.len() as u64;
+        report.kept_blobs += files(&kept);
         if doomed.is_empty() {
             return Ok(());
         }
@@ -172,7 +182,7 @@ impl GarbageCollector {
             .delete_many(&keys)
             .await
             .map_err(|error| AppError::Internal(error.to_string()))?;
-        report.deleted_blobs += doomed.len() as u64;
+        report.deleted_blobs += files(&doomed);
         report.freed_bytes += doomed.iter().map(|blob| blob.size).sum::<u64>();
         tracing::info!(
             deleted = doomed.len(),

@@ -63,6 +63,22 @@ pub trait BlobStore: Send + Sync {
     /// Deletes a staging blob; failures are logged, not returned.
     async fn discard(&self, staged: &StagedBlob);
     async fn open(&self, key: &str) -> Result<BlobReader, BlobError>;
+    /// Opens `range` of a blob (a `Range` request); `size` is the range's.
+    async fn open_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobReader, BlobError>;
+    /// A time-limited URL at which a client may `GET` the blob straight from
+    /// the backend, answered with these response headers (`Content-Type`,
+    /// `Content-Encoding`, …); `None` when the backend has no such URLs
+    /// (local disk).
+    async fn presigned_get(
+        &self,
+        key: &str,
+        response_headers: &[(&str, &str)],
+        valid_for: std::time::Duration,
+    ) -> Result<Option<String>, BlobError>;
     /// Whether a blob exists at `key`.
     async fn exists(&self, key: &str) -> Result<bool, BlobError>;
     /// Every blob under `prefix` (a `/`-separated key prefix).

@@ -192,9 +192,98 @@ pub fn asset_blob_key(project_id: &str, sha256_hex: &str) -> String {
     format!("{}/{sha256_hex}", asset_blob_prefix(project_id))
 }
 
+/// The content hash a blob key names: `…/<sha256>` or a compressed copy's
+/// `…/<sha256>.br`.
+pub fn blob_key_sha256(key: &str) -> &str {
+    let name = key.rsplit('/').next().unwrap_or_default();
+    name.split_once('.').map_or(name, |(sha256, _)| sha256)
+}
+
+/// Whether a blob key names a compressed copy (`…/<sha256>.br`) rather than
+/// a file.
+pub fn is_compressed_copy(key: &str) -> bool {
+    key.rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains('.'))
+}
+
+/// A compressed copy of a blob, made once at publish and served to clients
+/// that accept it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContentEncoding {
+    Brotli,
+    Gzip,
+}
+
+impl ContentEncoding {
+    /// In the server's preference: brotli is the smaller.
+    pub const ALL: [Self; 2] = [Self::Brotli, Self::Gzip];
+
+    /// The `Content-Encoding` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Brotli => "br",
+            Self::Gzip => "gzip",
+        }
+    }
+
+    /// Where the copy of the blob at `key` is stored.
+    pub fn blob_key(self, key: &str) -> String {
+        let suffix = match self {
+            Self::Brotli => "br",
+            Self::Gzip => "gz",
+        };
+        format!("{key}.{suffix}")
+    }
+}
+
+/// Whether files of this type shrink when compressed: text, JavaScript
+/// (Hermes bytecode included, served as `application/javascript`), JSON and
+/// SVG. Images, fonts and audio are compressed already.
+pub fn is_compressible(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("text/")
+        || matches!(
+            essence.as_str(),
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "image/svg+xml"
+                | "application/wasm"
+        )
+        || essence.ends_with("+json")
+        || essence.ends_with("+xml")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_copies_name_the_blob_they_copy() {
+        let key = asset_blob_key("p", "abc");
+        assert_eq!(
+            ContentEncoding::Brotli.blob_key(&key),
+            "projects/p/assets/abc.br"
+        );
+        assert_eq!(
+            blob_key_sha256(&ContentEncoding::Gzip.blob_key(&key)),
+            "abc"
+        );
+        assert_eq!(blob_key_sha256(&key), "abc");
+        assert!(is_compressed_copy(&ContentEncoding::Gzip.blob_key(&key)));
+        assert!(!is_compressed_copy(&key));
+        assert!(is_compressible("application/javascript"));
+        assert!(is_compressible("image/svg+xml"));
+        assert!(is_compressible("Text/Plain; charset=utf-8"));
+        assert!(!is_compressible("image/png"));
+        assert!(!is_compressible("font/ttf"));
+    }
 
     #[test]
     fn paths_are_normalised_and_confined() {

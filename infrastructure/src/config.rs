@@ -15,6 +15,12 @@ pub struct Config {
     /// Base URL clients reach the server at, without a trailing slash;
     /// `None`: `http://localhost:<the port actually bound>`.
     pub public_url: Option<String>,
+    /// `ASSET_URL_BASE`: where manifests point devices for files, e.g. a CDN
+    /// in front of this server; the public URL when unset.
+    pub asset_url_base: Option<String>,
+    /// `S3_PRESIGNED_REDIRECTS`: asset requests are answered with a redirect
+    /// to a presigned S3 URL, so file bytes skip the server.
+    pub presigned_redirects: bool,
     pub data_dir: PathBuf,
     pub database_url: String,
     /// `None`: generate one and keep it in `DATA_DIR` (see `jwt_secret`).
@@ -35,6 +41,12 @@ pub struct Config {
     pub gc_interval: Option<std::time::Duration>,
     /// `GC_GRACE_SECONDS`: blobs younger than this are never collected.
     pub gc_grace: std::time::Duration,
+    /// `MANIFEST_CACHE_BYTES`: memory for resolved update checks and update
+    /// records; 0 turns the cache off (every request reads the database).
+    pub manifest_cache_bytes: u64,
+    /// `ASSET_CACHE_BYTES`: memory for recently downloaded files (up to
+    /// 16 MiB each); 0 reads storage on every download.
+    pub asset_cache_bytes: u64,
     /// Things worth telling the operator once logging is up.
     pub warnings: Vec<String>,
 }
@@ -62,6 +74,14 @@ impl std::fmt::Debug for Secret {
 /// 512 MiB: far above a real export (a few MB of Hermes bytecode and
 /// assets), far below what would strain a small server's disk.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// 64 MiB: thousands of streams (an entry is a few kB per update a device
+/// could be served), small next to a server's memory.
+pub const DEFAULT_MANIFEST_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// 64 MiB: the latest bundles of a few apps with their compressed copies,
+/// which is what every device downloads after a publish.
+pub const DEFAULT_ASSET_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Six hours between background storage clean-ups.
 pub const DEFAULT_GC_INTERVAL_SECONDS: u64 = 6 * 3600;
@@ -225,10 +245,39 @@ impl Config {
             "GC_GRACE_SECONDS",
             number("GC_GRACE_SECONDS", DEFAULT_GC_GRACE_SECONDS)?,
         )?);
+        let manifest_cache_bytes = number("MANIFEST_CACHE_BYTES", DEFAULT_MANIFEST_CACHE_BYTES)?;
+        let asset_cache_bytes = number("ASSET_CACHE_BYTES", DEFAULT_ASSET_CACHE_BYTES)?;
+        let asset_url_base = match get("ASSET_URL_BASE") {
+            None => None,
+            Some(url) if has_http_scheme(&url) => Some(url.trim_end_matches('/').to_owned()),
+            Some(_) => {
+                return Err(invalid(
+                    "ASSET_URL_BASE",
+                    "must start with http:// or https://",
+                ));
+            }
+        };
+        let presigned_redirects = match get("S3_PRESIGNED_REDIRECTS") {
+            None => false,
+            Some(raw) => parse_bool(&raw).ok_or_else(|| {
+                invalid(
+                    "S3_PRESIGNED_REDIRECTS",
+                    format!("{raw:?} is not true or false"),
+                )
+            })?,
+        };
+        if presigned_redirects && !matches!(storage, StorageConfig::S3 { .. }) {
+            return Err(invalid(
+                "S3_PRESIGNED_REDIRECTS",
+                "needs STORAGE_TYPE=s3 (local files have no presigned URLs)",
+            ));
+        }
         Ok(Self {
             host,
             port,
             public_url,
+            asset_url_base,
+            presigned_redirects,
             data_dir,
             database_url,
             jwt_secret,
@@ -241,6 +290,8 @@ impl Config {
             retention_keep_per_branch,
             gc_interval,
             gc_grace,
+            manifest_cache_bytes,
+            asset_cache_bytes,
             warnings,
         })
     }
@@ -376,6 +427,29 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn delivery_settings_are_checked() {
+        let defaults = config(&[]).expect("the defaults are valid");
+        assert_eq!(defaults.manifest_cache_bytes, DEFAULT_MANIFEST_CACHE_BYTES);
+        assert_eq!(defaults.asset_url_base, None);
+        assert!(!defaults.presigned_redirects);
+        let cdn = config(&[
+            ("ASSET_URL_BASE", "https://cdn.example.com/ota/"),
+            ("MANIFEST_CACHE_BYTES", "0"),
+        ])
+        .expect("a CDN base and no cache are valid");
+        assert_eq!(
+            cdn.asset_url_base.as_deref(),
+            Some("https://cdn.example.com/ota")
+        );
+        assert_eq!(cdn.manifest_cache_bytes, 0);
+        assert!(config(&[("ASSET_URL_BASE", "cdn.example.com")]).is_err());
+        assert!(config(&[("MANIFEST_CACHE_BYTES", "lots")]).is_err());
+        // Local files cannot be presigned: refused at start, not at the first download.
+        assert!(config(&[("S3_PRESIGNED_REDIRECTS", "true")]).is_err());
+        assert!(config(&[("S3_PRESIGNED_REDIRECTS", "maybe")]).is_err());
     }
 
     #[test]

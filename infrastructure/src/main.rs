@@ -93,7 +93,7 @@ async fn serve() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&format!("configuration: {error}")),
     };
-    telemetry::init(config.log_format);
+    let _log_writer = telemetry::init(config.log_format);
     let application = match Application::build(config).await {
         Ok(application) => application,
         Err(error) => return fail(&error.to_string()),

@@ -138,6 +138,8 @@ impl Application {
         let maintenance = self
             .gc_interval
             .map(|every| tokio::spawn(maintain_storage(self.services.clone(), every)));
+        // Other instances' publishes and rollouts reach this one's cache.
+        let changes = tokio::spawn(Arc::new(self.store.clone()).follow_changes());
         let routes = adapter_http::routes(self.services);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(SHUTDOWN_GRACE))
@@ -145,6 +147,7 @@ impl Application {
         if let Some(task) = maintenance {
             task.abort();
         }
+        changes.abort();
         self.store.close().await;
         tracing::info!("stopped");
         served
@@ -287,14 +290,19 @@ fn wire(
             config.max_upload_bytes,
             retention.clone(),
         )),
-        serve: Arc::new(ServeService::new(
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            blobs.clone(),
-            signer.clone(),
-            public_url,
-        )),
+        serve: Arc::new(
+            ServeService::new(
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                blobs.clone(),
+                signer.clone(),
+                config.asset_url_base.clone().unwrap_or(public_url),
+            )
+            .with_cache(store.clone(), config.manifest_cache_bytes)
+            .with_asset_redirects(config.presigned_redirects)
+            .with_hot_files(config.asset_cache_bytes),
+        ),
         releases: Arc::new(ReleaseService::new(
             store.clone(),
             store.clone(),

@@ -1,18 +1,28 @@
 //! Logging: human-readable text by default, one JSON object per line with
 //! `LOG_FORMAT=json`. The level comes from `RUST_LOG` (default `info`).
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
 /// Installs the global subscriber; later calls (as in tests) are no-ops.
-pub fn init(format: LogFormat) {
+///
+/// Lines are written to stdout by a background thread, so a request never
+/// waits for the terminal or the log collector; when that thread falls
+/// 128,000 lines behind, requests wait rather than lines being dropped. Keep
+/// the guard until exit: dropping it flushes what is queued.
+pub fn init(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(colour);
+        .with_ansi(colour)
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -22,4 +32,5 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }

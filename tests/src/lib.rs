@@ -444,9 +444,19 @@ impl TestApp {
     }
 
     /// Every stored object (regular file) under [`TestApp::blob_root`]: key (relative path
-    /// with `/`) → size in bytes.
+    /// with `/`) → size in bytes, except the compressed copies of files (see
+    /// [`TestApp::stored_copies`]), which come and go with their files.
     pub fn stored_objects(&self) -> BTreeMap<String, u64> {
-        list_files(&self.blob_root())
+        let mut objects = list_files(&self.blob_root());
+        objects.retain(|key, _| !is_compressed_copy(key));
+        objects
+    }
+
+    /// The brotli and gzip copies made at publish: `…/<sha256>.br` and `.gz`.
+    pub fn stored_copies(&self) -> BTreeMap<String, u64> {
+        let mut objects = list_files(&self.blob_root());
+        objects.retain(|key, _| is_compressed_copy(key));
+        objects
     }
 
     /// Every object in the S3 bucket, prefix or not (empty for local storage).
@@ -1050,6 +1060,18 @@ pub mod jwt {
 
 /// Every regular file below `dir` (recursively): path relative to `dir` with `/` separators
 /// → size. Empty when `dir` does not exist.
+/// `projects/<id>/assets/<sha256>.br` or `.gz`.
+fn is_compressed_copy(key: &str) -> bool {
+    key.starts_with("projects/")
+        && key.rsplit('/').next().is_some_and(|name| {
+            name.split_once('.').is_some_and(|(sha, suffix)| {
+                sha.len() == 64
+                    && sha.bytes().all(|b| b.is_ascii_hexdigit())
+                    && (suffix == "br" || suffix == "gz")
+            })
+        })
+}
+
 pub fn list_files(dir: &Path) -> BTreeMap<String, u64> {
     fn walk(dir: &Path, relative: &str, files: &mut BTreeMap<String, u64>) {
         let Ok(entries) = std::fs::read_dir(dir) else {

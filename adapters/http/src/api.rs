@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
 use crate::state::Services;
-use crate::{ops, protocol};
+use crate::{assets, ops, protocol};
 
 /// Largest JSON body the control-plane routes accept.
 const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
@@ -137,7 +137,7 @@ pub fn routes(services: Services) -> impl Endpoint {
             "/api/updates/:project/manifest",
             poem::get(protocol::manifest),
         )
-        .at("/api/updates/:project/assets", poem::get(protocol::asset))
+        .at("/api/updates/:project/assets", poem::get(assets::download))
         .at("/healthz", ops::healthz)
         .at("/readyz", ops::readyz)
         .around(normalize_empty_json_body)

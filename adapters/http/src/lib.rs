@@ -3,6 +3,7 @@
 //! every request passes through (request id, access log, JSON errors).
 
 mod api;
+mod assets;
 mod error;
 mod middleware;
 mod ops;

@@ -1,5 +1,5 @@
-//! The Expo Updates protocol on the wire: `GET .../manifest` and
-//! `GET .../assets`. Decisions are the application's (`ServeService`); this
+//! The Expo Updates protocol on the wire: `GET .../manifest` (assets are in
+//! `assets.rs`). Decisions are the application's (`ServeService`); this
 //! module reads headers and query parameters, negotiates the response
 //! structure, and frames multipart bodies exactly as the iOS and Android
 //! clients parse them (CRLF everywhere, one content-type per part, closing
@@ -7,13 +7,11 @@
 
 use std::collections::HashMap;
 
-use application::{
-    AppError, AssetRequest, ManifestAnswer, ManifestRequest, ProtocolVersion, SignedBody,
-};
-use poem::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, VARY};
-use poem::http::{HeaderMap, StatusCode};
+use application::{AppError, ManifestAnswer, ManifestRequest, ProtocolVersion, SignedBody};
+use poem::http::HeaderMap;
+use poem::http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
 use poem::web::{Data, Path, Query};
-use poem::{Body, IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Request, Response, handler};
 
 use crate::error::classify;
 use crate::state::Services;
@@ -111,7 +109,7 @@ fn ascii_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str
     }
 }
 
-fn error_response(error: AppError) -> Response {
+pub(crate) fn error_response(error: AppError) -> Response {
     let (status, message) = classify(error);
     poem::web::Json(serde_json::json!({ "error": message }))
         .with_status(status)
@@ -187,7 +185,7 @@ pub async fn manifest(
                     CONTENT_TYPE,
                     format!("{}; charset=utf-8", json.media_type()),
                 )
-                .body(body.json.clone());
+                .body(body.json.to_string());
             if let Some(Ok(value)) = body.signature.as_deref().map(str::parse) {
                 response.headers_mut().insert("expo-signature", value);
             }
@@ -240,80 +238,41 @@ impl<'a> Part<'a> {
 }
 
 /// Frames parts as `multipart/mixed`. The boundary is random, so it cannot
-/// occur in the JSON bodies by accident.
+/// occur in the JSON bodies by accident. Built in one buffer: this runs on
+/// every update check.
 fn multipart(parts: &[Part<'_>]) -> Response {
     let boundary = format!("eus-{}", uuid::Uuid::new_v4().simple());
-    let mut body = String::new();
+    let size: usize = parts
+        .iter()
+        .map(|part| part.json.len() + part.signature.map_or(0, str::len) + 160)
+        .sum();
+    let mut body = String::with_capacity(size + 64);
     for part in parts {
-        body.push_str(&format!("--{boundary}\r\n"));
-        body.push_str("content-type: application/json\r\n");
-        body.push_str(&format!(
-            "content-disposition: form-data; name=\"{}\"\r\n",
-            part.name
-        ));
+        body.push_str("--");
+        body.push_str(&boundary);
+        body.push_str(
+            "\r\ncontent-type: application/json\r\ncontent-disposition: form-data; name=\"",
+        );
+        body.push_str(part.name);
+        body.push_str("\"\r\n");
         if let Some(signature) = part.signature {
-            body.push_str(&format!("expo-signature: {signature}\r\n"));
+            body.push_str("expo-signature: ");
+            body.push_str(signature);
+            body.push_str("\r\n");
         }
         body.push_str("\r\n");
         body.push_str(part.json);
         body.push_str("\r\n");
     }
-    body.push_str(&format!("--{boundary}--\r\n"));
+    body.push_str("--");
+    body.push_str(&boundary);
+    body.push_str("--\r\n");
     Response::builder()
         .header(
             CONTENT_TYPE,
             format!("multipart/mixed; boundary={boundary}"),
         )
         .body(body)
-}
-
-/// `GET /api/updates/{project}/assets?update=…&asset=…` (and the old
-/// server's `?asset=…&runtimeVersion=…&platform=…`).
-#[handler]
-pub async fn asset(
-    Path(project): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    services: Data<&Services>,
-) -> Response {
-    let Some(path) = query.get("asset").cloned() else {
-        return error_response(AppError::Invalid("No asset provided.".to_owned()));
-    };
-    let request = match (
-        query.get("update"),
-        query.get("runtimeVersion"),
-        query.get("platform"),
-    ) {
-        (Some(update_id), _, _) => AssetRequest::OfUpdate {
-            update_id: update_id.clone(),
-            path,
-        },
-        (None, Some(runtime_version), Some(platform)) => AssetRequest::Latest {
-            runtime_version: runtime_version.clone(),
-            platform: platform.clone(),
-            path,
-        },
-        _ => {
-            return error_response(AppError::Invalid(
-                "Name the update (update=…) or the runtime version and platform.".to_owned(),
-            ));
-        }
-    };
-    match services.serve.asset(&project, &request).await {
-        Ok(served) => {
-            let cache = if served.immutable {
-                "public, max-age=31536000, immutable"
-            } else {
-                "public, max-age=0, must-revalidate"
-            };
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(CONTENT_TYPE, served.content_type)
-                .header(CONTENT_LENGTH, served.reader.size)
-                .header(CACHE_CONTROL, cache)
-                .body(Body::from_bytes_stream(served.reader.body))
-        }
-        Err(error) => error_response(error),
-    }
 }
 
 #[cfg(test)]

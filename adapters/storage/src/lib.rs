@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
 use futures_util::{StreamExt, TryStreamExt};
 use md5::Md5;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::signer::{Method, SignedUrlOptions, Signer};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 /// Where blobs go, as configured.
@@ -80,6 +81,9 @@ pub struct ObjectBlobStore {
     /// The directory on local disk, where interrupted writes leave
     /// temporary files that object_store does not list.
     local_root: Option<PathBuf>,
+    /// On S3: the client that presigns URLs, and the key prefix it must add
+    /// itself (the `PrefixStore` adds it for everything else).
+    presigner: Option<(Arc<AmazonS3>, Option<String>)>,
 }
 
 const STAGING_PREFIX: &str = "staging";
@@ -102,6 +106,7 @@ impl ObjectBlobStore {
                     store: Arc::new(store),
                     description: format!("local disk at {}", root.display()),
                     local_root: Some(root.clone()),
+                    presigner: None,
                 })
             }
             StorageConfig::S3 {
@@ -124,22 +129,25 @@ impl ObjectBlobStore {
                         .with_endpoint(endpoint)
                         .with_allow_http(endpoint.starts_with("http://"));
                 }
-                let s3 = builder
-                    .build()
-                    .map_err(|error| StorageConfigError::S3(error.to_string()))?;
+                let s3 = Arc::new(
+                    builder
+                        .build()
+                        .map_err(|error| StorageConfigError::S3(error.to_string()))?,
+                );
                 let description = format!(
                     "S3 bucket {bucket} at {}",
                     endpoint.as_deref().unwrap_or("AWS")
                 );
-                let store: Arc<dyn ObjectStore> = match prefix.as_deref().filter(|p| !p.is_empty())
-                {
-                    Some(prefix) => Arc::new(PrefixStore::new(s3, prefix)),
-                    None => Arc::new(s3),
+                let prefix = prefix.clone().filter(|p| !p.is_empty());
+                let store: Arc<dyn ObjectStore> = match prefix.as_deref() {
+                    Some(prefix) => Arc::new(PrefixStore::new(Arc::clone(&s3), prefix)),
+                    None => s3.clone(),
                 };
                 Ok(Self {
                     store,
                     description,
                     local_root: None,
+                    presigner: Some((s3, prefix)),
                 })
             }
         }
@@ -217,8 +225,8 @@ impl BlobStore for ObjectBlobStore {
             }
             sha256.update(&chunk);
             md5.update(&chunk);
-            // Bounded memory: at most a few parts are buffered in flight.
-            if let Err(error) = writer.wait_for_capacity(4).await {
+            // Bounded memory: one part in flight while the next fills.
+            if let Err(error) = writer.wait_for_capacity(1).await {
                 break Err(backend(error));
             }
             writer.put(chunk);
@@ -266,6 +274,52 @@ impl BlobStore for ObjectBlobStore {
             .map_err(|error| std::io::Error::other(error.to_string()))
             .boxed();
         Ok(BlobReader { size, body })
+    }
+
+    async fn open_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobReader, BlobError> {
+        let options = GetOptions::new().with_range(Some(range));
+        let result = self
+            .store
+            .get_opts(&object_path(key)?, options)
+            .await
+            .map_err(backend)?;
+        let size = result.range.end - result.range.start;
+        let body = result
+            .into_stream()
+            .map_err(|error| std::io::Error::other(error.to_string()))
+            .boxed();
+        Ok(BlobReader { size, body })
+    }
+
+    async fn presigned_get(
+        &self,
+        key: &str,
+        response_headers: &[(&str, &str)],
+        valid_for: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        let Some((s3, prefix)) = &self.presigner else {
+            return Ok(None);
+        };
+        // Validated like every other key, then placed under the prefix.
+        let path = object_path(key)?;
+        let path = match prefix {
+            Some(prefix) => Path::from(format!("{prefix}/{path}")),
+            None => path,
+        };
+        // S3 answers with these headers in place of the stored ones.
+        let overrides = response_headers
+            .iter()
+            .map(|(name, value)| (format!("response-{}", name.to_ascii_lowercase()), *value));
+        let options = SignedUrlOptions::new().with_query(overrides);
+        let url = s3
+            .signed_url_opts(Method::GET, &path, valid_for, &options)
+            .await
+            .map_err(backend)?;
+        Ok(Some(url.to_string()))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BlobError> {

@@ -1714,6 +1714,39 @@ mod several_instances_share_one_state {
     }
 }
 
+/// Polls `check` until it holds, for at most one second: how long instances
+/// sharing a database may disagree after a change (each caches answers and
+/// follows the others' changes).
+async fn within_a_second<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: the instances still disagree after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `app` serves `expected` to a device (`None`: answers 404).
+async fn serves(
+    app: &TestApp,
+    project_id: &str,
+    channel: Option<&str>,
+    client_id: Option<&str>,
+    expected: Option<&Served>,
+) -> bool {
+    let response = ask(app, project_id, &ios(), channel, client_id).await;
+    match expected {
+        None => response.status == 404,
+        Some(expected) => response.status == 200 && served(&response) == *expected,
+    }
+}
+
 async fn replicas(storage: Storage) {
     let a = TestApp::spawn_on(Backend::Postgres, storage, &[]).await;
     let b = a.spawn_sharing().await;
@@ -1764,8 +1797,15 @@ async fn replicas(storage: Storage) {
     let v2_update = str_field(&v2, "updateId");
     let v2_ios = Served::new(&manifest_id_of(&a, &p, &v2_update, "ios").await, "main");
     let ids = client_ids(500);
-    let on_a = answers(&a, pid, None, &ids).await;
     let on_b = answers(&b, pid, None, &ids).await;
+    // A had cached v1: it follows B's publish within a second.
+    let in_v2 = ids_served(&on_b, &v2_ios);
+    let first_in_v2 = in_v2.iter().next().expect("a device in the rollout");
+    within_a_second("a publish on B, seen by A", || {
+        serves(&a, pid, None, Some(first_in_v2), Some(&v2_ios))
+    })
+    .await;
+    let on_a = answers(&a, pid, None, &ids).await;
     assert_only(&on_a, &[&v1_ios, &v2_ios]);
     assert_eq!(
         on_a, on_b,
@@ -1777,7 +1817,7 @@ async fn replicas(storage: Storage) {
         "{in_rollout} of 500 devices in a 30% rollout"
     );
 
-    // A rollout change on A is seen by B at once.
+    // A rollout change on A is seen by B within a second.
     a.patch(
         &p.key_path(&format!("updates/{v2_update}")),
         &p.secret,
@@ -1785,6 +1825,14 @@ async fn replicas(storage: Storage) {
     )
     .await
     .assert_status(200);
+    let outside = on_b
+        .keys()
+        .find(|id| !in_v2.contains(*id))
+        .expect("a device outside the rollout");
+    within_a_second("a rollout change on A, seen by B", || {
+        serves(&b, pid, None, Some(outside), Some(&v2_ios))
+    })
+    .await;
     let completed = answers(&b, pid, None, &ids[..100]).await;
     assert_only(&completed, &[&v2_ios]);
     assert_eq!(served(&ask(&b, pid, &ios(), None, None).await), v2_ios);
@@ -1800,10 +1848,11 @@ async fn replicas(storage: Storage) {
     )
     .await
     .assert_status(201);
-    assert_eq!(
-        served(&ask(&a, pid, &ios(), Some("production"), None).await),
-        v2_ios
-    );
+    within_a_second("a channel created on B, used by A", || {
+        serves(&a, pid, Some("production"), None, Some(&v2_ios))
+    })
+    .await;
+    assert!(serves(&b, pid, Some("production"), None, Some(&v2_ios)).await);
     a.patch(
         &p.key_path("channels/production"),
         &p.secret,
@@ -1811,6 +1860,10 @@ async fn replicas(storage: Storage) {
     )
     .await
     .assert_status(200);
+    within_a_second("a channel repointed on A, used by B", || {
+        serves(&b, pid, Some("production"), None, None)
+    })
+    .await;
     ask(&b, pid, &ios(), Some("production"), None)
         .await
         .assert_error(404);
@@ -1821,10 +1874,10 @@ async fn replicas(storage: Storage) {
     )
     .await
     .assert_status(200);
-    assert_eq!(
-        served(&ask(&b, pid, &ios(), Some("production"), None).await),
-        v2_ios
-    );
+    within_a_second("a channel repointed back on A, used by B", || {
+        serves(&b, pid, Some("production"), None, Some(&v2_ios))
+    })
+    .await;
     assert_eq!(
         channel_list(&a, &p.members_path("channels"), &p.owner.token).await,
         channel_list(&b, &p.members_path("channels"), &p.owner.token).await
@@ -1832,6 +1885,10 @@ async fn replicas(storage: Storage) {
     b.delete(&p.members_path("channels/production"), &p.member.token)
         .await
         .assert_no_content();
+    within_a_second("a channel deleted on B, gone on A", || {
+        serves(&a, pid, Some("production"), None, None)
+    })
+    .await;
     ask(&a, pid, &ios(), Some("production"), None)
         .await
         .assert_error(404);

@@ -6,6 +6,7 @@
 mod api_keys;
 mod auth;
 mod channels_rollouts;
+mod delivery;
 mod hostile;
 mod jwt;
 mod legacy;

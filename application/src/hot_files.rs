@@ -1,0 +1,92 @@
+//! Recently served files, kept in memory: when a new update lands, every
+//! device downloads the same bundle within minutes, and serving it from
+//! memory spares the storage a read per download (a request to S3, or a
+//! file opened and read in small pieces).
+//!
+//! Keys are content addressed (a blob key names its bytes forever), so an
+//! entry is never stale and needs no invalidation. Only files up to
+//! [`MAX_FILE_BYTES`] are kept, within a total bound in bytes.
+
+use bytes::{Bytes, BytesMut};
+use domain::blob::{BlobError, BlobReader, BlobStore};
+use futures_util::StreamExt;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+/// Larger files are streamed from storage on every request.
+pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+struct ByLength;
+
+impl Weighter<String, Bytes> for ByLength {
+    fn weight(&self, key: &String, bytes: &Bytes) -> u64 {
+        (key.len() + bytes.len()) as u64 + 64
+    }
+}
+
+pub(crate) struct HotFiles {
+    files: Option<Cache<String, Bytes, ByLength>>,
+}
+
+impl HotFiles {
+    /// Keeps at most `max_bytes` (0: nothing is kept).
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        let files = (max_bytes > 0).then(|| {
+            let items = (max_bytes / (256 * 1024)).clamp(16, 65_536);
+            Cache::with_weighter(items as usize, max_bytes, ByLength)
+        });
+        Self { files }
+    }
+
+    /// The whole blob at `key`, from memory when it is small enough to be
+    /// kept (read from storage once), streamed from storage otherwise.
+    /// `size_hint` is the size when known (an upper bound for a copy).
+    pub(crate) async fn open(
+        &self,
+        blobs: &dyn BlobStore,
+        key: &str,
+        size_hint: u64,
+    ) -> Result<BlobReader, BlobError> {
+        let Some(files) = self.files.as_ref().filter(|_| size_hint <= MAX_FILE_BYTES) else {
+            return blobs.open(key).await;
+        };
+        let bytes = files
+            .get_or_insert_async(key, read_whole(blobs, key))
+            .await?;
+        Ok(BlobReader {
+            size: bytes.len() as u64,
+            body: Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+        })
+    }
+
+    /// `range` of the blob, from memory when the whole blob is kept.
+    pub(crate) async fn open_range(
+        &self,
+        blobs: &dyn BlobStore,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobReader, BlobError> {
+        let kept = self.files.as_ref().and_then(|files| files.get(key));
+        match kept {
+            Some(bytes) if range.end <= bytes.len() as u64 => {
+                let slice = bytes.slice(range.start as usize..range.end as usize);
+                Ok(BlobReader {
+                    size: slice.len() as u64,
+                    body: Box::pin(futures_util::stream::once(async move { Ok(slice) })),
+                })
+            }
+            _ => blobs.open_range(key, range).await,
+        }
+    }
+}
+
+async fn read_whole(blobs: &dyn BlobStore, key: &str) -> Result<Bytes, BlobError> {
+    let mut reader = blobs.open(key).await?;
+    let mut whole = BytesMut::with_capacity(usize::try_from(reader.size).unwrap_or(0));
+    while let Some(chunk) = reader.body.next().await {
+        let chunk = chunk.map_err(|error| BlobError::Backend(error.to_string()))?;
+        whole.extend_from_slice(&chunk);
+    }
+    Ok(whole.freeze())
+}

@@ -1,0 +1,115 @@
+//! Compressed copies of compressible files, made once when they are
+//! published, so that no download pays for compression: a client that
+//! accepts brotli or gzip is sent the stored copy as it is.
+//!
+//! A copy is kept only when it saves at least a tenth of the bytes, and a
+//! file that does not shrink over its first megabyte is given up on early
+//! (random or already compressed data, whatever its declared type).
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_compression::Level;
+use async_compression::futures::bufread::{BrotliEncoder, GzipEncoder};
+use bytes::Bytes;
+use domain::blob::{BlobError, BlobStore, ByteStream};
+use domain::update::ContentEncoding;
+use futures_util::io::{AsyncRead, AsyncReadExt};
+use futures_util::{StreamExt, TryStreamExt};
+
+/// Brotli 9 and gzip 9: close to the smallest output at a speed (tens of
+/// MB/s) that keeps a publish quick.
+const BROTLI_QUALITY: i32 = 9;
+const GZIP_LEVEL: i32 = 9;
+
+/// After this much input, a copy larger than [`KEEP_RATIO`] of it is
+/// abandoned.
+const EARLY_VERDICT_BYTES: u64 = 1024 * 1024;
+
+/// A copy is kept when it is at most 9/10 of the original.
+const KEEP_RATIO: (u64, u64) = (9, 10);
+
+const CHUNK: usize = 64 * 1024;
+
+/// Makes the brotli and gzip copies of the blob at `key` (of `size` bytes).
+/// Failures are logged and leave the file served uncompressed.
+pub(crate) async fn precompress(blobs: &dyn BlobStore, key: &str, size: u64) {
+    for encoding in ContentEncoding::ALL {
+        if let Err(error) = make_copy(blobs, key, size, encoding).await {
+            tracing::warn!(%error, key, encoding = encoding.token(), "could not store a compressed copy");
+        }
+    }
+}
+
+async fn make_copy(
+    blobs: &dyn BlobStore,
+    key: &str,
+    size: u64,
+    encoding: ContentEncoding,
+) -> Result<(), BlobError> {
+    let original = blobs.open(key).await?;
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counted = {
+        let consumed = Arc::clone(&consumed);
+        original.body.inspect_ok(move |chunk| {
+            consumed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        })
+    };
+    let input = counted.into_async_read();
+    let compressed: ByteStream = match encoding {
+        ContentEncoding::Brotli => chunks(BrotliEncoder::with_quality(
+            input,
+            Level::Precise(BROTLI_QUALITY),
+        )),
+        ContentEncoding::Gzip => {
+            chunks(GzipEncoder::with_quality(input, Level::Precise(GZIP_LEVEL)))
+        }
+    };
+    let limit = size * KEEP_RATIO.0 / KEEP_RATIO.1;
+    let verdict = give_up_unless_shrinking(compressed, consumed);
+    // Over the limit, staging fails: the copy would not be worth keeping.
+    match blobs.stage(verdict, limit).await {
+        Ok(staged) => {
+            let stored = blobs.promote(&staged, &encoding.blob_key(key)).await;
+            blobs.discard(&staged).await;
+            stored
+        }
+        Err(BlobError::TooLarge(_)) => Ok(()),
+        Err(BlobError::Body(reason)) if reason.contains(NOT_WORTH_IT) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+const NOT_WORTH_IT: &str = "the file does not shrink when compressed";
+
+/// Passes the compressed chunks through, but ends the stream with an error
+/// once the input read shows it is not shrinking.
+fn give_up_unless_shrinking(compressed: ByteStream, consumed: Arc<AtomicU64>) -> ByteStream {
+    let mut produced = 0u64;
+    Box::pin(compressed.map(move |chunk| {
+        let chunk = chunk?;
+        produced += chunk.len() as u64;
+        let read = consumed.load(Ordering::Relaxed);
+        if read >= EARLY_VERDICT_BYTES && produced * KEEP_RATIO.1 > read * KEEP_RATIO.0 {
+            return Err(io::Error::other(NOT_WORTH_IT));
+        }
+        Ok(chunk)
+    }))
+}
+
+/// Reads `reader` as a stream of chunks.
+fn chunks<R: AsyncRead + Unpin + Send + 'static>(reader: R) -> ByteStream {
+    Box::pin(futures_util::stream::try_unfold(
+        reader,
+        |mut reader| async move {
+            let mut buffer = vec![0u8; CHUNK];
+            let read = reader.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok(None);
+            }
+            buffer.truncate(read);
+            Ok(Some((Bytes::from(buffer), reader)))
+        },
+    ))
+}

@@ -1,0 +1,241 @@
+//! The in-memory cache behind update checks and asset requests.
+//!
+//! What a device is served depends on its project, channel, runtime version
+//! and platform (the *stream*), and then on the device itself (rollout
+//! buckets, the update it runs, protocol, signing). The cache holds the
+//! first part, read from the store once, with every body a device could get
+//! already serialised; the second part is decided per request from memory.
+//!
+//! Entries are keyed by the serve epoch ([`ServeEpoch`]): any change to what
+//! is served, in this instance or another sharing the database, moves the
+//! epoch, so older entries are never read again and age out. An entry
+//! loaded while a change commits is stored under the epoch read before the
+//! load began, which is already stale, so it cannot outlive the change.
+//!
+//! The cache is bounded in bytes; concurrent misses on one key wait for a
+//! single load (no stampede on the database after a publish).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use domain::ports::{ManifestSigner, ServeEpoch};
+use domain::release::{BranchName, Channel, RolloutCandidate};
+use domain::update::{Platform, Update};
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use crate::error::AppResult;
+use crate::serve::SignedBody;
+
+/// A JSON body serialised once and signed at most once: a signature depends
+/// only on the bytes, so every device asking for it shares it.
+#[derive(Debug)]
+pub(crate) struct SignedOnce {
+    json: Arc<str>,
+    signature: OnceLock<Arc<str>>,
+}
+
+impl SignedOnce {
+    pub(crate) fn new(json: String) -> Self {
+        Self {
+            json: json.into(),
+            signature: OnceLock::new(),
+        }
+    }
+
+    /// The body, signed when the device asked for a signature.
+    pub(crate) fn body(
+        &self,
+        signer: Option<&dyn ManifestSigner>,
+        wants_signature: bool,
+    ) -> AppResult<SignedBody> {
+        let signature = match (signer, wants_signature) {
+            (Some(signer), true) => Some(match self.signature.get() {
+                Some(signature) => Arc::clone(signature),
+                None => {
+                    let signature: Arc<str> = signer.signature_header(self.json.as_bytes())?.into();
+                    // Two first requests may both sign; the bytes are equal.
+                    Arc::clone(self.signature.get_or_init(|| signature))
+                }
+            }),
+            _ => None,
+        };
+        Ok(SignedBody {
+            json: Arc::clone(&self.json),
+            signature,
+        })
+    }
+
+    fn weight(&self) -> u64 {
+        // The body, its signature once made (~350 B for RSA-2048), overhead.
+        self.json.len() as u64 + 512
+    }
+}
+
+/// An update ready to be served: its record and its body.
+#[derive(Debug)]
+pub(crate) struct PreparedUpdate {
+    pub update: Arc<Update>,
+    /// The manifest, or for a rollback the `rollBackToEmbedded` directive.
+    pub body: SignedOnce,
+}
+
+/// What one branch has for a runtime version and platform.
+#[derive(Debug)]
+pub(crate) struct BranchView {
+    pub branch: BranchName,
+    /// Newest first, down to the newest fully rolled-out update.
+    pub candidates: Vec<RolloutCandidate>,
+    pub updates: HashMap<String, PreparedUpdate>,
+    /// When there are no candidates: the 404 message naming the runtime
+    /// versions that do have updates.
+    pub no_update: Option<String>,
+}
+
+/// Everything about a stream that does not depend on the device.
+#[derive(Debug)]
+pub(crate) enum StreamView {
+    ProjectMissing,
+    Found {
+        /// The channel's explicit mapping; none means the same-name branch.
+        mapping: Option<Channel>,
+        /// One view per branch the channel can send a device to.
+        branches: Vec<BranchView>,
+    },
+}
+
+impl StreamView {
+    fn weight(&self) -> u64 {
+        match self {
+            Self::ProjectMissing => 64,
+            Self::Found { branches, .. } => branches
+                .iter()
+                .map(|view| {
+                    256 + view.no_update.as_ref().map_or(0, String::len) as u64
+                        + view
+                            .updates
+                            .values()
+                            .map(|prepared| {
+                                // The record is about the size of its body.
+                                2 * prepared.body.weight()
+                            })
+                            .sum::<u64>()
+                })
+                .sum(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum CacheKey {
+    Stream {
+        epoch: u64,
+        project_id: String,
+        channel: String,
+        runtime_version: String,
+        platform: Platform,
+    },
+    Update {
+        epoch: u64,
+        project_id: String,
+        update_id: String,
+    },
+}
+
+impl CacheKey {
+    fn weight(&self) -> u64 {
+        let strings = match self {
+            Self::Stream {
+                project_id,
+                channel,
+                runtime_version,
+                ..
+            } => project_id.len() + channel.len() + runtime_version.len(),
+            Self::Update {
+                project_id,
+                update_id,
+                ..
+            } => project_id.len() + update_id.len(),
+        };
+        strings as u64 + 64
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Cached {
+    Stream(Arc<StreamView>),
+    /// An update by id, for asset requests; `None` when there is none.
+    Update(Option<Arc<Update>>),
+}
+
+#[derive(Debug, Clone)]
+struct ByBytes;
+
+impl Weighter<CacheKey, Cached> for ByBytes {
+    fn weight(&self, key: &CacheKey, value: &Cached) -> u64 {
+        key.weight()
+            + match value {
+                Cached::Stream(view) => view.weight(),
+                Cached::Update(update) => update.as_ref().map_or(64, |update| {
+                    256 + update
+                        .assets
+                        .iter()
+                        .map(|asset| 192 + asset.path.len() as u64 + asset.key.len() as u64)
+                        .sum::<u64>()
+                }),
+            }
+    }
+}
+
+/// The cache, or nothing when it is configured off (`MANIFEST_CACHE_BYTES=0`,
+/// to measure the store's own speed).
+pub(crate) struct ServeCache {
+    epoch: Arc<dyn ServeEpoch>,
+    entries: Option<Cache<CacheKey, Cached, ByBytes>>,
+}
+
+impl ServeCache {
+    /// Roughly what one stream entry weighs, to size the hash table.
+    const TYPICAL_ENTRY_BYTES: u64 = 8 * 1024;
+
+    pub(crate) fn new(epoch: Arc<dyn ServeEpoch>, max_bytes: u64) -> Self {
+        let entries = (max_bytes > 0).then(|| {
+            let items = (max_bytes / Self::TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20);
+            Cache::with_weighter(items as usize, max_bytes, ByBytes)
+        });
+        Self { epoch, entries }
+    }
+
+    /// No cache at all: every request reads the store.
+    pub(crate) fn disabled() -> Self {
+        Self {
+            epoch: Arc::new(NeverChanges),
+            entries: None,
+        }
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.current()
+    }
+
+    /// The cached value for `key`, or `load`'s, which is then cached.
+    /// Concurrent callers with one key share one load; a failed load is not
+    /// cached.
+    pub(crate) async fn get_or_load<F>(&self, key: CacheKey, load: F) -> AppResult<Cached>
+    where
+        F: Future<Output = AppResult<Cached>>,
+    {
+        match &self.entries {
+            Some(entries) => entries.get_or_insert_async(&key, load).await,
+            None => load.await,
+        }
+    }
+}
+
+struct NeverChanges;
+
+impl ServeEpoch for NeverChanges {
+    fn current(&self) -> u64 {
+        0
+    }
+}

@@ -1,0 +1,375 @@
+//! Asset delivery as CDNs and phones use it: validators and 304s, byte
+//! ranges, and the brotli and gzip copies made at publish, on every backend.
+
+use std::io::Read;
+
+use e2e::protocol::RawResponse;
+use e2e::publish::{Export, PublishForm};
+use e2e::serde_json::Value;
+use e2e::{TestApp, all_backends, str_field};
+
+/// Publishes v1 and returns the iOS manifest.
+async fn published_manifest(app: &TestApp) -> Value {
+    published(app).await.manifest
+}
+
+struct Published {
+    owner_token: String,
+    project_id: String,
+    update_id: String,
+    manifest: Value,
+}
+
+async fn published(app: &TestApp) -> Published {
+    let owner = app.register_user().await;
+    let project = app.create_project(&owner.token).await;
+    let project_id = str_field(&project, "id");
+    let key = app.create_key(&owner.token, &project_id, Some("ci")).await;
+    let export = Export::v1();
+    let update_id = app
+        .publish(
+            &project_id,
+            &str_field(&key, "secret"),
+            &PublishForm::new(&export),
+        )
+        .await;
+    let manifest = app.latest_manifest(&project_id, "ios", "1.0.0").await;
+    Published {
+        owner_token: owner.token,
+        project_id,
+        update_id,
+        manifest,
+    }
+}
+
+/// `GET url` with extra request headers.
+async fn get(app: &TestApp, url: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut request = app.client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the HTTP request failed");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("read the body").to_vec();
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
+    response
+        .headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+fn brotli_decoded(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(bytes, 64 * 1024)
+        .read_to_end(&mut out)
+        .expect("a valid brotli stream");
+    out
+}
+
+fn gzip_decoded(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a valid gzip stream");
+    out
+}
+
+all_backends!(
+    the_launch_asset_is_served_compressed_ranged_and_validated,
+    |app| async move {
+        let manifest = published_manifest(&app).await;
+        let url = str_field(&manifest["launchAsset"], "url");
+        let bundle = Export::v1().bytes(&Export::v1().bundle("ios"));
+
+        // No Accept-Encoding: the bytes as published, with a strong validator.
+        let plain = get(&app, &url, &[]).await;
+        plain.assert_status(200);
+        assert_eq!(plain.body, bundle);
+        assert_eq!(header(&plain, "content-encoding"), None);
+        assert_eq!(header(&plain, "vary"), Some("accept-encoding"));
+        assert_eq!(header(&plain, "accept-ranges"), Some("bytes"));
+        let etag = header(&plain, "etag").expect("an ETag").to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+
+        // Brotli preferred when both are accepted; gzip when only it is.
+        let br = get(&app, &url, &[("accept-encoding", "gzip, deflate, br")]).await;
+        br.assert_status(200);
+        assert_eq!(header(&br, "content-encoding"), Some("br"));
+        assert_eq!(header(&br, "vary"), Some("accept-encoding"));
+        assert!(
+            br.body.len() < bundle.len() * 9 / 10,
+            "brotli saved too little"
+        );
+        assert_eq!(brotli_decoded(&br.body), bundle);
+        let br_etag = header(&br, "etag").expect("an ETag").to_owned();
+        assert_ne!(br_etag, etag, "each encoding has its own validator");
+        let gzip = get(&app, &url, &[("accept-encoding", "gzip")]).await;
+        gzip.assert_status(200);
+        assert_eq!(header(&gzip, "content-encoding"), Some("gzip"));
+        assert_eq!(gzip_decoded(&gzip.body), bundle);
+        // Refused with q=0: identity.
+        let refused = get(&app, &url, &[("accept-encoding", "br;q=0, gzip;q=0")]).await;
+        assert_eq!(header(&refused, "content-encoding"), None);
+        assert_eq!(refused.body, bundle);
+
+        // If-None-Match: 304 with the validator and no body, per representation.
+        let not_modified = get(&app, &url, &[("if-none-match", &etag)]).await;
+        not_modified.assert_status(304);
+        assert!(not_modified.body.is_empty());
+        assert_eq!(header(&not_modified, "etag"), Some(etag.as_str()));
+        assert!(
+            header(&not_modified, "cache-control").is_some_and(|value| value.contains("immutable"))
+        );
+        let br_not_modified = get(
+            &app,
+            &url,
+            &[
+                ("accept-encoding", "br"),
+                ("if-none-match", &format!("\"x\", {br_etag}")),
+            ],
+        )
+        .await;
+        br_not_modified.assert_status(304);
+        let changed = get(&app, &url, &[("if-none-match", "\"something-else\"")]).await;
+        changed.assert_status(200);
+        assert_eq!(changed.body, bundle);
+
+        // Range: 206 with the uncompressed bytes, even when compression is accepted.
+        let size = bundle.len();
+        let first = get(
+            &app,
+            &url,
+            &[("range", "bytes=0-99"), ("accept-encoding", "br")],
+        )
+        .await;
+        first.assert_status(206);
+        assert_eq!(first.body, &bundle[..100]);
+        assert_eq!(header(&first, "content-encoding"), None);
+        assert_eq!(
+            header(&first, "content-range"),
+            Some(format!("bytes 0-99/{size}").as_str())
+        );
+        assert_eq!(header(&first, "content-length"), Some("100"));
+        let tail = get(&app, &url, &[("range", "bytes=-10")]).await;
+        tail.assert_status(206);
+        assert_eq!(tail.body, &bundle[size - 10..]);
+        let rest = get(&app, &url, &[("range", &format!("bytes={}-", size - 5))]).await;
+        rest.assert_status(206);
+        assert_eq!(rest.body, &bundle[size - 5..]);
+        // Past the end: 416 naming the size, as a JSON error.
+        let beyond = get(&app, &url, &[("range", &format!("bytes={size}-"))]).await;
+        beyond.assert_error(416);
+        assert_eq!(
+            header(&beyond, "content-range"),
+            Some(format!("bytes */{size}").as_str())
+        );
+        // Several ranges, or If-Range naming another version: the whole file.
+        let several = get(&app, &url, &[("range", "bytes=0-1,5-6")]).await;
+        several.assert_status(200);
+        assert_eq!(several.body, bundle);
+        let stale = get(
+            &app,
+            &url,
+            &[("range", "bytes=0-1"), ("if-range", "\"old\"")],
+        )
+        .await;
+        stale.assert_status(200);
+        let fresh = get(&app, &url, &[("range", "bytes=0-1"), ("if-range", &etag)]).await;
+        fresh.assert_status(206);
+
+        // The copies are stored beside the files, for the bundles only.
+        let copies = app.stored_copies();
+        assert_eq!(copies.len(), 4, "br and gz of two bundles: {copies:?}");
+        for key in copies.keys() {
+            let copy = app.read_object(key).expect("a listed copy can be read");
+            let original = app
+                .read_object(key.rsplit_once('.').expect("a suffix").0)
+                .expect("the copied file is stored");
+            let decoded = if key.ends_with(".br") {
+                brotli_decoded(&copy)
+            } else {
+                gzip_decoded(&copy)
+            };
+            assert_eq!(decoded, original, "{key} is not a copy of its file");
+        }
+
+        // An image is not compressed again: no copy, no Vary.
+        let image = manifest["assets"]
+            .as_array()
+            .expect("assets")
+            .iter()
+            .find(|asset| str_field(asset, "contentType") == "image/png")
+            .expect("a PNG asset");
+        let png = get(
+            &app,
+            &str_field(image, "url"),
+            &[("accept-encoding", "br, gzip")],
+        )
+        .await;
+        png.assert_status(200);
+        assert_eq!(header(&png, "content-encoding"), None);
+        assert_eq!(header(&png, "vary"), None);
+    }
+);
+
+all_backends!(
+    manifests_point_at_the_asset_url_base,
+    env = [("ASSET_URL_BASE", "https://cdn.example.com/ota")],
+    |app| async move {
+        let manifest = published_manifest(&app).await;
+        let url = str_field(&manifest["launchAsset"], "url");
+        let path = url
+            .strip_prefix("https://cdn.example.com/ota")
+            .unwrap_or_else(|| panic!("{url} is not under ASSET_URL_BASE"));
+        // The CDN forwards that path to this server, which serves it.
+        let served = app.fetch_path(path).await;
+        served.assert_status(200);
+        assert_eq!(served.body, Export::v1().bytes(&Export::v1().bundle("ios")));
+    }
+);
+
+/// With `S3_PRESIGNED_REDIRECTS`, the bytes come from the bucket: the server
+/// answers with a redirect to a presigned URL that needs no credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_assets_redirect_to_presigned_urls() {
+    let app = TestApp::spawn_on(
+        e2e::Backend::Sqlite,
+        e2e::Storage::S3,
+        &[("S3_PRESIGNED_REDIRECTS", "true")],
+    )
+    .await;
+    let manifest = published_manifest(&app).await;
+    let url = str_field(&manifest["launchAsset"], "url");
+    let bundle = Export::v1().bytes(&Export::v1().bundle("ios"));
+
+    let redirect = get(&app, &url, &[]).await;
+    redirect.assert_status(302);
+    let location = header(&redirect, "location")
+        .expect("a Location")
+        .to_owned();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(
+        location.contains("response-content-type=application%2Fjavascript"),
+        "{location}"
+    );
+    let from_bucket = get(&app, &location, &[]).await;
+    from_bucket.assert_status(200);
+    assert_eq!(from_bucket.body, bundle);
+
+    // The compressed copy, labelled as such by the bucket's answer.
+    let redirect = get(&app, &url, &[("accept-encoding", "br")]).await;
+    redirect.assert_status(302);
+    assert_eq!(header(&redirect, "vary"), Some("accept-encoding"));
+    let location = header(&redirect, "location")
+        .expect("a Location")
+        .to_owned();
+    assert!(
+        location.contains("response-content-encoding=br"),
+        "{location}"
+    );
+    let from_bucket = get(&app, &location, &[]).await;
+    from_bucket.assert_status(200);
+    assert_eq!(brotli_decoded(&from_bucket.body), bundle);
+
+    // A tampered URL is refused by the bucket.
+    let tampered = location.replace(
+        "response-content-encoding=br",
+        "response-content-encoding=gzip",
+    );
+    let refused = get(&app, &tampered, &[]).await.status;
+    assert!(
+        (400..500).contains(&refused),
+        "a tampered URL got {refused}"
+    );
+}
+
+all_backends!(
+    compressed_copies_are_collected_with_their_files,
+    env = [("GC_GRACE_SECONDS", "0"), ("GC_INTERVAL_SECONDS", "0")],
+    |app| async move {
+        let p = published(&app).await;
+        let (pid, token) = (p.project_id.as_str(), p.owner_token.as_str());
+        assert_eq!(app.stored_copies().len(), 4);
+        // Referenced: kept, and counted as files, not copies.
+        let kept = app
+            .post(
+                &format!("/api/projects/{pid}/storage/gc"),
+                token,
+                &e2e::serde_json::json!({}),
+            )
+            .await;
+        kept.assert_status(200);
+        assert_eq!(kept.json["deletedBlobs"], 0);
+        assert_eq!(kept.json["keptBlobs"], app.stored_objects().len());
+        assert_eq!(app.stored_copies().len(), 4);
+        // Unreferenced: the files and their copies go.
+        app.delete(
+            &format!("/api/projects/{pid}/updates/{}", p.update_id),
+            token,
+        )
+        .await
+        .assert_status(204);
+        let collected = app
+            .post(
+                &format!("/api/projects/{pid}/storage/gc"),
+                token,
+                &e2e::serde_json::json!({}),
+            )
+            .await;
+        collected.assert_status(200);
+        assert_eq!(collected.json["keptBlobs"], 0);
+        assert!(app.stored_copies().is_empty(), "{:?}", app.stored_copies());
+        assert!(app.stored_objects_under("projects/").is_empty());
+    }
+);
+
+// Update checks are answered from memory: a change made behind the
+// server's back (straight in the database) is not seen until the server
+// itself changes something, which invalidates every cached answer at once.
+all_backends!(update_checks_are_cached_until_a_change, |app| async move {
+    let p = published(&app).await;
+    let pid = p.project_id.as_str();
+    let manifest_id = str_field(&p.manifest, "id");
+    // Behind the server's back: the update disappears from the database.
+    app.execute_sql(&format!("DELETE FROM updates WHERE project_id = '{pid}'"))
+        .await;
+    let cached = app.latest_manifest(pid, "ios", "1.0.0").await;
+    assert_eq!(
+        str_field(&cached, "id"),
+        manifest_id,
+        "not served from the cache"
+    );
+    // Any change through the server (here a channel) invalidates it.
+    app.post(
+        &format!("/api/projects/{pid}/channels"),
+        &p.owner_token,
+        &e2e::serde_json::json!({ "name": "staging", "branch": "main" }),
+    )
+    .await
+    .assert_status(201);
+    app.check(pid, &e2e::protocol::UpdateCheck::v1("ios", "1.0.0"))
+        .await
+        .assert_error(404);
+});
+
+all_backends!(
+    without_a_cache_every_check_reads_the_database,
+    env = [("MANIFEST_CACHE_BYTES", "0")],
+    |app| async move {
+        let p = published(&app).await;
+        let pid = p.project_id.as_str();
+        app.execute_sql(&format!("DELETE FROM updates WHERE project_id = '{pid}'"))
+            .await;
+        app.check(pid, &e2e::protocol::UpdateCheck::v1("ios", "1.0.0"))
+            .await
+            .assert_error(404);
+    }
+);
