@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Prints the benchmark's result table from the "key<TAB>value" lines that
+bench/run collected.
+
+Usage: report.py RESULTS_FILE
+
+Columns: the server's value, the baseline's (nginx serving the same bytes,
+or for the scale rows the same server with ~10 updates), their ratio, the
+target and PASS/FAIL. Rows without a target are information.
+"""
+import sys
+
+results = {}
+for line in open(sys.argv[1]):
+    key, _, value = line.rstrip("\n").partition("\t")
+    results[key] = value
+
+
+def get(key: str):
+    value = results.get(key)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+ROW = "{:<44} {:>11} {:>11} {:>8}  {:<9} {}"
+rows, verdicts = [], []
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if value == int(value) and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def row(label, server, baseline=None, *, rule=None, digits=1, ratio=True):
+    """One table row. rule: (target text, check(server, ratio) -> bool)."""
+    target, check = rule or (None, None)
+    quotient = None
+    if ratio and isinstance(server, float) and isinstance(baseline, float) and baseline:
+        quotient = server / baseline
+    result = ""
+    if check is not None:
+        if server is None or (ratio and baseline is not None and quotient is None):
+            result = "FAIL (not measured)"
+        else:
+            result = "PASS" if check(server, quotient) else "FAIL"
+        verdicts.append(result == "PASS")
+    rows.append(ROW.format(label, fmt(server, digits), fmt(baseline, digits),
+                           f"{quotient:.2f}x" if quotient is not None else "-", target or "", result))
+
+
+def section(title, server="server", baseline="-"):
+    rows.append("")
+    rows.append(title)
+    rows.append(ROW.format("", server, baseline, "ratio", "target", "result"))
+
+
+def heading(title):
+    rows.append("  " + title)
+
+
+mib = lambda key: get(key) / 1024 if get(key) is not None else None
+at_least = lambda limit: (f">= {limit:.2f}x", lambda _, r: r >= limit)
+at_most = lambda limit: (f"<= {limit:.1f}x", lambda _, r: r <= limit)
+below = lambda limit: (f"< {limit}", lambda s, _: s < limit)
+no_errors = ("0", lambda e, _: e == 0)
+
+section("START-UP AND MEMORY")
+row("    ready: exec to first 200 /readyz (ms)", get("ready_ms"), rule=below(1000))
+row("    idle RSS, fresh start (MiB)", mib("rss_fresh_kib"), rule=below(30))
+# Information: what the allocator keeps after 256 connections, two publishes
+# and the caches filled; the target is for a server at rest after start.
+row("    RSS after publishes and load (MiB)", mib("rss_after_kib"))
+
+section("PUBLISH (peak = VmHWM after clear_refs)")
+for name, label in (("v1", "fixture v1"), ("big", "generated export")):
+    size = get(f"publish_{name}_bytes")
+    seconds = get(f"publish_{name}_s")
+    heading(f"{label}, {size / 2**20:.1f} MiB in {fmt(get(f'publish_{name}_files'), 0)} files" if size else label)
+    row("    time (s)", seconds, digits=2)
+    if size and seconds:
+        row("    throughput (MiB/s)", size / 2**20 / seconds)
+    row("    RSS before (MiB)", mib(f"publish_{name}_before_kib"))
+    if name == "big":
+        row("    peak RSS (MiB)", mib(f"publish_{name}_peak_kib"), rule=below(100))
+    else:
+        row("    peak RSS (MiB)", mib(f"publish_{name}_peak_kib"))
+
+SCENARIOS = [
+    ("manifest_unsigned", "manifest, unsigned", "manifest"),
+    ("manifest_signed", "manifest, signed (expo-expect-signature)", "manifest"),
+    ("manifest_noupdate", "v1 noUpdateAvailable (expo-current-update-id)", "manifest"),
+    ("manifest_rollout", "rollout at 50%, random eas-client-id", "manifest"),
+    ("asset_plain", "launch asset (bundle)", "asset"),
+    ("asset_br", "launch asset, accept-encoding: br", "asset"),
+]
+section(f"DELIVERY UNDER LOAD vs nginx serving the same bytes (wrk -t2, {results.get('duration', '?')} s, "
+        f"-c{results.get('manifest_conns', '?')} manifests, -c{results.get('asset_conns', '?')} assets)",
+        "server", "nginx")
+for key, label, kind in SCENARIOS:
+    s, b = f"{key}.server", f"{key}.baseline"
+    size = get(f"{key}.bytes")
+    encoding = results.get(f"{key}.encoding")
+    detail = []
+    if size is not None:
+        detail.append(f"{fmt(size, 0)} B/response")
+    if encoding is not None:
+        detail.append(f"content-encoding: {encoding}")
+    heading(label + (f" ({', '.join(detail)})" if detail else ""))
+    if kind == "asset":
+        row("    MiB/s", get(f"{s}.mibps"), get(f"{b}.mibps"), rule=at_least(0.70))
+        row("    req/s", get(f"{s}.rps"), get(f"{b}.rps"))
+        row("    p50 (ms)", get(f"{s}.p50"), get(f"{b}.p50"), digits=2)
+        row("    p99 (ms)", get(f"{s}.p99"), get(f"{b}.p99"), digits=2)
+    else:
+        row("    req/s", get(f"{s}.rps"), get(f"{b}.rps"), rule=at_least(0.70))
+        row("    p50 (ms)", get(f"{s}.p50"), get(f"{b}.p50"), digits=2)
+        row("    p99 (ms)", get(f"{s}.p99"), get(f"{b}.p99"), digits=2, rule=at_most(3.0))
+    row("    errors (non-2xx + socket)", get(f"{s}.errors"), get(f"{b}.errors"), ratio=False, digits=0,
+        rule=no_errors)
+
+big, small = get("scale.same.updates"), get("scale.base.updates")
+section(f"SCALE: manifest latency, {fmt(big, 0)} vs {fmt(small, 0)} updates in the database "
+        f"(wrk -t2 -c{results.get('scale_conns', '?')}, unsigned)", f"{fmt(big, 0)} upd", f"{fmt(small, 0)} upd")
+for variant, label in (("same", "all in the served stream"), ("spread", "spread over 1,000 runtime versions")):
+    for cache, cache_label in (("cache", "manifest cache on"), ("nocache", "MANIFEST_CACHE_BYTES=0")):
+        heading(f"{label}, {cache_label}")
+        for q in ("p50", "p99"):
+            row(f"    {q} (ms)", get(f"scale.{variant}.{cache}.{q}"), get(f"scale.base.{cache}.{q}"), digits=2,
+                rule=at_most(1.5))
+        row("    req/s", get(f"scale.{variant}.{cache}.rps"), get(f"scale.base.{cache}.rps"))
+        row("    errors (non-2xx + socket)", get(f"scale.{variant}.{cache}.errors"),
+            get(f"scale.base.{cache}.errors"), ratio=False, digits=0, rule=no_errors)
+
+print("\n".join(rows[1:]))
+print()
+print(f"{sum(verdicts)} PASS, {len(verdicts) - sum(verdicts)} FAIL")
