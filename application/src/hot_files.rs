@@ -10,8 +10,8 @@
 use bytes::{Bytes, BytesMut};
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use futures_util::StreamExt;
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
 /// Larger files are streamed from storage on every request.
 pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -27,6 +27,11 @@ impl Weighter<String, Bytes> for ByLength {
 
 pub(crate) struct HotFiles {
     files: Option<Cache<String, Bytes, ByLength>>,
+    /// The largest file kept: [`MAX_FILE_BYTES`], or a quarter of the
+    /// budget when that is smaller (the cache refuses an item that would
+    /// not fit beside others, and a refused file would be read whole on
+    /// every request for nothing).
+    max_file_bytes: u64,
 }
 
 impl HotFiles {
@@ -34,9 +39,27 @@ impl HotFiles {
     pub(crate) fn new(max_bytes: u64) -> Self {
         let files = (max_bytes > 0).then(|| {
             let items = (max_bytes / (256 * 1024)).clamp(16, 65_536);
-            Cache::with_weighter(items as usize, max_bytes, ByLength)
+            // One shard: a few thousand reads a second at most (each a
+            // whole download), and the whole budget for any one file.
+            let options = OptionsBuilder::new()
+                .shards(1)
+                .estimated_items_capacity(items as usize)
+                .weight_capacity(max_bytes)
+                .build();
+            match options {
+                Ok(options) => Cache::with_options(
+                    options,
+                    ByLength,
+                    DefaultHashBuilder::default(),
+                    DefaultLifecycle::default(),
+                ),
+                Err(_) => Cache::with_weighter(items as usize, max_bytes, ByLength),
+            }
         });
-        Self { files }
+        Self {
+            files,
+            max_file_bytes: MAX_FILE_BYTES.min(max_bytes / 4),
+        }
     }
 
     /// The whole blob at `key`, from memory when it is small enough to be
@@ -48,7 +71,11 @@ impl HotFiles {
         key: &str,
         size_hint: u64,
     ) -> Result<BlobReader, BlobError> {
-        let Some(files) = self.files.as_ref().filter(|_| size_hint <= MAX_FILE_BYTES) else {
+        let Some(files) = self
+            .files
+            .as_ref()
+            .filter(|_| size_hint <= self.max_file_bytes)
+        else {
             return blobs.open(key).await;
         };
         let bytes = files

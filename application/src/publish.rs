@@ -498,11 +498,24 @@ impl PublishService {
         for sha256_hex in missing {
             let key = asset_blob_key(project_id, &sha256_hex);
             match staged.get(&sha256_hex) {
-                Some(blob) => self
-                    .blobs
-                    .promote(blob, &key)
-                    .await
-                    .map_err(storage_error)?,
+                Some(blob) => {
+                    self.blobs
+                        .promote(blob, &key)
+                        .await
+                        .map_err(storage_error)?;
+                    // Its compressed copies went with it.
+                    let compressible =
+                        updates
+                            .iter()
+                            .flat_map(|update| &update.assets)
+                            .any(|asset| {
+                                asset.sha256_hex == sha256_hex
+                                    && is_compressible(&asset.content_type)
+                            });
+                    if compressible {
+                        precompress(self.blobs.as_ref(), &key, blob.size).await;
+                    }
+                }
                 None => {
                     return Err(AppError::Conflict(
                         "A file of this update was removed from storage meanwhile; upload it again.".to_owned(),

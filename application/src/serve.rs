@@ -245,6 +245,10 @@ impl ServeService {
         runtime_version: &str,
         platform: Platform,
     ) -> AppResult<Arc<StreamView>> {
+        // Not a project id at all: nothing to look up, nothing to keep.
+        if !is_valid_id(project_id) {
+            return Ok(Arc::new(StreamView::ProjectMissing));
+        }
         let key = CacheKey::Stream {
             epoch: self.cache.epoch(),
             project_id: project_id.to_owned(),
@@ -633,27 +637,37 @@ impl ServeService {
     }
 
     /// Opens the asset's bytes, or its compressed copy, whole or a range of
-    /// the uncompressed bytes.
+    /// the uncompressed bytes; returns the encoding actually opened. A copy
+    /// that has gone from storage (collected with its file, which a later
+    /// publish stored again) is forgotten and the file served as it is.
     pub async fn open_asset(
         &self,
         asset: &LocatedAsset,
         encoding: Option<ContentEncoding>,
         range: Option<Range<u64>>,
-    ) -> AppResult<BlobReader> {
-        let key = match encoding {
-            Some(encoding) => encoding.blob_key(&asset.key),
-            None => asset.key.clone(),
-        };
+    ) -> AppResult<(BlobReader, Option<ContentEncoding>)> {
         let blobs = self.blobs.as_ref();
-        let opened = match range {
-            Some(range) => self.hot_files.open_range(blobs, &key, range).await,
+        if let (Some(encoding), None) = (encoding, &range) {
+            let key = encoding.blob_key(&asset.key);
             // A copy is smaller than the file it copies.
-            None => self.hot_files.open(blobs, &key, asset.size).await,
+            match self.hot_files.open(blobs, &key, asset.size).await {
+                Ok(reader) => return Ok((reader, Some(encoding))),
+                Err(BlobError::NotFound(_)) => {
+                    tracing::warn!(key, "a compressed copy is missing; serving the file");
+                    self.copies.remove(&key);
+                }
+                Err(other) => return Err(AppError::Internal(other.to_string())),
+            }
+        }
+        let opened = match range {
+            Some(range) => self.hot_files.open_range(blobs, &asset.key, range).await,
+            None => self.hot_files.open(blobs, &asset.key, asset.size).await,
         };
-        opened.map_err(|error| match error {
-            BlobError::NotFound(_) => AppError::Internal(format!("blob {key} is missing")),
+        let reader = opened.map_err(|error| match error {
+            BlobError::NotFound(_) => AppError::Internal(format!("blob {} is missing", asset.key)),
             other => AppError::Internal(other.to_string()),
-        })
+        })?;
+        Ok((reader, None))
     }
 }
 

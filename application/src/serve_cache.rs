@@ -21,8 +21,8 @@ use std::sync::{Arc, OnceLock};
 use domain::ports::{ManifestSigner, ServeEpoch};
 use domain::release::{BranchName, Channel, RolloutCandidate};
 use domain::update::{Platform, Update};
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
 use crate::error::AppResult;
 use crate::serve::SignedBody;
@@ -197,11 +197,29 @@ pub(crate) struct ServeCache {
 impl ServeCache {
     /// Roughly what one stream entry weighs, to size the hash table.
     const TYPICAL_ENTRY_BYTES: u64 = 8 * 1024;
+    const SHARDS: usize = 16;
 
     pub(crate) fn new(epoch: Arc<dyn ServeEpoch>, max_bytes: u64) -> Self {
         let entries = (max_bytes > 0).then(|| {
             let items = (max_bytes / Self::TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20);
-            Cache::with_weighter(items as usize, max_bytes, ByBytes)
+            // Sixteen shards whatever the core count: enough to spread the
+            // readers, and each shard large enough for a stream with
+            // hundreds of updates (the cache refuses an entry heavier than
+            // its shard can hold beside others).
+            let options = OptionsBuilder::new()
+                .shards(Self::SHARDS)
+                .estimated_items_capacity(items as usize)
+                .weight_capacity(max_bytes)
+                .build();
+            match options {
+                Ok(options) => Cache::with_options(
+                    options,
+                    ByBytes,
+                    DefaultHashBuilder::default(),
+                    DefaultLifecycle::default(),
+                ),
+                Err(_) => Cache::with_weighter(items as usize, max_bytes, ByBytes),
+            }
         });
         Self { epoch, entries }
     }

@@ -15,7 +15,7 @@ use poem::http::header::{
 };
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Path, Query};
-use poem::{Body, Request, Response, handler};
+use poem::{Body, Request, Response, ResponseBuilder, handler};
 
 use crate::protocol::error_response;
 use crate::state::Services;
@@ -49,48 +49,33 @@ pub async fn download(
                 .await
         }
     };
-    let etag = etag(&asset, encoding);
-    let mut response = Response::builder()
-        .header(ETAG, etag.as_str())
-        .header(CACHE_CONTROL, cache_control(&asset))
-        .header(ACCEPT_RANGES, "bytes");
-    if asset.compressible {
-        response = response.header(VARY, "accept-encoding");
-    }
-    if none_match(headers, &etag) {
-        return response.status(StatusCode::NOT_MODIFIED).finish();
+    if none_match(headers, &etag(&asset, encoding)) {
+        return representation(&asset, encoding)
+            .status(StatusCode::NOT_MODIFIED)
+            .finish();
     }
     match serve.asset_redirect(&asset, encoding).await {
         Ok(None) => {}
         // The storage answers the range, if any, itself.
-        Ok(Some(location)) => {
-            let mut redirect = Response::builder()
-                .status(StatusCode::FOUND)
-                .header(LOCATION, location)
-                // Shorter than the URL's lifetime, so no cache outlives it.
-                .header(CACHE_CONTROL, "public, max-age=600");
-            if asset.compressible {
-                redirect = redirect.header(VARY, "accept-encoding");
-            }
-            return redirect.finish();
-        }
+        Ok(Some(location)) => return redirect(&asset, &location),
         Err(error) => return error_response(error),
     }
     let (status, window) = match range {
         None => (StatusCode::OK, None),
         Some(Ok(window)) => (StatusCode::PARTIAL_CONTENT, Some(window)),
         Some(Err(Unsatisfiable)) => {
-            return response
+            return Response::builder()
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
                 .header(CONTENT_RANGE, format!("bytes */{}", asset.size))
                 .header(CONTENT_TYPE, "application/json")
                 .body(r#"{"error":"The range is outside the file."}"#);
         }
     };
-    let reader = match serve.open_asset(&asset, encoding, window.clone()).await {
-        Ok(reader) => reader,
+    let (reader, encoding) = match serve.open_asset(&asset, encoding, window.clone()).await {
+        Ok(opened) => opened,
         Err(error) => return error_response(error),
     };
+    let mut response = representation(&asset, encoding);
     if let Some(window) = &window {
         response = response.header(
             CONTENT_RANGE,
@@ -105,6 +90,38 @@ pub async fn download(
         .header(CONTENT_TYPE, asset.content_type.as_str())
         .header(CONTENT_LENGTH, reader.size)
         .body(Body::from_bytes_stream(reader.body))
+}
+
+/// Sends the client to a presigned storage URL. A URL naming a file forever
+/// may be cached as long as the presigned URL lives; the old "latest" form
+/// must not be.
+fn redirect(asset: &LocatedAsset, location: &str) -> Response {
+    let cache = if asset.immutable {
+        "public, max-age=600"
+    } else {
+        "no-cache"
+    };
+    let mut response = Response::builder()
+        .status(StatusCode::FOUND)
+        .header(LOCATION, location)
+        .header(CACHE_CONTROL, cache);
+    if asset.compressible {
+        response = response.header(VARY, "accept-encoding");
+    }
+    response.finish()
+}
+
+/// The headers of a representation, for 200, 206 and 304 alike: its
+/// validator, how long it may be cached, and what it varies on.
+fn representation(asset: &LocatedAsset, encoding: Option<ContentEncoding>) -> ResponseBuilder {
+    let mut response = Response::builder()
+        .header(ETAG, etag(asset, encoding))
+        .header(CACHE_CONTROL, cache_control(asset))
+        .header(ACCEPT_RANGES, "bytes");
+    if asset.compressible {
+        response = response.header(VARY, "accept-encoding");
+    }
+    response
 }
 
 fn asset_request(query: HashMap<String, String>) -> Result<AssetRequest, AppError> {

@@ -81,7 +81,7 @@ impl SqlStore {
         };
         // An instance that crashed between a commit and its announcement
         // announces it now (see `announce_change`).
-        store.announce_change().await;
+        store.announce_start().await;
         Ok(store)
     }
 

@@ -22,7 +22,7 @@ use crate::SqlStore;
 
 /// How often the shared counter is read: instances agree within this (plus
 /// one query) after a change.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 const BUMP: &str = "UPDATE serve_epoch SET value = value + 1 WHERE id = 1 RETURNING value";
 const READ: &str = "SELECT value FROM serve_epoch WHERE id = 1";
@@ -52,10 +52,30 @@ impl LocalEpoch {
         self.local.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The poller read `shared`: advances when it is news.
-    fn observe(&self, shared: i64) {
-        if shared > self.shared_seen.load(Ordering::Acquire) {
+    /// This instance's own bump returned `shared`; its change is covered
+    /// already. When no other instance bumped since the last value seen,
+    /// that is all; otherwise their changes, committed before this bump,
+    /// need one more advance.
+    fn own_bump(&self, shared: i64) {
+        let only_this_one = self
+            .shared_seen
+            .compare_exchange(shared - 1, shared, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if !only_this_one {
             self.advance(Some(shared));
+        }
+    }
+
+    /// The poller read `shared`: advances when it is news. A counter that
+    /// went back (a database restored from a backup) is followed from its
+    /// new value.
+    fn observe(&self, shared: i64) {
+        let seen = self.shared_seen.load(Ordering::Acquire);
+        if shared > seen {
+            self.advance(Some(shared));
+        } else if shared < seen {
+            self.shared_seen.store(shared, Ordering::Release);
+            self.advance(None);
         }
     }
 }
@@ -85,39 +105,62 @@ impl domain::ports::ServeEpoch for SqlStore {
 }
 
 impl SqlStore {
-    /// Commits a write transaction; when it `changed` what devices are
-    /// served, then bumps the shared counter and the local epoch. Returns
-    /// `changed`.
+    /// Commits a write transaction and, when it `changed` what devices are
+    /// served, announces it. Returns `changed`.
+    ///
+    /// Announced even when the commit reports an error: a dropped connection
+    /// may have committed all the same, and a needless invalidation costs
+    /// one reload.
     pub(crate) async fn commit_served_change(
         &self,
         txn: DatabaseTransaction,
         changed: bool,
     ) -> Result<bool, StoreError> {
-        txn.commit().await.map_err(store_error)?;
+        let committed = txn.commit().await;
         if changed {
-            self.announce_change().await;
+            self.announce_change();
         }
+        committed.map_err(store_error)?;
         Ok(changed)
     }
 
     /// Tells this instance and (through the shared counter) every other one
     /// that a committed change altered what is served.
     ///
-    /// After the commit, in its own statement: bumped inside the change's
-    /// transaction, the one row would serialise every project's publishes
-    /// on PostgreSQL. Bumped after, a reader that loaded the old state did
-    /// so under an epoch the bump retires. A crash between the two leaves
-    /// other instances' caches stale until the next change or the next
-    /// start of any instance (which bumps it too).
-    pub(crate) async fn announce_change(&self) {
-        let shared = match bump_shared(&self.db).await {
-            Ok(value) => Some(value),
-            Err(error) => {
-                tracing::warn!(%error, "bumping the serve epoch failed; other instances may serve a stale answer until the next change");
-                None
+    /// The local epoch moves at once, with no `.await` between the commit
+    /// and it, so a cancelled request cannot skip it. The shared counter is
+    /// bumped in a task of its own, retried on failure, and in its own
+    /// statement: bumped inside the change's transaction, the one row would
+    /// serialise every project's publishes on PostgreSQL; bumped after, a
+    /// reader elsewhere that loaded the old state did so under an epoch the
+    /// bump retires. A crash between commit and bump leaves other instances
+    /// stale until the next change or the next start of any instance (which
+    /// bumps it too).
+    pub(crate) fn announce_change(&self) {
+        self.epoch.advance(None);
+        let store = self.clone();
+        tokio::spawn(async move { store.bump_until_done().await });
+    }
+
+    /// At start-up, awaited: other instances learn that whatever a crashed
+    /// instance committed without announcing may be in the database.
+    pub(crate) async fn announce_start(&self) {
+        self.bump_until_done().await;
+    }
+
+    async fn bump_until_done(&self) {
+        for retry_after_ms in [100, 500, 2_000, 5_000, 0] {
+            match bump_shared(&self.db).await {
+                Ok(value) => return self.epoch.own_bump(value),
+                Err(error) => {
+                    tracing::warn!(%error, retry_after_ms, "bumping the serve epoch failed");
+                    tokio::time::sleep(Duration::from_millis(retry_after_ms)).await;
+                }
             }
-        };
-        self.epoch.advance(shared);
+        }
+        tracing::error!(
+            "gave up bumping the serve epoch: other instances may serve a stale answer until the next change"
+        );
     }
 
     /// Follows other instances' changes until the process ends: reads the

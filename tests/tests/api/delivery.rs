@@ -171,6 +171,11 @@ all_backends!(
             header(&beyond, "content-range"),
             Some(format!("bytes */{size}").as_str())
         );
+        assert_eq!(
+            header(&beyond, "cache-control"),
+            None,
+            "an error must not be cached"
+        );
         // Several ranges, or If-Range naming another version: the whole file.
         let several = get(&app, &url, &[("range", "bytes=0-1,5-6")]).await;
         several.assert_status(200);
@@ -371,5 +376,33 @@ all_backends!(
         app.check(pid, &e2e::protocol::UpdateCheck::v1("ios", "1.0.0"))
             .await
             .assert_error(404);
+    }
+);
+
+all_backends!(
+    a_vanished_copy_falls_back_to_the_file,
+    env = [("ASSET_CACHE_BYTES", "0")],
+    |app| async move {
+        let manifest = published_manifest(&app).await;
+        let url = str_field(&manifest["launchAsset"], "url");
+        let bundle = Export::v1().bytes(&Export::v1().bundle("ios"));
+        let br = get(&app, &url, &[("accept-encoding", "br")]).await;
+        assert_eq!(header(&br, "content-encoding"), Some("br"));
+        // The copies disappear behind the server's back (it remembers they existed).
+        for key in app.stored_copies().keys() {
+            let path = key
+                .split('/')
+                .fold(app.blob_root(), |path, segment| path.join(segment));
+            std::fs::remove_file(&path).expect("remove a stored copy");
+        }
+        let fallback = get(&app, &url, &[("accept-encoding", "br")]).await;
+        fallback.assert_status(200);
+        assert_eq!(header(&fallback, "content-encoding"), None);
+        assert_eq!(fallback.body, bundle);
+        let etag = header(&fallback, "etag").expect("an ETag");
+        assert!(
+            !etag.contains("-br"),
+            "{etag} names a copy that was not sent"
+        );
     }
 );
