@@ -406,3 +406,41 @@ all_backends!(
         );
     }
 );
+
+// A publish holds write locks while it commits; update checks must not wait
+// for them. Here a writer holds the updates table (a long publish or a
+// migration) while checks run with the cache off, so every one reads the
+// database: each must answer at once.
+all_backends!(
+    a_writer_holding_locks_never_delays_an_update_check,
+    env = [("MANIFEST_CACHE_BYTES", "0")],
+    |app| async move {
+        use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+        let p = published(&app).await;
+        let pid = p.project_id.as_str();
+        let db = Database::connect(app.database_url())
+            .await
+            .expect("connect to the server's database");
+        let writer = db.begin().await.expect("begin a transaction");
+        writer
+            .execute_unprepared(&format!(
+                "UPDATE updates SET message = 'held' WHERE project_id = '{pid}'"
+            ))
+            .await
+            .expect("take the write locks");
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let check = app
+                .check(pid, &e2e::protocol::UpdateCheck::v1("ios", "1.0.0"))
+                .await;
+            check.assert_status(200);
+            let took = started.elapsed();
+            assert!(
+                took < std::time::Duration::from_secs(1),
+                "an update check waited {took:?} for a writer"
+            );
+        }
+        writer.rollback().await.expect("roll back");
+        db.close().await.expect("close");
+    }
+);
