@@ -10,8 +10,10 @@
 use bytes::{Bytes, BytesMut};
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use futures_util::StreamExt;
-use quick_cache::sync::{Cache, DefaultLifecycle};
-use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use crate::serve_cache::bounded_cache;
 
 /// Larger files are streamed from storage on every request.
 pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -41,20 +43,7 @@ impl HotFiles {
             let items = (max_bytes / (256 * 1024)).clamp(16, 65_536);
             // One shard: a few thousand reads a second at most (each a
             // whole download), and the whole budget for any one file.
-            let options = OptionsBuilder::new()
-                .shards(1)
-                .estimated_items_capacity(items as usize)
-                .weight_capacity(max_bytes)
-                .build();
-            match options {
-                Ok(options) => Cache::with_options(
-                    options,
-                    ByLength,
-                    DefaultHashBuilder::default(),
-                    DefaultLifecycle::default(),
-                ),
-                Err(_) => Cache::with_weighter(items as usize, max_bytes, ByLength),
-            }
+            bounded_cache(1, items as usize, max_bytes, ByLength)
         });
         Self {
             files,
