@@ -120,6 +120,27 @@ all_backends!(
         assert_eq!(header(&refused, "content-encoding"), None);
         assert_eq!(refused.body, bundle);
 
+        // HEAD: the same headers, no body.
+        let head = app
+            .client
+            .head(&url)
+            .header("accept-encoding", "br")
+            .send()
+            .await
+            .expect("a HEAD request");
+        assert_eq!(head.status().as_u16(), 200);
+        assert_eq!(
+            head.headers().get("etag").and_then(|v| v.to_str().ok()),
+            Some(br_etag.as_str())
+        );
+        assert_eq!(
+            head.headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some("br")
+        );
+        assert!(head.bytes().await.expect("read the HEAD body").is_empty());
+
         // If-None-Match: 304 with the validator and no body, per representation.
         let not_modified = get(&app, &url, &[("if-none-match", &etag)]).await;
         not_modified.assert_status(304);
