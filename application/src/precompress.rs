@@ -49,6 +49,12 @@ async fn make_copy(
     size: u64,
     encoding: ContentEncoding,
 ) -> Result<(), BlobError> {
+    let copy_key = encoding.blob_key(key);
+    // Uploaded again (a client that does not ask `assets/missing` first):
+    // the copy from last time holds the same bytes.
+    if blobs.exists(&copy_key).await? {
+        return Ok(());
+    }
     let original = blobs.open(key).await?;
     let consumed = Arc::new(AtomicU64::new(0));
     let counted = {
@@ -74,7 +80,7 @@ async fn make_copy(
     // Over the limit, staging fails: the copy would not be worth keeping.
     match blobs.stage(verdict, limit).await {
         Ok(staged) => {
-            let stored = blobs.promote(&staged, &encoding.blob_key(key)).await;
+            let stored = blobs.promote(&staged, &copy_key).await;
             blobs.discard(&staged).await;
             stored
         }

@@ -279,7 +279,7 @@ impl ServeService {
         runtime_version: &str,
         platform: Platform,
     ) -> AppResult<StreamView> {
-        if !is_valid_id(project_id) || self.projects.find(project_id).await?.is_none() {
+        if self.projects.find(project_id).await?.is_none() {
             return Ok(StreamView::ProjectMissing);
         }
         let mapping = self.channels.find(project_id, channel).await?;

@@ -6,10 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_expo-updates-server");
+use common::BINARY;
 
 fn npm(client: &Path, args: &[&str]) {
     let output = Command::new("npm")
