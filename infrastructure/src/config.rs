@@ -3,6 +3,7 @@
 //! README. A bad value is a [`ConfigError`] naming the variable.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 pub use adapter_storage::StorageConfig;
@@ -47,6 +48,10 @@ pub struct Config {
     /// `ASSET_CACHE_BYTES`: memory for recently downloaded files (up to
     /// 16 MiB each); 0 reads storage on every download.
     pub asset_cache_bytes: u64,
+    /// `RATE_LIMIT_AUTH_PER_MINUTE`, `RATE_LIMIT_PUBLISH_PER_MINUTE`,
+    /// `RATE_LIMIT_DEVICE_PER_SECOND` (0 turns one off) and
+    /// `TRUST_FORWARDED_FOR`.
+    pub rate_limits: adapter_http::RateLimitSettings,
     /// Things worth telling the operator once logging is up.
     pub warnings: Vec<String>,
 }
@@ -82,6 +87,18 @@ pub const DEFAULT_MANIFEST_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// 64 MiB: the latest bundles of a few apps with their compressed copies,
 /// which is what every device downloads after a publish.
 pub const DEFAULT_ASSET_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Sign-ins and registrations per client address per minute: plenty for
+/// people and scripts, far too few to guess passwords.
+pub const DEFAULT_AUTH_PER_MINUTE: u64 = 30;
+
+/// Publishes per project per minute: more than any release pipeline needs.
+pub const DEFAULT_PUBLISH_PER_MINUTE: u64 = 60;
+
+/// Update checks and downloads per project per second. About 20 per second
+/// per million monthly users is typical, so this serves apps with hundreds
+/// of millions of users, and caps what one tenant's fleet can take.
+pub const DEFAULT_DEVICE_PER_SECOND: u64 = 5000;
 
 /// Six hours between background storage clean-ups.
 pub const DEFAULT_GC_INTERVAL_SECONDS: u64 = 6 * 3600;
@@ -272,7 +289,28 @@ impl Config {
                 "needs STORAGE_TYPE=s3 (local files have no presigned URLs)",
             ));
         }
+        let limit = |name: &'static str, default: u64| -> Result<Option<NonZeroU32>, ConfigError> {
+            let value = number(name, default)?;
+            let value = u32::try_from(value)
+                .map_err(|_| invalid(name, format!("{value} is more than {}", u32::MAX)))?;
+            Ok(NonZeroU32::new(value))
+        };
+        let rate_limits = adapter_http::RateLimitSettings {
+            auth_per_minute: limit("RATE_LIMIT_AUTH_PER_MINUTE", DEFAULT_AUTH_PER_MINUTE)?,
+            publish_per_minute: limit("RATE_LIMIT_PUBLISH_PER_MINUTE", DEFAULT_PUBLISH_PER_MINUTE)?,
+            device_per_second: limit("RATE_LIMIT_DEVICE_PER_SECOND", DEFAULT_DEVICE_PER_SECOND)?,
+            trust_forwarded_for: match get("TRUST_FORWARDED_FOR") {
+                None => false,
+                Some(raw) => parse_bool(&raw).ok_or_else(|| {
+                    invalid(
+                        "TRUST_FORWARDED_FOR",
+                        format!("{raw:?} is not true or false"),
+                    )
+                })?,
+            },
+        };
         Ok(Self {
+            rate_limits,
             host,
             port,
             public_url,

@@ -62,6 +62,7 @@ pub struct Application {
     services: Services,
     store: SqlStore,
     gc_interval: Option<Duration>,
+    http: adapter_http::HttpSettings,
 }
 
 impl Application {
@@ -125,6 +126,9 @@ impl Application {
             services,
             store,
             gc_interval: config.gc_interval,
+            http: adapter_http::HttpSettings {
+                rate_limits: config.rate_limits,
+            },
         })
     }
 
@@ -140,7 +144,7 @@ impl Application {
             .map(|every| tokio::spawn(maintain_storage(self.services.clone(), every)));
         // Other instances' publishes and rollouts reach this one's cache.
         let changes = tokio::spawn(Arc::new(self.store.clone()).follow_changes());
-        let routes = adapter_http::routes(self.services);
+        let routes = adapter_http::routes(self.services, self.http);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(SHUTDOWN_GRACE))
             .await;

@@ -346,6 +346,14 @@ impl TestApp {
         let mut env = HashMap::new();
         env.insert("HOST".to_owned(), "127.0.0.1".to_owned());
         env.insert("PORT".to_owned(), "0".to_owned());
+        // Tests register, sign in and publish far faster than people do; the
+        // rate-limit tests set their own limits.
+        for limit in [
+            "RATE_LIMIT_AUTH_PER_MINUTE",
+            "RATE_LIMIT_PUBLISH_PER_MINUTE",
+        ] {
+            env.insert(limit.to_owned(), "1000000".to_owned());
+        }
         env.insert(
             "DATA_DIR".to_owned(),
             data_dir.path().to_string_lossy().into_owned(),

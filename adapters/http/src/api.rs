@@ -14,7 +14,8 @@ use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
 use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
-use crate::state::Services;
+use crate::rate_limit::{self, RateLimits};
+use crate::state::{HttpSettings, Services};
 use crate::{assets, ops, protocol};
 
 /// Largest JSON body the control-plane routes accept.
@@ -113,7 +114,9 @@ fn openapi_json() -> poem::Response {
 
 /// Every route of the server, wrapped in the middleware all requests pass
 /// through.
-pub fn routes(services: Services) -> impl Endpoint {
+pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
+    let limits = RateLimits::new(settings.rate_limits);
+    limits.forget_idle_in_background();
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
     let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
@@ -141,6 +144,7 @@ pub fn routes(services: Services) -> impl Endpoint {
         .at("/healthz", ops::healthz)
         .at("/readyz", ops::readyz)
         .around(normalize_empty_json_body)
+        .around(move |next, req| rate_limit::enforce(next, req, limits.clone()))
         .data(services)
         .catch_all_error(json_errors)
         .around(request_log)

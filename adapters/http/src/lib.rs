@@ -8,9 +8,11 @@ mod error;
 mod middleware;
 mod ops;
 mod protocol;
+mod rate_limit;
 mod schema;
 mod security;
 mod state;
 
 pub use api::{openapi_document, routes};
-pub use state::Services;
+pub use rate_limit::RateLimitSettings;
+pub use state::{HttpSettings, Services};

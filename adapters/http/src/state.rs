@@ -29,3 +29,9 @@ pub struct Services {
     /// Code signing, when `PRIVATE_KEY` is set.
     pub signer: Option<Arc<dyn ManifestSigner>>,
 }
+
+/// How the HTTP edge behaves, apart from the services behind it.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    pub rate_limits: crate::rate_limit::RateLimitSettings,
+}

@@ -62,6 +62,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description Too many sign-ins or registrations from this address
+                 *     (`RATE_LIMIT_AUTH_PER_MINUTE`); `Retry-After` says when to try again.
+                 */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description An unexpected fault on the server; details are in its log. */
                 500: {
                     headers: {
@@ -193,6 +205,18 @@ export interface paths {
                 };
                 /** @description The body is larger than 1 MiB. */
                 413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description Too many sign-ins or registrations from this address
+                 *     (`RATE_LIMIT_AUTH_PER_MINUTE`); `Retry-After` says when to try again.
+                 */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2970,6 +2994,18 @@ export interface paths {
                 };
                 /** @description The upload is larger than `MAX_UPLOAD_BYTES`. */
                 413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description Too many publishes to this project (`RATE_LIMIT_PUBLISH_PER_MINUTE`);
+                 *     `Retry-After` says when to try again.
+                 */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -17,6 +17,7 @@ mod projects;
 mod protocol;
 mod publish;
 mod publish_by_hash;
+mod rate_limits;
 mod releases_history;
 mod storage;
 mod tenancy;

@@ -28,6 +28,9 @@ error_responses!(RegisterError {
     Forbidden = 403,
     /// The username or email is taken (compared case-insensitively).
     Conflict = 409,
+    /// Too many sign-ins or registrations from this address
+    /// (`RATE_LIMIT_AUTH_PER_MINUTE`); `Retry-After` says when to try again.
+    TooManyRequests = 429,
 });
 
 error_responses!(LoginError {
@@ -37,6 +40,9 @@ error_responses!(LoginError {
     PayloadTooLarge = 413,
     /// Unknown user or wrong password: the same answer for both.
     Unauthorized = 401,
+    /// Too many sign-ins or registrations from this address
+    /// (`RATE_LIMIT_AUTH_PER_MINUTE`); `Retry-After` says when to try again.
+    TooManyRequests = 429,
 });
 
 error_responses!(SessionError {

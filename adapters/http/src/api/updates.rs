@@ -62,6 +62,9 @@ error_responses!(PublishError {
     Conflict = 409,
     /// The upload is larger than `MAX_UPLOAD_BYTES`.
     PayloadTooLarge = 413,
+    /// Too many publishes to this project (`RATE_LIMIT_PUBLISH_PER_MINUTE`);
+    /// `Retry-After` says when to try again.
+    TooManyRequests = 429,
 });
 
 /// Files a publishing client has, by SHA-256.

@@ -1,0 +1,211 @@
+//! Rate limits, applied before a request reaches its handler:
+//!
+//! - sign-in and registration per client address, so passwords cannot be
+//!   guessed at speed and accounts cannot be mass-created;
+//! - publishing per project, so one tenant's runaway pipeline cannot fill the
+//!   storage or hold the reference lock;
+//! - update checks and downloads per project, so one tenant's fleet (or a
+//!   client stuck in a loop) takes at most its share of the server and never
+//!   starves another tenant's devices.
+//!
+//! Each limit is a GCRA bucket per key (governor). A refused request gets
+//! 429, `Retry-After` in whole seconds, and `{"error": "..."}`.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use poem::http::{HeaderValue, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use uuid::Uuid;
+
+/// How many requests each limit allows; `None` turns a limit off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RateLimitSettings {
+    /// Sign-ins and registrations per client address per minute.
+    pub auth_per_minute: Option<NonZeroU32>,
+    /// Publishes per project per minute.
+    pub publish_per_minute: Option<NonZeroU32>,
+    /// Update checks and downloads per project per second.
+    pub device_per_second: Option<NonZeroU32>,
+    /// Take the client address from the last `X-Forwarded-For` entry (the
+    /// one the load balancer in front of the server added) instead of the
+    /// socket's peer, which is then the load balancer.
+    pub trust_forwarded_for: bool,
+}
+
+/// The limiters, shared by every request.
+#[derive(Clone)]
+pub struct RateLimits {
+    auth: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    publish: Option<Arc<DefaultKeyedRateLimiter<u128>>>,
+    devices: Option<Arc<DefaultKeyedRateLimiter<u128>>>,
+    trust_forwarded_for: bool,
+}
+
+/// The limiters without keeping them alive: the clean-up task ends with
+/// the server that owns them.
+struct WeakRateLimits {
+    auth: Option<Weak<DefaultKeyedRateLimiter<IpAddr>>>,
+    publish: Option<Weak<DefaultKeyedRateLimiter<u128>>>,
+    devices: Option<Weak<DefaultKeyedRateLimiter<u128>>>,
+}
+
+impl WeakRateLimits {
+    /// The limiters, while every one that was configured is still alive.
+    fn upgrade(&self) -> Option<RateLimits> {
+        fn alive<T>(weak: &Option<Weak<T>>) -> Option<Option<Arc<T>>> {
+            match weak {
+                None => Some(None),
+                Some(weak) => weak.upgrade().map(Some),
+            }
+        }
+        Some(RateLimits {
+            auth: alive(&self.auth)?,
+            publish: alive(&self.publish)?,
+            devices: alive(&self.devices)?,
+            trust_forwarded_for: false,
+        })
+    }
+}
+
+/// What a request is counted against.
+enum Limited {
+    Auth(IpAddr),
+    Publish(u128),
+    Device(u128),
+}
+
+impl RateLimits {
+    pub fn new(settings: RateLimitSettings) -> Self {
+        // A burst as large as the rate: a whole minute's (or second's)
+        // allowance may arrive at once, and then no more until it refills.
+        fn per_minute<K: Hash + Eq + Clone>(n: NonZeroU32) -> Arc<DefaultKeyedRateLimiter<K>> {
+            Arc::new(RateLimiter::keyed(Quota::per_minute(n)))
+        }
+        Self {
+            auth: settings.auth_per_minute.map(per_minute),
+            publish: settings.publish_per_minute.map(per_minute),
+            devices: settings
+                .device_per_second
+                .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
+            trust_forwarded_for: settings.trust_forwarded_for,
+        }
+    }
+
+    /// Forgets keys whose buckets are full again, so the state stays as
+    /// small as the set of recently active clients and projects.
+    pub fn forget_idle(&self) {
+        if let Some(auth) = &self.auth {
+            auth.retain_recent();
+            auth.shrink_to_fit();
+        }
+        for limiter in [&self.publish, &self.devices].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Runs [`forget_idle`](Self::forget_idle) every ten seconds for as long
+    /// as the limiters are in use.
+    pub fn forget_idle_in_background(&self) {
+        if self.auth.is_none() && self.publish.is_none() && self.devices.is_none() {
+            return;
+        }
+        let weak = WeakRateLimits {
+            auth: self.auth.as_ref().map(Arc::downgrade),
+            publish: self.publish.as_ref().map(Arc::downgrade),
+            devices: self.devices.as_ref().map(Arc::downgrade),
+        };
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                let Some(limits) = weak.upgrade() else {
+                    return;
+                };
+                limits.forget_idle();
+            }
+        });
+    }
+
+    /// How long the caller must wait, when the request is over its limit.
+    fn wait_for(&self, req: &Request) -> Option<Duration> {
+        let outcome = match self.classify(req)? {
+            Limited::Auth(address) => self.auth.as_ref()?.check_key(&address),
+            Limited::Publish(project) => self.publish.as_ref()?.check_key(&project),
+            Limited::Device(project) => self.devices.as_ref()?.check_key(&project),
+        };
+        outcome
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    fn classify(&self, req: &Request) -> Option<Limited> {
+        let path = req.uri().path();
+        let method = req.method();
+        if method == Method::POST && (path == "/api/auth/login" || path == "/api/auth/register") {
+            return self.client_address(req).map(Limited::Auth);
+        }
+        let project = path.strip_prefix("/api/updates/")?;
+        let (project, rest) = project.split_once('/')?;
+        // Only well-formed ids are counted: anything else is refused by the
+        // handler at once, and must not grow the limiter's state.
+        let project = Uuid::try_parse(project).ok()?.as_u128();
+        match (method, rest) {
+            (&Method::POST, "publish") => Some(Limited::Publish(project)),
+            (&Method::GET | &Method::HEAD, "manifest" | "assets") => Some(Limited::Device(project)),
+            _ => None,
+        }
+    }
+
+    fn client_address(&self, req: &Request) -> Option<IpAddr> {
+        if self.trust_forwarded_for
+            && let Some(forwarded) = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .next_back()
+                .and_then(|value| value.rsplit(',').next())
+                .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
+        {
+            return Some(forwarded);
+        }
+        req.remote_addr()
+            .as_socket_addr()
+            .map(|address| address.ip())
+    }
+}
+
+/// Middleware: answers 429 with `Retry-After` when the request is over its
+/// limit, and passes it on otherwise.
+pub async fn enforce<E: Endpoint>(
+    next: Arc<E>,
+    req: Request,
+    limits: RateLimits,
+) -> poem::Result<Response> {
+    if let Some(wait) = limits.wait_for(&req) {
+        return Ok(too_many_requests(wait));
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+fn too_many_requests(wait: Duration) -> Response {
+    // Whole seconds, rounded up, and at least one.
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    let mut response = poem::web::Json(serde_json::json!({
+        "error": format!("Too many requests. Retry in {seconds} s."),
+    }))
+    .with_status(StatusCode::TOO_MANY_REQUESTS)
+    .into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from(seconds));
+    response
+}
