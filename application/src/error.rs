@@ -27,6 +27,10 @@ pub enum AppError {
     /// The request body is larger than the server accepts (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A backend the answer needs is down, or a feature is not configured
+    /// on this server (503); the text is for the client.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault of ours or of a backend (500). The text goes to the log only.
     #[error("{0}")]
     Internal(String),

@@ -18,6 +18,7 @@ pub mod releases;
 pub mod retention;
 pub mod serve;
 mod serve_cache;
+pub mod signing_keys;
 pub mod storage_gc;
 
 pub use access::Caller;
@@ -39,6 +40,7 @@ pub use serve::{
     AssetRequest, LocatedAsset, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService,
     SignedBody,
 };
+pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};
 pub use storage_gc::{GarbageCollector, GcReport};
 
 /// A fresh, time-ordered identifier (UUIDv7): unique across instances and

@@ -13,6 +13,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use domain::id::is_valid_id;
 use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, ServeEpoch, UpdateStore};
+use domain::signing_key::{SigningKeyId, UnknownKeyId, choose_signing_key};
+
+use crate::signing_keys::{Keyring, ProjectSigners};
 use domain::release::{BranchName, ChannelName, pick_for_device};
 use domain::update::{
     ContentEncoding, Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key,
@@ -50,6 +53,8 @@ pub struct ManifestRequest {
     pub current_update_id: Option<String>,
     pub embedded_update_id: Option<String>,
     pub expects_signature: bool,
+    /// The `keyid` of `expo-expect-signature`, when the device named one.
+    pub signature_key_id: Option<String>,
     /// `expo-channel-name`; the `main` channel when absent.
     pub channel: Option<String>,
     /// `EAS-Client-ID`: places the device in or out of rollouts.
@@ -129,7 +134,10 @@ pub struct ServeService {
     updates: Arc<dyn UpdateStore>,
     channels: Arc<dyn ChannelStore>,
     blobs: Arc<dyn BlobStore>,
-    signer: Option<Arc<dyn ManifestSigner>>,
+    /// The server's own key (`PRIVATE_KEY`), with its key id.
+    signer: Option<(SigningKeyId, Arc<dyn ManifestSigner>)>,
+    /// Projects' own keys, when the server can open them.
+    keyring: Option<Keyring>,
     asset_base_url: String,
     cache: ServeCache,
     /// Whether a compressed copy of a blob exists. Copies are made before
@@ -149,7 +157,7 @@ impl ServeService {
         updates: Arc<dyn UpdateStore>,
         channels: Arc<dyn ChannelStore>,
         blobs: Arc<dyn BlobStore>,
-        signer: Option<Arc<dyn ManifestSigner>>,
+        signer: Option<(SigningKeyId, Arc<dyn ManifestSigner>)>,
         asset_base_url: String,
     ) -> Self {
         Self {
@@ -158,6 +166,7 @@ impl ServeService {
             channels,
             blobs,
             signer,
+            keyring: None,
             asset_base_url,
             cache: ServeCache::disabled(),
             copies: quick_cache::sync::Cache::new(COPIES_REMEMBERED),
@@ -173,6 +182,12 @@ impl ServeService {
     /// of memory (0: every download reads storage).
     pub fn with_hot_files(mut self, max_bytes: u64) -> Self {
         self.hot_files = HotFiles::new(max_bytes);
+        self
+    }
+
+    /// Signs with projects' own keys where they have some.
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
         self
     }
 
@@ -214,11 +229,14 @@ impl ServeService {
             Some(raw) => ChannelName::parse(raw)
                 .map_err(|error| AppError::Invalid(format!("expo-channel-name: {error}")))?,
         };
-        if request.expects_signature && self.signer.is_none() {
-            return Err(AppError::Invalid(
-                "Code signing requested but no key supplied when starting server.".to_owned(),
-            ));
-        }
+        let signer = match request.expects_signature {
+            true => Some(
+                self.signer_for(&request.project_id, request.signature_key_id.as_deref())
+                    .await?,
+            ),
+            false => None,
+        };
+        let signer = signer.as_deref();
         let stream = self
             .stream(&request.project_id, &channel, runtime_version, platform)
             .await?;
@@ -228,8 +246,8 @@ impl ServeService {
             Resolution::Nothing(message) => {
                 return Err(AppError::NotFound(message.to_owned()));
             }
-            Resolution::OutsideRollout => self.nothing_for_this_device(request)?,
-            Resolution::Update(prepared) => self.update_answer(request, prepared)?,
+            Resolution::OutsideRollout => self.nothing_for_this_device(request, signer)?,
+            Resolution::Update(prepared) => self.update_answer(request, prepared, signer)?,
         };
         Ok(ServedManifest {
             answer,
@@ -264,8 +282,8 @@ impl ServeService {
         };
         match self.cache.get_or_load(key, load).await? {
             Cached::Stream(view) => Ok(view),
-            Cached::Update(_) => Err(AppError::Internal(
-                "the serve cache held an update under a stream key".to_owned(),
+            _ => Err(AppError::Internal(
+                "the serve cache held something else under a stream key".to_owned(),
             )),
         }
     }
@@ -344,10 +362,11 @@ impl ServeService {
         &self,
         request: &ManifestRequest,
         prepared: &PreparedUpdate,
+        signer: Option<&dyn ManifestSigner>,
     ) -> AppResult<ManifestAnswer> {
         let update = &prepared.update;
         match update.kind {
-            UpdateKind::Rollback => self.rollback_answer(request, prepared),
+            UpdateKind::Rollback => self.rollback_answer(request, prepared, signer),
             UpdateKind::Update => {
                 let already_running =
                     request.current_update_id.as_deref() == Some(update.manifest_id.as_str());
@@ -355,22 +374,22 @@ impl ServeService {
                     && request.directives_allowed
                     && already_running
                 {
-                    return self.no_update_available(request);
+                    return self.no_update_available(signer);
                 }
-                Ok(ManifestAnswer::Manifest(
-                    prepared
-                        .body
-                        .body(self.signer(), request.expects_signature)?,
-                ))
+                Ok(ManifestAnswer::Manifest(prepared.body.body(signer)?))
             }
         }
     }
 
     /// A device outside every rollout of a branch with nothing older to
     /// fall back on: "no update" where the protocol can say it.
-    fn nothing_for_this_device(&self, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
+    fn nothing_for_this_device(
+        &self,
+        request: &ManifestRequest,
+        signer: Option<&dyn ManifestSigner>,
+    ) -> AppResult<ManifestAnswer> {
         if request.protocol == ProtocolVersion::V1 && request.directives_allowed {
-            return self.no_update_available(request);
+            return self.no_update_available(signer);
         }
         Err(AppError::NotFound(
             "No update for this device yet: the only updates for its runtime version are in a partial rollout that does not include it.".to_owned(),
@@ -381,6 +400,7 @@ impl ServeService {
         &self,
         request: &ManifestRequest,
         rollback: &PreparedUpdate,
+        signer: Option<&dyn ManifestSigner>,
     ) -> AppResult<ManifestAnswer> {
         if request.protocol == ProtocolVersion::V0 {
             return Err(AppError::NotFound(
@@ -394,24 +414,75 @@ impl ServeService {
         }
         let embedded = request.embedded_update_id.as_deref();
         if embedded.is_some() && embedded == request.current_update_id.as_deref() {
-            return self.no_update_available(request);
+            return self.no_update_available(signer);
         }
+        Ok(ManifestAnswer::Directive(rollback.body.body(signer)?))
+    }
+
+    fn no_update_available(
+        &self,
+        signer: Option<&dyn ManifestSigner>,
+    ) -> AppResult<ManifestAnswer> {
         Ok(ManifestAnswer::Directive(
-            rollback
-                .body
-                .body(self.signer(), request.expects_signature)?,
+            self.no_update_available.body(signer)?,
         ))
     }
 
-    fn no_update_available(&self, request: &ManifestRequest) -> AppResult<ManifestAnswer> {
-        Ok(ManifestAnswer::Directive(
-            self.no_update_available
-                .body(self.signer(), request.expects_signature)?,
-        ))
+    /// The key that signs for this project and requested key id: see
+    /// [`choose_signing_key`].
+    async fn signer_for(
+        &self,
+        project_id: &str,
+        requested: Option<&str>,
+    ) -> AppResult<Arc<dyn ManifestSigner>> {
+        let project_keys = self.project_signers(project_id).await?;
+        match choose_signing_key(&project_keys, self.signer.as_ref(), requested) {
+            Ok(Some(signer)) => Ok(Arc::clone(signer)),
+            Ok(None) => Err(AppError::Invalid(
+                "Code signing requested but no key supplied when starting server.".to_owned(),
+            )),
+            Err(UnknownKeyId) => {
+                let known: Vec<String> = project_keys
+                    .iter()
+                    .chain(self.signer.as_ref())
+                    .map(|(key_id, _)| format!("\"{key_id}\""))
+                    .collect();
+                Err(AppError::Invalid(format!(
+                    "expo-expect-signature: unknown keyid \"{}\"; this project signs with {}.",
+                    requested.unwrap_or_default(),
+                    if known.is_empty() {
+                        "no key".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )))
+            }
+        }
     }
 
-    fn signer(&self) -> Option<&dyn ManifestSigner> {
-        self.signer.as_deref()
+    /// The project's own keys, from the cache (they change only with the
+    /// serve epoch), or none when the server has no keyring.
+    async fn project_signers(&self, project_id: &str) -> AppResult<Arc<ProjectSigners>> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(Arc::default());
+        };
+        if !is_valid_id(project_id) {
+            return Ok(Arc::default());
+        }
+        let key = CacheKey::Signers {
+            epoch: self.cache.epoch(),
+            project_id: project_id.to_owned(),
+        };
+        let load = async {
+            let signers = keyring.project_signers(project_id).await?;
+            Ok(Cached::Signers(Arc::new(signers)))
+        };
+        match self.cache.get_or_load(key, load).await? {
+            Cached::Signers(signers) => Ok(signers),
+            _ => Err(AppError::Internal(
+                "the serve cache held something else under a signers key".to_owned(),
+            )),
+        }
     }
 
     fn manifest_json(&self, update: &Update) -> Value {
@@ -516,8 +587,8 @@ impl ServeService {
         };
         match self.cache.get_or_load(key, load).await? {
             Cached::Update(update) => Ok(update),
-            Cached::Stream(_) => Err(AppError::Internal(
-                "the serve cache held a stream under an update key".to_owned(),
+            _ => Err(AppError::Internal(
+                "the serve cache held something else under an update key".to_owned(),
             )),
         }
     }

@@ -16,7 +16,7 @@
 //! single load (no stampede on the database after a publish).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use domain::ports::{ManifestSigner, ServeEpoch};
 use domain::release::{BranchName, Channel, RolloutCandidate};
@@ -24,46 +24,69 @@ use domain::update::{Platform, Update};
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::serve::SignedBody;
+use crate::signing_keys::ProjectSigners;
 
 /// A JSON body serialised once and signed at most once: a signature depends
 /// only on the bytes, so every device asking for it shares it.
+///
+/// Per key: a project that rotates keys serves the same body signed by its
+/// new key and, to devices that ask for it, by its old one. The first key's
+/// signature is read without a lock; others (rare) behind a mutex.
 #[derive(Debug)]
 pub(crate) struct SignedOnce {
     json: Arc<str>,
-    signature: OnceLock<Arc<str>>,
+    /// (signer identity, signature header) of the first key that signed.
+    first: OnceLock<(Arc<str>, Arc<str>)>,
+    others: Mutex<Vec<(Arc<str>, Arc<str>)>>,
 }
 
 impl SignedOnce {
     pub(crate) fn new(json: String) -> Self {
         Self {
             json: json.into(),
-            signature: OnceLock::new(),
+            first: OnceLock::new(),
+            others: Mutex::new(Vec::new()),
         }
     }
 
-    /// The body, signed when the device asked for a signature.
-    pub(crate) fn body(
-        &self,
-        signer: Option<&dyn ManifestSigner>,
-        wants_signature: bool,
-    ) -> AppResult<SignedBody> {
-        let signature = match (signer, wants_signature) {
-            (Some(signer), true) => Some(match self.signature.get() {
-                Some(signature) => Arc::clone(signature),
-                None => {
-                    let signature: Arc<str> = signer.signature_header(self.json.as_bytes())?.into();
-                    // Two first requests may both sign; the bytes are equal.
-                    Arc::clone(self.signature.get_or_init(|| signature))
-                }
-            }),
-            _ => None,
+    /// The body, signed by `signer` when there is one (the device asked
+    /// for a signature).
+    pub(crate) fn body(&self, signer: Option<&dyn ManifestSigner>) -> AppResult<SignedBody> {
+        let signature = match signer {
+            Some(signer) => Some(self.signature(signer)?),
+            None => None,
         };
         Ok(SignedBody {
             json: Arc::clone(&self.json),
             signature,
         })
+    }
+
+    fn signature(&self, signer: &dyn ManifestSigner) -> AppResult<Arc<str>> {
+        let identity = signer.identity();
+        if let Some((first, signature)) = self.first.get()
+            && **first == *identity
+        {
+            return Ok(Arc::clone(signature));
+        }
+        let mut others = self
+            .others
+            .lock()
+            .map_err(|_| AppError::Internal("a signature cache lock was poisoned".to_owned()))?;
+        if let Some((_, signature)) = others.iter().find(|(id, _)| **id == *identity) {
+            return Ok(Arc::clone(signature));
+        }
+        let signature: Arc<str> = signer.signature_header(self.json.as_bytes())?.into();
+        let entry = (Arc::<str>::from(identity), Arc::clone(&signature));
+        // Two first requests may both sign; the bytes are equal.
+        if let Err(entry) = self.first.set(entry)
+            && self.first.get().is_some_and(|(first, _)| *first != entry.0)
+        {
+            others.push(entry);
+        }
+        Ok(signature)
     }
 
     fn weight(&self) -> u64 {
@@ -140,6 +163,8 @@ pub(crate) enum CacheKey {
         project_id: String,
         update_id: String,
     },
+    /// A project's own signing keys.
+    Signers { epoch: u64, project_id: String },
 }
 
 impl CacheKey {
@@ -156,6 +181,7 @@ impl CacheKey {
                 update_id,
                 ..
             } => project_id.len() + update_id.len(),
+            Self::Signers { project_id, .. } => project_id.len(),
         };
         strings as u64 + 64
     }
@@ -166,6 +192,7 @@ pub(crate) enum Cached {
     Stream(Arc<StreamView>),
     /// An update by id, for asset requests; `None` when there is none.
     Update(Option<Arc<Update>>),
+    Signers(Arc<ProjectSigners>),
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +203,8 @@ impl Weighter<CacheKey, Cached> for ByBytes {
         key.weight()
             + match value {
                 Cached::Stream(view) => view.weight(),
+                // An RSA key pair held by ring, with its precomputed values.
+                Cached::Signers(signers) => 64 + 2048 * signers.len() as u64,
                 Cached::Update(update) => update.as_ref().map_or(64, |update| {
                     256 + update
                         .assets

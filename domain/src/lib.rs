@@ -14,6 +14,7 @@ pub mod member;
 pub mod ports;
 pub mod project;
 pub mod release;
+pub mod signing_key;
 pub mod update;
 pub mod user;
 pub mod validation;

@@ -14,6 +14,7 @@ use crate::audit::AuditEvent;
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
 use crate::project::Project;
 use crate::release::{BranchName, Channel, ChannelName, RolloutCandidate, RolloutPercentage};
+use crate::signing_key::{SigningKey, SigningKeyId};
 use crate::update::{Platform, Update};
 use crate::user::{Password, User};
 
@@ -310,8 +311,69 @@ pub trait TokenService: Send + Sync {
 
 /// Signs manifests and directives for Expo code signing.
 pub trait ManifestSigner: Send + Sync {
+    /// What tells this key's signatures apart from every other key's: the
+    /// same body signed by two keys gives two signatures, cached apart.
+    fn identity(&self) -> &str;
     /// The `expo-signature` part-header value for exactly these body bytes.
     fn signature_header(&self, body: &[u8]) -> Result<String, CryptoError>;
+}
+
+/// A project's signing keys.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Stores a key; `Conflict { field: "keyId" }` when the project already
+    /// has one with its key id.
+    async fn insert(&self, key: &SigningKey) -> StoreResult<()>;
+    /// A project's keys, newest first.
+    async fn list(&self, project_id: &str) -> StoreResult<Vec<SigningKey>>;
+    /// `Ok(false)` when the project has no key with that key id.
+    async fn delete(&self, project_id: &str, key_id: &SigningKeyId) -> StoreResult<bool>;
+}
+
+/// Encrypts private keys at rest under the server's master key
+/// (`SIGNING_KEY_ENCRYPTION_KEY`), with authenticated encryption bound to
+/// what the key belongs to (`context`), so a sealed key moved to another
+/// project's row does not open.
+pub trait KeySealer: Send + Sync {
+    fn seal(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>, CryptoError>;
+    fn open(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>, CryptoError>;
+}
+
+/// Turns private keys into signers, and makes new ones.
+pub trait SigningKeyFactory: Send + Sync {
+    /// A signer for a PEM private key (PKCS#1 or PKCS#8, RSA); an `Err`
+    /// says, for the client, why the PEM is unusable.
+    fn signer(
+        &self,
+        private_key_pem: &str,
+        key_id: &SigningKeyId,
+    ) -> Result<std::sync::Arc<dyn ManifestSigner>, CryptoError>;
+    /// Whether the certificate (PEM) is for this private key; `Err` when it
+    /// is not a certificate at all.
+    fn certificate_matches(
+        &self,
+        private_key_pem: &str,
+        certificate_pem: &str,
+    ) -> Result<bool, CryptoError>;
+    /// A new RSA 2048 key and a self-signed code-signing certificate for it.
+    fn generate(
+        &self,
+        common_name: &str,
+        validity_years: u32,
+    ) -> Result<GeneratedSigningKey, CryptoError>;
+}
+
+/// A generated key pair: the private key is sealed and stored, the
+/// certificate is returned to the owner.
+pub struct GeneratedSigningKey {
+    pub private_key_pem: String,
+    pub certificate_pem: String,
+}
+
+impl std::fmt::Debug for dyn ManifestSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ManifestSigner({})", self.identity())
+    }
 }
 
 pub trait SecretGenerator: Send + Sync {

@@ -34,6 +34,9 @@ pub struct Config {
     /// PEM text of the code-signing key, when signing is configured.
     pub signing_key: Option<Secret>,
     pub signing_key_id: String,
+    /// `SIGNING_KEY_ENCRYPTION_KEY`: the master key projects' own signing
+    /// keys are stored encrypted under; without it they are refused.
+    pub signing_key_encryption_key: Option<Secret>,
     /// `RETENTION_KEEP_PER_BRANCH`: updates kept per (branch, runtime
     /// version, platform); `None` keeps everything.
     pub retention_keep_per_branch: Option<u64>,
@@ -219,6 +222,21 @@ impl Config {
             Some(value) => Some(signing_key_pem(value)?),
         };
         let signing_key_id = get("PRIVATE_KEY_ID").unwrap_or_else(|| "main".to_owned());
+        let signing_key_encryption_key = match get("SIGNING_KEY_ENCRYPTION_KEY") {
+            None => None,
+            Some(key) if key.chars().count() >= adapter_crypto::MIN_MASTER_KEY_CHARS => {
+                Some(Secret::new(key))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "SIGNING_KEY_ENCRYPTION_KEY",
+                    format!(
+                        "must be at least {} characters (e.g. `openssl rand -base64 32`)",
+                        adapter_crypto::MIN_MASTER_KEY_CHARS
+                    ),
+                ));
+            }
+        };
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
@@ -325,6 +343,7 @@ impl Config {
             max_upload_bytes,
             signing_key,
             signing_key_id,
+            signing_key_encryption_key,
             retention_keep_per_branch,
             gc_interval,
             gc_grace,

@@ -3,16 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapter_crypto::{Argon2Passwords, JwtTokens, RsaManifestSigner, Sha256Secrets};
+use adapter_crypto::{
+    AesGcmKeySealer, Argon2Passwords, JwtTokens, RsaManifestSigner, RsaSigningKeys, Sha256Secrets,
+};
 use adapter_http::Services;
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
-    AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, MemberService,
-    ProjectService, PublishService, RegistrationPolicy, ReleaseService, Retention, ServeService,
+    AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, Keyring,
+    MemberService, ProjectService, PublishService, RegistrationPolicy, ReleaseService, Retention,
+    ServeService, SigningKeyService,
 };
 use domain::blob::BlobStore;
-use domain::ports::ManifestSigner;
+use domain::ports::{KeySealer, ManifestSigner};
+use domain::signing_key::SigningKeyId;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
@@ -90,8 +94,10 @@ impl Application {
             None => None,
             Some(pem) => {
                 let signer = RsaManifestSigner::from_pem(pem.expose(), &config.signing_key_id)?;
+                let key_id = SigningKeyId::parse(&config.signing_key_id)
+                    .map_err(|error| StartupError::Crypto(format!("PRIVATE_KEY_ID: {error}")))?;
                 tracing::info!(keyid = %config.signing_key_id, "code signing enabled");
-                Some(Arc::new(signer) as Arc<dyn ManifestSigner>)
+                Some((key_id, Arc::new(signer) as Arc<dyn ManifestSigner>))
             }
         };
         let address = format!("{}:{}", config.host, config.port);
@@ -245,7 +251,7 @@ fn wire(
     jwt_secret: &Secret,
     store: &SqlStore,
     blobs: Arc<dyn BlobStore>,
-    signer: Option<Arc<dyn ManifestSigner>>,
+    signer: Option<(SigningKeyId, Arc<dyn ManifestSigner>)>,
     public_url: String,
 ) -> Result<Services, StartupError> {
     let store = Arc::new(store.clone());
@@ -258,6 +264,14 @@ fn wire(
         RegistrationPolicy::FirstUserOnly
     };
     let audit = AuditLog::new(store.clone());
+    let sealer = match &config.signing_key_encryption_key {
+        None => None,
+        Some(master) => Some(Arc::new(
+            AesGcmKeySealer::from_master_key(master.expose())
+                .map_err(|error| StartupError::Crypto(error.to_string()))?,
+        ) as Arc<dyn KeySealer>),
+    };
+    let keyring = Keyring::new(store.clone(), sealer, Arc::new(RsaSigningKeys));
     let retention = Retention::new(
         config.retention_keep_per_branch,
         store.clone(),
@@ -300,9 +314,10 @@ fn wire(
                 store.clone(),
                 store.clone(),
                 blobs.clone(),
-                signer.clone(),
+                signer,
                 config.asset_url_base.clone().unwrap_or(public_url),
             )
+            .with_keyring(keyring.clone())
             .with_cache(store.clone(), config.manifest_cache_bytes)
             .with_asset_redirects(config.presigned_redirects)
             .with_hot_files(config.asset_cache_bytes),
@@ -320,12 +335,16 @@ fn wire(
             store.clone(),
             store.clone(),
             blobs.clone(),
-            audit,
+            audit.clone(),
             config.gc_grace,
+        )),
+        signing_keys: Arc::new(SigningKeyService::new(
+            keyring,
+            store.clone(),
+            audit.clone(),
         )),
         health: store,
         blobs,
-        signer,
     })
 }
 

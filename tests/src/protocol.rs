@@ -80,6 +80,8 @@ pub struct UpdateCheck {
     pub current_update_id: Option<String>,
     pub embedded_update_id: Option<String>,
     pub expect_signature: bool,
+    /// The `expo-expect-signature` value when it is not [`EXPECT_SIGNATURE`].
+    pub expect_signature_value: Option<String>,
     /// Query parameters (the fallbacks for clients that cannot set headers).
     pub query: Vec<(String, String)>,
 }
@@ -95,6 +97,7 @@ impl UpdateCheck {
             current_update_id: None,
             embedded_update_id: None,
             expect_signature: false,
+            expect_signature_value: None,
             query: Vec::new(),
         }
     }
@@ -139,6 +142,13 @@ impl UpdateCheck {
 
     pub fn signed(mut self) -> Self {
         self.expect_signature = true;
+        self
+    }
+
+    /// Asks for a signature with this `expo-expect-signature` value.
+    pub fn signed_with(mut self, expect_signature: &str) -> Self {
+        self.expect_signature = true;
+        self.expect_signature_value = Some(expect_signature.to_owned());
         self
     }
 
@@ -400,6 +410,15 @@ pub fn parse_signature_header(header: &str) -> Result<BTreeMap<String, String>, 
 /// public key, using the `openssl` command-line tool (an implementation independent of the
 /// server's). Returns openssl's output on failure.
 pub fn openssl_verify(body: &[u8], signature_b64: &str) -> Result<(), String> {
+    openssl_verify_with(body, signature_b64, &certificate_path())
+}
+
+/// Like [`openssl_verify`], with the public key of the certificate (PEM) at `certificate`.
+pub fn openssl_verify_with(
+    body: &[u8],
+    signature_b64: &str,
+    certificate: &std::path::Path,
+) -> Result<(), String> {
     let signature = STANDARD
         .decode(signature_b64)
         .map_err(|e| format!("sig is not standard base64: {e}"))?;
@@ -412,7 +431,7 @@ pub fn openssl_verify(body: &[u8], signature_b64: &str) -> Result<(), String> {
     let extracted = Command::new("openssl")
         .arg("x509")
         .arg("-in")
-        .arg(certificate_path())
+        .arg(certificate)
         .args(["-pubkey", "-noout", "-out"])
         .arg(&public_key)
         .output()
@@ -466,7 +485,12 @@ impl TestApp {
             ),
             (
                 "expo-expect-signature",
-                check.expect_signature.then_some(EXPECT_SIGNATURE),
+                check.expect_signature.then_some(
+                    check
+                        .expect_signature_value
+                        .as_deref()
+                        .unwrap_or(EXPECT_SIGNATURE),
+                ),
             ),
         ];
         for (name, value) in headers {

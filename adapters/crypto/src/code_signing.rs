@@ -31,6 +31,7 @@ pub enum SigningKeyError {
 pub struct RsaManifestSigner {
     key_pair: RsaKeyPair,
     key_id: String,
+    identity: String,
     rng: SystemRandom,
 }
 
@@ -69,8 +70,22 @@ impl RsaManifestSigner {
         Ok(Self {
             key_pair,
             key_id: key_id.to_owned(),
+            identity: format!("server:{key_id}"),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// Names this signer for signature caches (see
+    /// [`ManifestSigner::identity`]); the server key's is `server:<keyid>`.
+    pub fn with_identity(mut self, identity: String) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The public key as PKCS#1 `RSAPublicKey` DER: the bytes a
+    /// certificate's `subjectPublicKey` bit string holds.
+    pub(crate) fn public_key_der(&self) -> &[u8] {
+        self.key_pair.public().as_ref()
     }
 
     /// The raw signature of `body`, base64 (standard alphabet, padded).
@@ -84,6 +99,10 @@ impl RsaManifestSigner {
 }
 
 impl ManifestSigner for RsaManifestSigner {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+
     /// `keyid="…", sig="…", alg="rsa-v1_5-sha256"`: an SFV dictionary of
     /// strings, in the order @expo/cli writes it. Base64 and the validated
     /// key id contain no character that needs escaping in an SFV string.

@@ -7,6 +7,7 @@ mod audit;
 mod members;
 mod projects;
 mod releases;
+mod signing_keys;
 mod updates;
 
 use poem::{Endpoint, EndpointExt, Route};
@@ -46,6 +47,7 @@ type Apis = (
     releases::ReleasesApi,
     releases::PipelineReleasesApi,
     audit::AuditApi,
+    signing_keys::SigningKeysApi,
 );
 
 fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
@@ -57,7 +59,8 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
         updates::UpdatesApi(services.clone()),
         releases::ReleasesApi(services.clone()),
         releases::PipelineReleasesApi(services.clone()),
-        audit::AuditApi(services),
+        audit::AuditApi(services.clone()),
+        signing_keys::SigningKeysApi(services),
     );
     OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
         "Self-hosted, multi-tenant server for Expo over-the-air updates. \

@@ -23,6 +23,7 @@ pub fn classify(error: AppError) -> (StatusCode, String) {
         AppError::Conflict(message) => (StatusCode::CONFLICT, message),
         AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
         AppError::NotAcceptable(message) => (StatusCode::NOT_ACCEPTABLE, message),
+        AppError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
         AppError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             (

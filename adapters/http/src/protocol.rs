@@ -145,6 +145,10 @@ pub async fn manifest(
             .map(str::to_owned)
             .or_else(|| query.get(param).cloned())
     };
+    let signature_key_id = match expected_signature(headers) {
+        Ok(expected) => expected,
+        Err(error) => return error_response(error),
+    };
     let request = ManifestRequest {
         project_id: project,
         platform: from_header_or_query("expo-platform", "platform"),
@@ -153,7 +157,8 @@ pub async fn manifest(
         protocol,
         current_update_id: header(headers, "expo-current-update-id").map(str::to_ascii_lowercase),
         embedded_update_id: header(headers, "expo-embedded-update-id").map(str::to_ascii_lowercase),
-        expects_signature: headers.contains_key("expo-expect-signature"),
+        expects_signature: signature_key_id.is_some(),
+        signature_key_id: signature_key_id.flatten(),
         channel: match ascii_header(headers, "expo-channel-name") {
             Ok(channel) => channel
                 .map(str::to_owned)
@@ -275,6 +280,53 @@ fn multipart(parts: &[Part<'_>]) -> Response {
         .body(body)
 }
 
+/// `expo-expect-signature`: `None` when the device does not ask for a
+/// signature, else the `keyid` it names (if any). The value is an SFV
+/// dictionary (`sig, keyid="root", alg="rsa-v1_5-sha256"`); a value that is
+/// not one, a `keyid` that is not a string, or an algorithm other than the
+/// one Expo defines is refused.
+fn expected_signature(headers: &HeaderMap) -> Result<Option<Option<String>>, AppError> {
+    let Some(value) = headers.get("expo-expect-signature") else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| AppError::Invalid(format!("expo-expect-signature: {why}"));
+    let dictionary = sfv::Parser::new(value.as_bytes())
+        .parse_dictionary()
+        .map_err(|_| invalid("not a Structured Field Values dictionary."))?;
+    let text_of = |name: &str| -> Result<Option<String>, AppError> {
+        let member = dictionary
+            .iter()
+            .find(|(key, _)| key.as_str() == name)
+            .map(|(_, member)| member);
+        match member {
+            None => Ok(None),
+            Some(sfv::ListEntry::Item(item)) => {
+                if let Some(text) = item.bare_item.as_string() {
+                    Ok(Some(text.as_str().to_owned()))
+                } else if let Some(token) = item.bare_item.as_token() {
+                    Ok(Some(token.as_str().to_owned()))
+                } else {
+                    Err(invalid(&format!("{name} must be a string.")))
+                }
+            }
+            Some(sfv::ListEntry::InnerList(_)) => {
+                Err(invalid(&format!("{name} must be a string.")))
+            }
+        }
+    };
+    if let Some(alg) = text_of("alg")?
+        && alg != SIGNATURE_ALGORITHM
+    {
+        return Err(invalid(&format!(
+            "unsupported alg {alg:?}; this server signs with {SIGNATURE_ALGORITHM:?}."
+        )));
+    }
+    Ok(Some(text_of("keyid")?))
+}
+
+/// The only algorithm Expo code signing defines.
+const SIGNATURE_ALGORITHM: &str = "rsa-v1_5-sha256";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +352,31 @@ mod tests {
         assert_eq!(negotiate(Some("*/*")), Some(Structure::Multipart));
         assert_eq!(negotiate(Some("text/html")), None);
         assert_eq!(negotiate(Some("multipart/mixed;q=0")), None);
+    }
+
+    #[test]
+    fn expect_signature_names_a_key_or_none() {
+        let parse = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "expo-expect-signature",
+                poem::http::HeaderValue::from_str(value).expect("header"),
+            );
+            expected_signature(&headers)
+        };
+        assert_eq!(expected_signature(&HeaderMap::new()).ok(), Some(None));
+        assert_eq!(
+            parse("sig, keyid=\"root\", alg=\"rsa-v1_5-sha256\"").ok(),
+            Some(Some(Some("root".to_owned())))
+        );
+        assert_eq!(parse("sig").ok(), Some(Some(None)));
+        assert_eq!(
+            parse("sig, keyid=main").ok(),
+            Some(Some(Some("main".to_owned())))
+        );
+        assert!(parse("sig, keyid=1").is_err());
+        assert!(parse("sig, alg=\"ecdsa\"").is_err());
+        assert!(parse("\"unterminated").is_err());
+        assert!(parse("Sig").is_err());
     }
 }

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use application::{
     AccountService, ApiKeyService, AuditService, GarbageCollector, MemberService, ProjectService,
-    PublishService, ReleaseService, Retention, ServeService,
+    PublishService, ReleaseService, Retention, ServeService, SigningKeyService,
 };
 use domain::blob::BlobStore;
-use domain::ports::{HealthProbe, ManifestSigner};
+use domain::ports::HealthProbe;
 
 /// The application services, shared by every handler.
 #[derive(Clone)]
@@ -20,14 +20,13 @@ pub struct Services {
     pub serve: Arc<ServeService>,
     pub releases: Arc<ReleaseService>,
     pub audit: Arc<AuditService>,
+    pub signing_keys: Arc<SigningKeyService>,
     pub gc: Arc<GarbageCollector>,
     /// `RETENTION_KEEP_PER_BRANCH`, also applied in the background.
     pub retention: Arc<Retention>,
     pub health: Arc<dyn HealthProbe>,
     /// Where update files live (verified reachable at start-up).
     pub blobs: Arc<dyn BlobStore>,
-    /// Code signing, when `PRIVATE_KEY` is set.
-    pub signer: Option<Arc<dyn ManifestSigner>>,
 }
 
 /// How the HTTP edge behaves, apart from the services behind it.

@@ -14,6 +14,8 @@ pub(crate) fn store_error(error: DbErr) -> StoreError {
             "email"
         } else if message.contains("slug") {
             "slug"
+        } else if message.contains("signing_keys") {
+            "keyId"
         } else if message.contains("project_members") {
             "membership"
         } else {

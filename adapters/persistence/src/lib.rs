@@ -10,6 +10,7 @@ mod members;
 mod migration;
 mod projects;
 mod serve_epoch;
+mod signing_keys;
 mod updates;
 mod users;
 

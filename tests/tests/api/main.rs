@@ -19,6 +19,7 @@ mod publish;
 mod publish_by_hash;
 mod rate_limits;
 mod releases_history;
+mod signing_keys;
 mod storage;
 mod tenancy;
 mod walkthrough;

@@ -6,6 +6,7 @@ pub mod audit_event;
 pub mod channel;
 pub mod member;
 pub mod project;
+pub mod signing_key;
 pub mod update;
 pub mod update_asset;
 pub mod user;

@@ -7,7 +7,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum Users {
+pub(super) enum Users {
     Table,
     Id,
     Username,

@@ -6,6 +6,7 @@ mod m20261127_000001_control_plane;
 mod m20261127_000002_updates;
 mod m20261127_000003_releases;
 mod m20261127_000004_serve_epoch;
+mod m20261127_000005_signing_keys;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_updates::Migration),
             Box::new(m20261127_000003_releases::Migration),
             Box::new(m20261127_000004_serve_epoch::Migration),
+            Box::new(m20261127_000005_signing_keys::Migration),
         ]
     }
 }
