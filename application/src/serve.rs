@@ -205,6 +205,12 @@ impl ServeService {
         self
     }
 
+    /// Update-check and asset lookups answered from the cache, and those
+    /// that read the store, since start-up.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        self.cache.counts()
+    }
+
     /// Decides what a device gets.
     pub async fn manifest(&self, request: &ManifestRequest) -> AppResult<ServedManifest> {
         let platform = request

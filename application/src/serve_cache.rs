@@ -16,6 +16,7 @@
 //! single load (no stampede on the database after a publish).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use domain::ports::{ManifestSigner, ServeEpoch};
@@ -221,6 +222,9 @@ impl Weighter<CacheKey, Cached> for ByBytes {
 pub(crate) struct ServeCache {
     epoch: Arc<dyn ServeEpoch>,
     entries: Option<Cache<CacheKey, Cached, ByBytes>>,
+    /// Lookups answered from memory, and lookups that read the store.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl ServeCache {
@@ -237,7 +241,12 @@ impl ServeCache {
             // its shard can hold beside others).
             bounded_cache(Self::SHARDS, items as usize, max_bytes, ByBytes)
         });
-        Self { epoch, entries }
+        Self {
+            epoch,
+            entries,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     /// No cache at all: every request reads the store.
@@ -245,6 +254,8 @@ impl ServeCache {
         Self {
             epoch: Arc::new(NeverChanges),
             entries: None,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -259,10 +270,30 @@ impl ServeCache {
     where
         F: Future<Output = AppResult<Cached>>,
     {
-        match &self.entries {
-            Some(entries) => entries.get_or_insert_async(&key, load).await,
-            None => load.await,
-        }
+        let loaded = AtomicBool::new(false);
+        let counted_load = async {
+            loaded.store(true, Ordering::Relaxed);
+            load.await
+        };
+        let value = match &self.entries {
+            Some(entries) => entries.get_or_insert_async(&key, counted_load).await,
+            None => counted_load.await,
+        };
+        let counter = if loaded.load(Ordering::Relaxed) {
+            &self.misses
+        } else {
+            &self.hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+
+    /// (hits, misses) since start-up.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Config {
     /// PEM text of the code-signing key, when signing is configured.
     pub signing_key: Option<Secret>,
     pub signing_key_id: String,
+    /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<Secret>,
     /// `SIGNING_KEY_ENCRYPTION_KEY`: the master key projects' own signing
     /// keys are stored encrypted under; without it they are refused.
     pub signing_key_encryption_key: Option<Secret>,
@@ -222,6 +224,7 @@ impl Config {
             Some(value) => Some(signing_key_pem(value)?),
         };
         let signing_key_id = get("PRIVATE_KEY_ID").unwrap_or_else(|| "main".to_owned());
+        let metrics_token = get("METRICS_TOKEN").map(Secret::new);
         let signing_key_encryption_key = match get("SIGNING_KEY_ENCRYPTION_KEY") {
             None => None,
             Some(key) if key.chars().count() >= adapter_crypto::MIN_MASTER_KEY_CHARS => {
@@ -344,6 +347,7 @@ impl Config {
             signing_key,
             signing_key_id,
             signing_key_encryption_key,
+            metrics_token,
             retention_keep_per_branch,
             gc_interval,
             gc_grace,

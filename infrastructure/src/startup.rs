@@ -126,6 +126,7 @@ impl Application {
             public_url.clone(),
         )?;
         tracing::info!(%address, port, %public_url, "listening");
+        let metrics_sources = metrics_sources(&services);
         Ok(Self {
             acceptor,
             port,
@@ -134,6 +135,8 @@ impl Application {
             gc_interval: config.gc_interval,
             http: adapter_http::HttpSettings {
                 rate_limits: config.rate_limits,
+                metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
+                metrics_sources,
             },
         })
     }
@@ -346,6 +349,35 @@ fn wire(
         health: store,
         blobs,
     })
+}
+
+/// Counters kept by the application and the adapters, exported on
+/// `/metrics`.
+fn metrics_sources(services: &Services) -> Vec<adapter_http::CounterSource> {
+    let hits = Arc::clone(&services.serve);
+    let misses = Arc::clone(&services.serve);
+    vec![
+        adapter_http::CounterSource {
+            name: "serve_cache_hits",
+            help: "Update-check and asset lookups answered from memory",
+            read: Arc::new(move || hits.cache_counts().0),
+        },
+        adapter_http::CounterSource {
+            name: "serve_cache_misses",
+            help: "Update-check and asset lookups that read the database",
+            read: Arc::new(move || misses.cache_counts().1),
+        },
+        adapter_http::CounterSource {
+            name: "database_errors",
+            help: "Database operations that failed",
+            read: Arc::new(adapter_persistence::backend_error_count),
+        },
+        adapter_http::CounterSource {
+            name: "storage_errors",
+            help: "Blob storage operations that failed",
+            read: Arc::new(adapter_storage::backend_error_count),
+        },
+    ]
 }
 
 /// The database URL with any password replaced, fit for logs and errors.

@@ -10,10 +10,13 @@ mod releases;
 mod signing_keys;
 mod updates;
 
+use std::sync::Arc;
+
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
+use crate::metrics::{self, Metrics, MetricsToken};
 use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
 use crate::rate_limit::{self, RateLimits};
 use crate::state::{HttpSettings, Services};
@@ -120,6 +123,8 @@ fn openapi_json() -> poem::Response {
 pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
     let limits = RateLimits::new(settings.rate_limits);
     limits.forget_idle_in_background();
+    let metrics = Arc::new(Metrics::new(settings.metrics_sources));
+    let observed = Arc::clone(&metrics);
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
     let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
@@ -146,11 +151,14 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .at("/api/updates/:project/assets", poem::get(assets::download))
         .at("/healthz", ops::healthz)
         .at("/readyz", ops::readyz)
+        .at("/metrics", poem::get(metrics::metrics_endpoint))
         .around(normalize_empty_json_body)
         .around(move |next, req| rate_limit::enforce(next, req, limits.clone()))
         .data(services)
+        .data(metrics)
+        .data(MetricsToken(settings.metrics_token))
         .catch_all_error(json_errors)
-        .around(request_log)
+        .around(move |next, req| request_log(next, req, Arc::clone(&observed)))
 }
 
 /// Whether a request is a publish upload, which gets the upload size limit

@@ -17,6 +17,7 @@ use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Path, Query};
 use poem::{Body, Request, Response, ResponseBuilder, handler};
 
+use crate::metrics::AssetServed;
 use crate::protocol::error_response;
 use crate::state::Services;
 
@@ -89,6 +90,10 @@ pub async fn download(
         .status(status)
         .header(CONTENT_TYPE, asset.content_type.as_str())
         .header(CONTENT_LENGTH, reader.size)
+        .extension(AssetServed {
+            encoding: encoding.map_or("identity", |encoding| encoding.token()),
+            bytes: reader.size,
+        })
         .body(Body::from_bytes_stream(reader.body))
 }
 

@@ -5,6 +5,7 @@
 mod api;
 mod assets;
 mod error;
+mod metrics;
 mod middleware;
 mod ops;
 mod protocol;
@@ -14,5 +15,6 @@ mod security;
 mod state;
 
 pub use api::{openapi_document, routes};
+pub use metrics::CounterSource;
 pub use rate_limit::RateLimitSettings;
 pub use state::{HttpSettings, Services};

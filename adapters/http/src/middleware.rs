@@ -11,6 +11,8 @@ use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
+use crate::metrics::Metrics;
+
 const REQUEST_ID: &str = "x-request-id";
 
 /// Tags the request with an id (the caller's `X-Request-Id` when it is a sane
@@ -21,7 +23,13 @@ const REQUEST_ID: &str = "x-request-id";
 /// Update checks and downloads (every app launch, every device) are logged
 /// at `debug` unless they fail with a 5xx: at `info` the log line cost about
 /// a third of the server's capacity on that path. `RUST_LOG=debug` shows them.
-pub async fn request_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+pub async fn request_log<E: Endpoint>(
+    next: Arc<E>,
+    req: Request,
+    metrics: Arc<Metrics>,
+) -> poem::Result<Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -55,7 +63,9 @@ pub async fn request_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Resul
             response.headers_mut().insert(REQUEST_ID, value);
         }
         let status = response.status().as_u16();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed();
+        metrics.observe_response(method.as_str(), &path, &response, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if device_traffic && status < 500 {
             tracing::debug!(status, latency_ms, "request served");
         } else {

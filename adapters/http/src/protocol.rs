@@ -14,6 +14,7 @@ use poem::web::{Data, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 
 use crate::error::classify;
+use crate::metrics::ManifestServed;
 use crate::state::Services;
 
 /// The request headers that change a manifest answer.
@@ -172,6 +173,17 @@ pub async fn manifest(
         Ok(served) => served,
         Err(error) => return error_response(error),
     };
+    let served_metric = ManifestServed {
+        project_id: request.project_id.clone(),
+        platform: request.platform.clone().unwrap_or_default(),
+        answer: match &served.answer {
+            ManifestAnswer::Manifest(_) => "update",
+            ManifestAnswer::Directive(body) if body.json.contains("noUpdateAvailable") => {
+                "noUpdateAvailable"
+            }
+            ManifestAnswer::Directive(_) => "rollBackToEmbedded",
+        },
+    };
     let mut response = match (structure, served.answer) {
         (Structure::Multipart, ManifestAnswer::Manifest(body)) => multipart(&[
             Part::signed("manifest", &body),
@@ -197,6 +209,7 @@ pub async fn manifest(
             response
         }
     };
+    response.extensions_mut().insert(served_metric);
     let version = match protocol {
         ProtocolVersion::V0 => "0",
         ProtocolVersion::V1 => "1",

@@ -30,7 +30,11 @@ pub struct Services {
 }
 
 /// How the HTTP edge behaves, apart from the services behind it.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct HttpSettings {
     pub rate_limits: crate::rate_limit::RateLimitSettings,
+    /// `METRICS_TOKEN`: `/metrics` asks for it as a bearer token when set.
+    pub metrics_token: Option<String>,
+    /// Counters kept outside the HTTP adapter, exported on `/metrics`.
+    pub metrics_sources: Vec<crate::metrics::CounterSource>,
 }

@@ -1,5 +1,7 @@
 //! Translation of database errors into the domain's store errors, in one place.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use domain::ports::StoreError;
 use sea_orm::{DbErr, SqlErr};
 
@@ -32,5 +34,14 @@ pub(crate) fn store_error(error: DbErr) -> StoreError {
 }
 
 pub(crate) fn backend(error: DbErr) -> StoreError {
+    BACKEND_ERRORS.fetch_add(1, Ordering::Relaxed);
     StoreError::Backend(error.to_string())
+}
+
+/// Database errors (not refusals such as a taken name) since start-up.
+static BACKEND_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many database operations failed since start-up, for `/metrics`.
+pub fn backend_error_count() -> u64 {
+    BACKEND_ERRORS.load(Ordering::Relaxed)
 }

@@ -24,6 +24,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use errors::backend_error_count;
 use migration::Migrator;
 use serve_epoch::LocalEpoch;
 pub use serve_epoch::POLL_INTERVAL as SERVE_EPOCH_POLL_INTERVAL;

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
@@ -162,8 +163,19 @@ impl ObjectBlobStore {
 fn backend(error: object_store::Error) -> BlobError {
     match error {
         object_store::Error::NotFound { path, .. } => BlobError::NotFound(path),
-        other => BlobError::Backend(other.to_string()),
+        other => {
+            BACKEND_ERRORS.fetch_add(1, Ordering::Relaxed);
+            BlobError::Backend(other.to_string())
+        }
     }
+}
+
+/// Storage operations that failed (a missing object is not a failure).
+static BACKEND_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many storage operations failed since start-up, for `/metrics`.
+pub fn backend_error_count() -> u64 {
+    BACKEND_ERRORS.load(Ordering::Relaxed)
 }
 
 /// Deletes files in a local staging directory last modified before `cutoff`,

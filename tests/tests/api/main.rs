@@ -12,6 +12,7 @@ mod jwt;
 mod legacy;
 mod maintenance;
 mod members;
+mod metrics;
 mod operations;
 mod projects;
 mod protocol;

@@ -1,0 +1,332 @@
+//! `/metrics` in the Prometheus text format: what operators graph and alert
+//! on. Requests, latency and status by route; update checks by project,
+//! platform and answer; asset bytes; publishes; and counters the rest of the
+//! server keeps (cache hits, database and storage errors), read at scrape
+//! time.
+//!
+//! Route labels are path templates built from the known path words, so a
+//! client cannot create label values (and memory) by sending odd paths.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A counter kept elsewhere (an application service, an adapter), read at
+/// each scrape.
+pub struct CounterSource {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub read: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for CounterSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CounterSource")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Sources(Vec<CounterSource>);
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for source in &self.0 {
+            let counter = ConstCounter::new((source.read)());
+            let metric =
+                encoder.encode_descriptor(source.name, source.help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// Put in a response's extensions by the update-check handler, for the
+/// metrics middleware.
+#[derive(Debug, Clone)]
+pub struct ManifestServed {
+    pub project_id: String,
+    pub platform: String,
+    pub answer: &'static str,
+}
+
+/// Put in a response's extensions by the asset handler.
+#[derive(Debug, Clone, Copy)]
+pub struct AssetServed {
+    pub encoding: &'static str,
+    pub bytes: u64,
+}
+
+/// The server's metrics, shared by every request.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram, fn() -> Histogram>,
+    manifests: Family<Labels, Counter>,
+    asset_bytes: Family<Labels, Counter>,
+    publishes: Family<Labels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.1 ms to ~3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new(sources: Vec<CounterSource>) -> Self {
+        let mut registry = Registry::with_prefix("expo_updates");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status",
+            requests.clone(),
+        );
+        let latency =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer, by route template",
+            latency.clone(),
+        );
+        let manifests = Family::<Labels, Counter>::default();
+        registry.register(
+            "manifest_answers",
+            "Update checks answered, by project, platform and answer (update, noUpdateAvailable, rollBackToEmbedded)",
+            manifests.clone(),
+        );
+        let asset_bytes = Family::<Labels, Counter>::default();
+        registry.register(
+            "asset_bytes",
+            "Asset bytes sent to devices, by content encoding",
+            asset_bytes.clone(),
+        );
+        let publishes = Family::<Labels, Counter>::default();
+        registry.register(
+            "publishes",
+            "Publish requests, by outcome (published, refused, failed)",
+            publishes.clone(),
+        );
+        registry.register_collector(Box::new(Sources(sources)));
+        Self {
+            registry,
+            requests,
+            latency,
+            manifests,
+            asset_bytes,
+            publishes,
+        }
+    }
+
+    /// Records a finished request, with what its handler reported in the
+    /// response's extensions.
+    pub fn observe_response(
+        &self,
+        method: &str,
+        path: &str,
+        response: &poem::Response,
+        elapsed: Duration,
+    ) {
+        let status = response.status().as_u16();
+        self.observe_request(method, path, status, elapsed);
+        let extensions = response.extensions();
+        if let Some(served) = extensions.get::<ManifestServed>() {
+            self.observe_manifest(&served.project_id, &served.platform, served.answer);
+        }
+        if let Some(served) = extensions.get::<AssetServed>() {
+            self.observe_asset_bytes(served.encoding, served.bytes);
+        }
+        if method == "POST" && path.starts_with("/api/updates/") && path.ends_with("/publish") {
+            self.observe_publish(match status {
+                200..=299 => "published",
+                400..=499 => "refused",
+                _ => "failed",
+            });
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
+        let route = route_template(path);
+        self.requests
+            .get_or_create(&vec![
+                ("route", route.clone()),
+                ("method", method.to_owned()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.latency
+            .get_or_create(&vec![("route", route)])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_manifest(&self, project_id: &str, platform: &str, answer: &'static str) {
+        self.manifests
+            .get_or_create(&vec![
+                ("project", project_id.to_owned()),
+                ("platform", platform.to_owned()),
+                ("answer", answer.to_owned()),
+            ])
+            .inc();
+    }
+
+    pub fn observe_asset_bytes(&self, encoding: &'static str, bytes: u64) {
+        self.asset_bytes
+            .get_or_create(&vec![("encoding", encoding.to_owned())])
+            .inc_by(bytes);
+    }
+
+    pub fn observe_publish(&self, outcome: &'static str) {
+        self.publishes
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            tracing::error!("encoding metrics failed");
+        }
+        text
+    }
+}
+
+/// The words paths are made of; any other segment is a parameter.
+const PATH_WORDS: &[&str] = &[
+    "api",
+    "auth",
+    "register",
+    "login",
+    "me",
+    "projects",
+    "keys",
+    "current",
+    "users",
+    "channels",
+    "branches",
+    "updates",
+    "republish",
+    "rollback",
+    "publish",
+    "assets",
+    "missing",
+    "manifest",
+    "audit",
+    "storage",
+    "gc",
+    "signing-keys",
+    "generate",
+    "insights",
+    "openapi.json",
+    "docs",
+    "healthz",
+    "readyz",
+    "metrics",
+];
+
+/// `/api/projects/0190…/keys/0190…` → `/api/projects/:param/keys/:param`.
+/// Deep paths collapse into one label.
+fn route_template(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segments.len() > 7 {
+        return "other".to_owned();
+    }
+    let mut template = String::with_capacity(path.len());
+    for segment in segments {
+        template.push('/');
+        match PATH_WORDS.iter().find(|word| **word == segment) {
+            Some(word) => template.push_str(word),
+            None if segment.is_empty() => {}
+            None => template.push_str(":param"),
+        }
+    }
+    template
+}
+
+/// `GET /metrics`. With `METRICS_TOKEN` set, only for
+/// `Authorization: Bearer <token>`.
+#[poem::handler]
+pub async fn metrics_endpoint(
+    req: &poem::Request,
+    metrics: poem::web::Data<&Arc<Metrics>>,
+    token: poem::web::Data<&MetricsToken>,
+) -> poem::Response {
+    use poem::IntoResponse;
+    if let Some(expected) = &token.0.0 {
+        let presented = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()).into();
+        if !matches {
+            return poem::web::Json(serde_json::json!({
+                "error": "Missing or invalid Authorization header"
+            }))
+            .with_status(poem::http::StatusCode::UNAUTHORIZED)
+            .into_response();
+        }
+    }
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}
+
+/// `METRICS_TOKEN`, when set.
+#[derive(Clone, Default)]
+pub struct MetricsToken(pub Option<String>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates_of_known_words() {
+        assert_eq!(
+            route_template("/api/projects/0190a-b/keys/xyz"),
+            "/api/projects/:param/keys/:param"
+        );
+        assert_eq!(
+            route_template("/api/updates/p/manifest"),
+            "/api/updates/:param/manifest"
+        );
+        assert_eq!(route_template("/"), "/");
+        assert_eq!(route_template("/a/b/c/d/e/f/g/h"), "other");
+        assert_eq!(route_template("/evil%00path"), "/:param");
+    }
+
+    #[test]
+    fn renders_counters_and_sources() {
+        let metrics = Metrics::new(vec![CounterSource {
+            name: "cache_hits",
+            help: "hits",
+            read: Arc::new(|| 7),
+        }]);
+        metrics.observe_request("GET", "/healthz", 200, Duration::from_millis(2));
+        metrics.observe_manifest("p1", "ios", "update");
+        let text = metrics.render();
+        assert!(text.contains(
+            "expo_updates_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1"
+        ), "{text}");
+        assert!(text.contains("expo_updates_cache_hits_total 7"), "{text}");
+        assert!(text.contains(
+            "expo_updates_manifest_answers_total{project=\"p1\",platform=\"ios\",answer=\"update\"} 1"
+        ), "{text}");
+    }
+}
