@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod error;
 mod hot_files;
+pub mod insights;
 pub mod members;
 mod precompress;
 pub mod projects;
@@ -26,6 +27,7 @@ pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
 pub use api_keys::{ApiKeyService, CreatedApiKey};
 pub use audit::{AuditLog, AuditPage, AuditService};
 pub use error::{AppError, AppResult};
+pub use insights::{AutoHalt, InsightRecorder, InsightService, InsightSummary, UpdateInsights};
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
 pub use publish::{

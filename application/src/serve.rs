@@ -15,6 +15,7 @@ use domain::id::is_valid_id;
 use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, ServeEpoch, UpdateStore};
 use domain::signing_key::{SigningKeyId, UnknownKeyId, choose_signing_key};
 
+use crate::insights::InsightRecorder;
 use crate::signing_keys::{Keyring, ProjectSigners};
 use domain::release::{BranchName, ChannelName, pick_for_device};
 use domain::update::{
@@ -55,6 +56,11 @@ pub struct ManifestRequest {
     pub expects_signature: bool,
     /// The `keyid` of `expo-expect-signature`, when the device named one.
     pub signature_key_id: Option<String>,
+    /// `Expo-Recent-Failed-Update-IDs`: updates that failed to launch on
+    /// the device recently (manifest ids).
+    pub failed_update_ids: Vec<String>,
+    /// `Expo-Fatal-Error` was sent: the update the device runs crashed.
+    pub fatal_error: bool,
     /// `expo-channel-name`; the `main` channel when absent.
     pub channel: Option<String>,
     /// `EAS-Client-ID`: places the device in or out of rollouts.
@@ -127,6 +133,8 @@ pub struct LocatedAsset {
     pub immutable: bool,
     /// Whether compressed copies may exist (see `is_compressible`).
     pub compressible: bool,
+    /// The update whose launch asset (bundle) this is, for insights.
+    launch_asset_of: Option<Arc<Update>>,
 }
 
 pub struct ServeService {
@@ -149,6 +157,7 @@ pub struct ServeService {
     /// Send devices to presigned storage URLs instead of streaming bytes.
     redirect_assets: bool,
     hot_files: HotFiles,
+    insights: Option<Arc<InsightRecorder>>,
 }
 
 impl ServeService {
@@ -175,7 +184,14 @@ impl ServeService {
             ),
             redirect_assets: false,
             hot_files: HotFiles::new(0),
+            insights: None,
         }
+    }
+
+    /// Counts checks, launch-asset downloads and reported failures.
+    pub fn with_insights(mut self, recorder: Arc<InsightRecorder>) -> Self {
+        self.insights = Some(recorder);
+        self
     }
 
     /// Keeps recently served files of up to 16 MiB in at most `max_bytes`
@@ -247,7 +263,13 @@ impl ServeService {
             .stream(&request.project_id, &channel, runtime_version, platform)
             .await?;
         let client_id = request.client_id.as_deref();
+        self.record_failures(&stream, request);
         let (branch, resolution) = resolve(&stream, &channel, client_id)?;
+        if let (Some(insights), Resolution::Update(prepared)) = (&self.insights, &resolution)
+            && prepared.update.kind == UpdateKind::Update
+        {
+            insights.record_check(&prepared.update, client_id);
+        }
         let answer = match resolution {
             Resolution::Nothing(message) => {
                 return Err(AppError::NotFound(message.to_owned()));
@@ -259,6 +281,38 @@ impl ServeService {
             answer,
             manifest_filters: format!("branch=\"{}\"", branch.as_str()),
         })
+    }
+
+    /// Counts the failures a device reports against the updates of its
+    /// stream that it names (others are not this stream's to count).
+    fn record_failures(&self, stream: &StreamView, request: &ManifestRequest) {
+        let Some(insights) = &self.insights else {
+            return;
+        };
+        let StreamView::Found { branches, .. } = stream else {
+            return;
+        };
+        let crashed = request
+            .current_update_id
+            .as_deref()
+            .filter(|_| request.fatal_error);
+        let failed = request.failed_update_ids.iter().map(String::as_str);
+        for manifest_id in failed.chain(crashed) {
+            let update = branches
+                .iter()
+                .flat_map(|view| view.updates.values())
+                .find(|prepared| prepared.update.manifest_id == manifest_id);
+            if let Some(prepared) = update {
+                insights.record_failure(&prepared.update, request.client_id.as_deref());
+            }
+        }
+    }
+
+    /// Counts a whole download of an asset; only launch assets are counted.
+    pub fn record_download(&self, asset: &LocatedAsset) {
+        if let (Some(insights), Some(update)) = (&self.insights, &asset.launch_asset_of) {
+            insights.record_launch_download(update);
+        }
     }
 
     /// The stream's view: from the cache, or read from the store.
@@ -651,6 +705,7 @@ impl ServeService {
             content_type: asset.content_type.clone(),
             immutable,
             compressible: is_compressible(&asset.content_type),
+            launch_asset_of: asset.is_launch_asset.then(|| Arc::clone(&update)),
         })
     }
 

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod blob;
 pub mod export;
 pub mod id;
+pub mod insights;
 pub mod member;
 pub mod ports;
 pub mod project;

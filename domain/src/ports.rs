@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
 use crate::audit::AuditEvent;
+use crate::insights::InsightCounts;
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
 use crate::project::Project;
 use crate::release::{BranchName, Channel, ChannelName, RolloutCandidate, RolloutPercentage};
@@ -316,6 +317,19 @@ pub trait ManifestSigner: Send + Sync {
     fn identity(&self) -> &str;
     /// The `expo-signature` part-header value for exactly these body bytes.
     fn signature_header(&self, body: &[u8]) -> Result<String, CryptoError>;
+}
+
+/// Update insights, as counted by each server instance.
+#[async_trait]
+pub trait InsightStore: Send + Sync {
+    /// Adds counts to this instance's rows, creating them as needed.
+    async fn add(&self, instance_id: &str, counts: &[InsightCounts]) -> StoreResult<()>;
+    /// Every instance's rows for a publish.
+    async fn for_publish(
+        &self,
+        project_id: &str,
+        publish_id: &str,
+    ) -> StoreResult<Vec<InsightCounts>>;
 }
 
 /// A project's signing keys.

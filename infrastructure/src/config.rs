@@ -34,6 +34,13 @@ pub struct Config {
     /// PEM text of the code-signing key, when signing is configured.
     pub signing_key: Option<Secret>,
     pub signing_key_id: String,
+    /// `AUTO_HALT_FAILURE_RATE` (0 < rate ≤ 1; unset: off) and
+    /// `AUTO_HALT_MIN_DEVICES` (default 100): halt a partial rollout whose
+    /// devices report failures at this rate or more.
+    pub auto_halt: Option<application::AutoHalt>,
+    /// `INSIGHTS_WRITE_SECONDS` (default 10): how often update insights
+    /// counted in memory are written; a crash loses at most this much.
+    pub insights_write_interval: std::time::Duration,
     /// `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<Secret>,
     /// `SIGNING_KEY_ENCRYPTION_KEY`: the master key projects' own signing
@@ -310,6 +317,27 @@ impl Config {
                 "needs STORAGE_TYPE=s3 (local files have no presigned URLs)",
             ));
         }
+        let insights_write_interval =
+            std::time::Duration::from_secs(number("INSIGHTS_WRITE_SECONDS", 10)?.clamp(1, 3600));
+        let auto_halt = match get("AUTO_HALT_FAILURE_RATE") {
+            None => None,
+            Some(raw) => {
+                let failure_rate = raw
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|rate| *rate > 0.0 && *rate <= 1.0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "AUTO_HALT_FAILURE_RATE",
+                            format!("{raw:?} is not a rate above 0 and at most 1 (e.g. 0.05)"),
+                        )
+                    })?;
+                Some(application::AutoHalt {
+                    failure_rate,
+                    min_devices: number("AUTO_HALT_MIN_DEVICES", 100)?,
+                })
+            }
+        };
         let limit = |name: &'static str, default: u64| -> Result<Option<NonZeroU32>, ConfigError> {
             let value = number(name, default)?;
             let value = u32::try_from(value)
@@ -348,6 +376,8 @@ impl Config {
             signing_key_id,
             signing_key_encryption_key,
             metrics_token,
+            auto_halt,
+            insights_write_interval,
             retention_keep_per_branch,
             gc_interval,
             gc_grace,

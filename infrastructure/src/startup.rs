@@ -10,9 +10,9 @@ use adapter_http::Services;
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
-    AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, Keyring,
-    MemberService, ProjectService, PublishService, RegistrationPolicy, ReleaseService, Retention,
-    ServeService, SigningKeyService,
+    AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, InsightRecorder,
+    InsightService, Keyring, MemberService, ProjectService, PublishService, RegistrationPolicy,
+    ReleaseService, Retention, ServeService, SigningKeyService,
 };
 use domain::blob::BlobStore;
 use domain::ports::{KeySealer, ManifestSigner};
@@ -67,6 +67,7 @@ pub struct Application {
     store: SqlStore,
     gc_interval: Option<Duration>,
     http: adapter_http::HttpSettings,
+    insights_write_interval: Duration,
 }
 
 impl Application {
@@ -133,6 +134,7 @@ impl Application {
             services,
             store,
             gc_interval: config.gc_interval,
+            insights_write_interval: config.insights_write_interval,
             http: adapter_http::HttpSettings {
                 rate_limits: config.rate_limits,
                 metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
@@ -153,6 +155,11 @@ impl Application {
             .map(|every| tokio::spawn(maintain_storage(self.services.clone(), every)));
         // Other instances' publishes and rollouts reach this one's cache.
         let changes = tokio::spawn(Arc::new(self.store.clone()).follow_changes());
+        let insights = Arc::clone(&self.services.insights);
+        let insight_writer = tokio::spawn(write_insights(
+            Arc::clone(&insights),
+            self.insights_write_interval,
+        ));
         let routes = adapter_http::routes(self.services, self.http);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(SHUTDOWN_GRACE))
@@ -161,6 +168,11 @@ impl Application {
             task.abort();
         }
         changes.abort();
+        insight_writer.abort();
+        // What was counted since the last write is kept, not lost.
+        if let Err(error) = insights.flush().await {
+            tracing::warn!(%error, "writing update insights at shut-down failed");
+        }
         self.store.close().await;
         tracing::info!("stopped");
         served
@@ -274,6 +286,7 @@ fn wire(
                 .map_err(|error| StartupError::Crypto(error.to_string()))?,
         ) as Arc<dyn KeySealer>),
     };
+    let insight_recorder = Arc::new(InsightRecorder::default());
     let keyring = Keyring::new(store.clone(), sealer, Arc::new(RsaSigningKeys));
     let retention = Retention::new(
         config.retention_keep_per_branch,
@@ -321,6 +334,7 @@ fn wire(
                 config.asset_url_base.clone().unwrap_or(public_url),
             )
             .with_keyring(keyring.clone())
+            .with_insights(Arc::clone(&insight_recorder))
             .with_cache(store.clone(), config.manifest_cache_bytes)
             .with_asset_redirects(config.presigned_redirects)
             .with_hot_files(config.asset_cache_bytes),
@@ -346,9 +360,30 @@ fn wire(
             store.clone(),
             audit.clone(),
         )),
+        insights: Arc::new(InsightService::new(
+            insight_recorder,
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            audit.clone(),
+            config.auto_halt,
+        )),
         health: store,
         blobs,
     })
+}
+
+/// Writes update insights every `every` (`INSIGHTS_WRITE_SECONDS`); a
+/// failed write keeps its counts for the next one.
+async fn write_insights(insights: Arc<InsightService>, every: Duration) {
+    let mut every = tokio::time::interval(every);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(error) = insights.flush().await {
+            tracing::warn!(%error, "writing update insights failed; retrying later");
+        }
+    }
 }
 
 /// Counters kept by the application and the adapters, exported on

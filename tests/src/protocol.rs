@@ -511,7 +511,7 @@ impl TestApp {
         self.fetch(&self.url(path)).await
     }
 
-    async fn fetch_request(&self, request: reqwest::RequestBuilder) -> RawResponse {
+    pub async fn fetch_request(&self, request: reqwest::RequestBuilder) -> RawResponse {
         let response = request.send().await.expect("the HTTP request failed");
         let status = response.status().as_u16();
         let headers = response.headers().clone();

@@ -4,6 +4,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod insights;
 mod members;
 mod projects;
 mod releases;
@@ -51,6 +52,7 @@ type Apis = (
     releases::PipelineReleasesApi,
     audit::AuditApi,
     signing_keys::SigningKeysApi,
+    insights::InsightsApi,
 );
 
 fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
@@ -63,7 +65,8 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
         releases::ReleasesApi(services.clone()),
         releases::PipelineReleasesApi(services.clone()),
         audit::AuditApi(services.clone()),
-        signing_keys::SigningKeysApi(services),
+        signing_keys::SigningKeysApi(services.clone()),
+        insights::InsightsApi(services),
     );
     OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
         "Self-hosted, multi-tenant server for Expo over-the-air updates. \
@@ -148,7 +151,12 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
             "/api/updates/:project/manifest",
             poem::get(protocol::manifest),
         )
-        .at("/api/updates/:project/assets", poem::get(assets::download))
+        // HEAD is routed explicitly so the handler sees it (and does not
+        // count it as a download); hyper sends no body for HEAD.
+        .at(
+            "/api/updates/:project/assets",
+            poem::get(assets::download).head(assets::download),
+        )
         .at("/healthz", ops::healthz)
         .at("/readyz", ops::readyz)
         .at("/metrics", poem::get(metrics::metrics_endpoint))

@@ -13,7 +13,7 @@ use poem::http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
     CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, VARY,
 };
-use poem::http::{HeaderMap, StatusCode};
+use poem::http::{HeaderMap, Method, StatusCode};
 use poem::web::{Data, Path, Query};
 use poem::{Body, Request, Response, ResponseBuilder, handler};
 
@@ -58,7 +58,12 @@ pub async fn download(
     match serve.asset_redirect(&asset, encoding).await {
         Ok(None) => {}
         // The storage answers the range, if any, itself.
-        Ok(Some(location)) => return redirect(&asset, &location),
+        Ok(Some(location)) => {
+            if range.is_none() && req.method() == Method::GET {
+                serve.record_download(&asset);
+            }
+            return redirect(&asset, &location);
+        }
         Err(error) => return error_response(error),
     }
     let (status, window) = match range {
@@ -76,6 +81,9 @@ pub async fn download(
         Ok(opened) => opened,
         Err(error) => return error_response(error),
     };
+    if status == StatusCode::OK && req.method() == Method::GET {
+        serve.record_download(&asset);
+    }
     let mut response = representation(&asset, encoding);
     if let Some(window) = &window {
         response = response.header(

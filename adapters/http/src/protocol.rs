@@ -167,6 +167,8 @@ pub async fn manifest(
             Err(error) => return error_response(error),
         },
         client_id: header(headers, "eas-client-id").map(str::to_owned),
+        failed_update_ids: recent_failed_update_ids(headers),
+        fatal_error: headers.contains_key("expo-fatal-error"),
         directives_allowed: structure == Structure::Multipart,
     };
     let served = match services.serve.manifest(&request).await {
@@ -335,6 +337,28 @@ fn expected_signature(headers: &HeaderMap) -> Result<Option<Option<String>>, App
         )));
     }
     Ok(Some(text_of("keyid")?))
+}
+
+/// `Expo-Recent-Failed-Update-IDs`: an SFV list of update ids (strings)
+/// that failed to launch on the device. Telemetry only: a malformed value
+/// is ignored rather than failing the update check. At most 16 are read.
+fn recent_failed_update_ids(headers: &HeaderMap) -> Vec<String> {
+    let Some(value) = headers.get("expo-recent-failed-update-ids") else {
+        return Vec::new();
+    };
+    let Ok(list) = sfv::Parser::new(value.as_bytes()).parse_list() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|entry| match entry {
+            sfv::ListEntry::Item(item) => item
+                .bare_item
+                .as_string()
+                .map(|id| id.as_str().to_ascii_lowercase()),
+            sfv::ListEntry::InnerList(_) => None,
+        })
+        .take(16)
+        .collect()
 }
 
 /// The only algorithm Expo code signing defines.

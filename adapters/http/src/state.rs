@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use application::{
-    AccountService, ApiKeyService, AuditService, GarbageCollector, MemberService, ProjectService,
-    PublishService, ReleaseService, Retention, ServeService, SigningKeyService,
+    AccountService, ApiKeyService, AuditService, GarbageCollector, InsightService, MemberService,
+    ProjectService, PublishService, ReleaseService, Retention, ServeService, SigningKeyService,
 };
 use domain::blob::BlobStore;
 use domain::ports::HealthProbe;
@@ -21,6 +21,7 @@ pub struct Services {
     pub releases: Arc<ReleaseService>,
     pub audit: Arc<AuditService>,
     pub signing_keys: Arc<SigningKeyService>,
+    pub insights: Arc<InsightService>,
     pub gc: Arc<GarbageCollector>,
     /// `RETENTION_KEEP_PER_BRANCH`, also applied in the background.
     pub retention: Arc<Retention>,

@@ -6,6 +6,7 @@ mod audit;
 mod channels;
 mod entity;
 mod errors;
+mod insights;
 mod members;
 mod migration;
 mod projects;

@@ -2266,6 +2266,80 @@ export interface paths {
         };
         trace?: never;
     };
+    "/api/projects/{id}/updates/{updateId}/insights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An update's checks, unique devices, launch-asset downloads and reported failures, by day and platform (members) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    updateId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["InsightsBody"];
+                    };
+                };
+                /** @description Missing, invalid or expired session token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Not a member (or no such project). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such update in this project. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description An unexpected fault on the server; details are in its log. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{id}/updates/{updateId}/republish": {
         parameters: {
             query?: never;
@@ -4119,6 +4193,52 @@ export interface components {
              * @description 1 to 100; 10 when absent.
              */
             validityYears?: number | null;
+        };
+        /**
+         * InsightCountsBody
+         * @description Counts for one platform, on one day or in total.
+         */
+        InsightCountsBody: {
+            /**
+             * Format: uint64
+             * @description Update checks answered with this update, or from devices running it.
+             */
+            checks: number;
+            /** @description `YYYY-MM-DD` (UTC); absent in totals. */
+            day?: string | null;
+            /**
+             * Format: uint64
+             * @description Distinct devices among those reports (estimated).
+             */
+            failedDevices: number;
+            /**
+             * Format: uint64
+             * @description Reports of the update failing: `Expo-Recent-Failed-Update-IDs`
+             *     naming it, or `Expo-Fatal-Error` from a device running it.
+             */
+            failureReports: number;
+            /**
+             * Format: uint64
+             * @description Whole downloads of the update's launch asset (its bundle).
+             */
+            launchAssetDownloads: number;
+            platform: string;
+            /**
+             * Format: uint64
+             * @description Distinct `EAS-Client-ID`s among those checks (estimated, ±3%).
+             */
+            uniqueDevices: number;
+        };
+        /**
+         * InsightsBody
+         * @description An update's insights.
+         */
+        InsightsBody: {
+            /** @description Oldest day first, then by platform. */
+            days: components["schemas"]["InsightCountsBody"][];
+            /** @description Per platform, over every day. */
+            totals: components["schemas"]["InsightCountsBody"][];
+            updateId: string;
         };
         /**
          * KeyBody

@@ -8,6 +8,7 @@ mod auth;
 mod channels_rollouts;
 mod delivery;
 mod hostile;
+mod insights;
 mod jwt;
 mod legacy;
 mod maintenance;

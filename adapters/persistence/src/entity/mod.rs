@@ -9,4 +9,5 @@ pub mod project;
 pub mod signing_key;
 pub mod update;
 pub mod update_asset;
+pub mod update_insight;
 pub mod user;

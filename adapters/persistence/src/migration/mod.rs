@@ -7,6 +7,7 @@ mod m20261127_000002_updates;
 mod m20261127_000003_releases;
 mod m20261127_000004_serve_epoch;
 mod m20261127_000005_signing_keys;
+mod m20261127_000006_update_insights;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_releases::Migration),
             Box::new(m20261127_000004_serve_epoch::Migration),
             Box::new(m20261127_000005_signing_keys::Migration),
+            Box::new(m20261127_000006_update_insights::Migration),
         ]
     }
 }

@@ -1,0 +1,92 @@
+//! `/api/projects/{id}/updates/{updateId}/insights`: how an update does in
+//! the field, by day and platform.
+
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::{ApiTags, require};
+use crate::error::error_responses;
+use crate::security::UserAuth;
+use crate::state::Services;
+
+pub struct InsightsApi(pub Option<Services>);
+
+/// Counts for one platform, on one day or in total.
+#[derive(Debug, Object)]
+pub struct InsightCountsBody {
+    /// `YYYY-MM-DD` (UTC); absent in totals.
+    pub day: Option<String>,
+    pub platform: String,
+    /// Update checks answered with this update, or from devices running it.
+    pub checks: u64,
+    /// Distinct `EAS-Client-ID`s among those checks (estimated, ±3%).
+    #[oai(rename = "uniqueDevices")]
+    pub unique_devices: u64,
+    /// Whole downloads of the update's launch asset (its bundle).
+    #[oai(rename = "launchAssetDownloads")]
+    pub launch_asset_downloads: u64,
+    /// Reports of the update failing: `Expo-Recent-Failed-Update-IDs`
+    /// naming it, or `Expo-Fatal-Error` from a device running it.
+    #[oai(rename = "failureReports")]
+    pub failure_reports: u64,
+    /// Distinct devices among those reports (estimated).
+    #[oai(rename = "failedDevices")]
+    pub failed_devices: u64,
+}
+
+impl From<application::InsightSummary> for InsightCountsBody {
+    fn from(summary: application::InsightSummary) -> Self {
+        Self {
+            day: summary.day.map(|day| day.format("%Y-%m-%d").to_string()),
+            platform: summary.platform.as_str().to_owned(),
+            checks: summary.checks,
+            unique_devices: summary.unique_devices,
+            launch_asset_downloads: summary.launch_asset_downloads,
+            failure_reports: summary.failure_reports,
+            failed_devices: summary.failed_devices,
+        }
+    }
+}
+
+/// An update's insights.
+#[derive(Debug, Object)]
+pub struct InsightsBody {
+    #[oai(rename = "updateId")]
+    pub update_id: String,
+    /// Oldest day first, then by platform.
+    pub days: Vec<InsightCountsBody>,
+    /// Per platform, over every day.
+    pub totals: Vec<InsightCountsBody>,
+}
+
+error_responses!(InsightsError {
+    /// Missing, invalid or expired session token.
+    Unauthorized = 401,
+    /// Not a member (or no such project).
+    Forbidden = 403,
+    /// No such update in this project.
+    NotFound = 404,
+});
+
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Releases")]
+impl InsightsApi {
+    /// An update's checks, unique devices, launch-asset downloads and reported failures, by day and platform (members)
+    #[oai(path = "/projects/:id/updates/:updateId/insights", method = "get")]
+    async fn insights(
+        &self,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Json<InsightsBody>, InsightsError> {
+        let insights = require(&self.0)?
+            .insights
+            .insights(&auth.0, &id, &update_id)
+            .await?;
+        Ok(Json(InsightsBody {
+            update_id: update_id.0,
+            days: insights.days.into_iter().map(Into::into).collect(),
+            totals: insights.totals.into_iter().map(Into::into).collect(),
+        }))
+    }
+}
