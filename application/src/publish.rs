@@ -339,6 +339,9 @@ impl PublishService {
                 _ => None,
             };
             if let Some(field) = field {
+                if field.is_some() {
+                    return Err(sent_twice(&part.name));
+                }
                 *field = Some(text(&part.name, read_small(part.body).await?)?);
                 continue;
             }
@@ -350,16 +353,36 @@ impl PublishService {
                 }
                 let path = normalize_export_path(raw_path)?;
                 let sha256_hex = text(&part.name, read_small(part.body).await?)?;
-                form.references.insert(path, parse_sha256_hex(&sha256_hex)?);
+                if form
+                    .references
+                    .insert(path, parse_sha256_hex(&sha256_hex)?)
+                    .is_some()
+                {
+                    return Err(sent_twice(&part.name));
+                }
                 continue;
             }
             match part.name.as_str() {
-                "metadata.json" => form.metadata = Some(read_small(part.body).await?),
-                "expoConfig.json" => form.expo_config = Some(read_small(part.body).await?),
+                "metadata.json" | "expoConfig.json" => {
+                    let slot = match part.name.as_str() {
+                        "metadata.json" => &mut form.metadata,
+                        _ => &mut form.expo_config,
+                    };
+                    if slot.is_some() {
+                        return Err(sent_twice(&part.name));
+                    }
+                    *slot = Some(read_small(part.body).await?);
+                }
                 name => {
                     let path = normalize_export_path(name).ok().filter(|_| part.is_file);
+                    if let Some(path) = &path
+                        && form.files.contains_key(path)
+                    {
+                        // Which of two different bodies would be served?
+                        return Err(sent_twice(name));
+                    }
                     match path {
-                        Some(path) if !form.files.contains_key(&path) => {
+                        Some(path) => {
                             let staged = self
                                 .blobs
                                 .stage(part.body, budget)
@@ -368,8 +391,8 @@ impl PublishService {
                             budget = budget.saturating_sub(staged.size);
                             form.files.insert(path, staged);
                         }
-                        // Not a file we could ever serve, or a repeat: drain it.
-                        _ => drain(part.body).await?,
+                        // Not a file we could ever serve: drain it.
+                        None => drain(part.body).await?,
                     }
                 }
             }
@@ -719,6 +742,11 @@ pub(crate) async fn find_publish(
 /// Checks `expoConfig.json` is a JSON object and returns it compact.
 fn parse_expo_config(bytes: &[u8]) -> AppResult<String> {
     Ok(Value::Object(export::parse_expo_config(bytes)?).to_string())
+}
+
+/// A form field that appeared twice: refused rather than guessed at.
+fn sent_twice(name: &str) -> AppError {
+    AppError::Invalid(format!("{name} was sent twice; send each field once."))
 }
 
 fn text(field: &str, bytes: Vec<u8>) -> AppResult<String> {

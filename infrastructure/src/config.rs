@@ -38,6 +38,10 @@ pub struct Config {
     /// `AUTO_HALT_MIN_DEVICES` (default 100): halt a partial rollout whose
     /// devices report failures at this rate or more.
     pub auto_halt: Option<application::AutoHalt>,
+    /// `IDLE_TIMEOUT_SECONDS` (default 75): a connection without a byte
+    /// either way for this long is closed. Keep it above the idle timeout of
+    /// the load balancer in front (60 s on AWS ALB and nginx).
+    pub idle_timeout: std::time::Duration,
     /// `INSIGHTS_WRITE_SECONDS` (default 10): how often update insights
     /// counted in memory are written; a crash loses at most this much.
     pub insights_write_interval: std::time::Duration,
@@ -317,6 +321,8 @@ impl Config {
                 "needs STORAGE_TYPE=s3 (local files have no presigned URLs)",
             ));
         }
+        let idle_timeout =
+            std::time::Duration::from_secs(number("IDLE_TIMEOUT_SECONDS", 75)?.clamp(1, 24 * 3600));
         let insights_write_interval =
             std::time::Duration::from_secs(number("INSIGHTS_WRITE_SECONDS", 10)?.clamp(1, 3600));
         let auto_halt = match get("AUTO_HALT_FAILURE_RATE") {
@@ -378,6 +384,7 @@ impl Config {
             metrics_token,
             auto_halt,
             insights_write_interval,
+            idle_timeout,
             retention_keep_per_branch,
             gc_interval,
             gc_grace,

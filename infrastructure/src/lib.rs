@@ -6,6 +6,7 @@
 pub mod codesigning;
 pub mod config;
 pub mod healthcheck;
+mod idle_timeout;
 pub mod jwt_secret;
 mod startup;
 pub mod telemetry;

@@ -21,6 +21,7 @@ use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
 use crate::config::{Config, Secret, StorageConfig};
+use crate::idle_timeout::IdleTimeoutAcceptor;
 use crate::jwt_secret::{self, Origin};
 
 /// How long in-flight requests get to finish after SIGTERM or SIGINT.
@@ -68,6 +69,7 @@ pub struct Application {
     gc_interval: Option<Duration>,
     http: adapter_http::HttpSettings,
     insights_write_interval: Duration,
+    idle_timeout: Duration,
 }
 
 impl Application {
@@ -135,6 +137,7 @@ impl Application {
             store,
             gc_interval: config.gc_interval,
             insights_write_interval: config.insights_write_interval,
+            idle_timeout: config.idle_timeout,
             http: adapter_http::HttpSettings {
                 rate_limits: config.rate_limits,
                 metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
@@ -161,7 +164,8 @@ impl Application {
             self.insights_write_interval,
         ));
         let routes = adapter_http::routes(self.services, self.http);
-        let served = Server::new_with_acceptor(self.acceptor)
+        let acceptor = IdleTimeoutAcceptor::new(self.acceptor, self.idle_timeout);
+        let served = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(routes, shutdown_signal(), Some(SHUTDOWN_GRACE))
             .await;
         if let Some(task) = maintenance {

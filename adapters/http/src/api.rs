@@ -18,7 +18,9 @@ use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
 use crate::metrics::{self, Metrics, MetricsToken};
-use crate::middleware::{json_errors, limit_body, normalize_empty_json_body, request_log};
+use crate::middleware::{
+    json_errors, limit_body, limit_headers, normalize_empty_json_body, request_log,
+};
 use crate::rate_limit::{self, RateLimits};
 use crate::state::{HttpSettings, Services};
 use crate::{assets, ops, protocol};
@@ -166,6 +168,7 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .data(metrics)
         .data(MetricsToken(settings.metrics_token))
         .catch_all_error(json_errors)
+        .around(limit_headers)
         .around(move |next, req| request_log(next, req, Arc::clone(&observed)))
 }
 

@@ -123,9 +123,9 @@ pub async fn json_errors(error: poem::Error) -> Response {
         .into_response()
 }
 
-/// Refuses a body larger than `max_bytes`: at once with 413 when the
-/// declared length says so, and by cutting a chunked body off at the limit
-/// (which then fails to parse, with 400) when it does not.
+/// Refuses a body larger than `max_bytes` with 413: at once when the
+/// declared length says so, after reading when a small body is chunked. A
+/// chunked upload is cut off at the limit instead (see below).
 pub async fn limit_body<E: Endpoint>(
     next: Arc<E>,
     mut req: Request,
@@ -141,13 +141,34 @@ pub async fn limit_body<E: Endpoint>(
             return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
         }
         Some(_) => {}
+        None if max_bytes <= MAX_BUFFERED_BODY_BYTES => {
+            // Small bodies (JSON) are read here, so that one past the limit
+            // is a 413 like a declared one, not a parse error.
+            let mut body = Vec::new();
+            req.take_body()
+                .into_async_read()
+                .take(max_bytes + 1)
+                .read_to_end(&mut body)
+                .await
+                .map_err(|error| poem::Error::new(error, StatusCode::BAD_REQUEST))?;
+            if body.len() as u64 > max_bytes {
+                return Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            req.set_body(Body::from_vec(body));
+        }
         None => {
+            // Uploads stream; the publish refuses one over its limit with
+            // 413 long before this cut-off is reached.
             let body = req.take_body().into_async_read().take(max_bytes);
             req.set_body(Body::from_async_read(body));
         }
     }
     next.call(req).await.map(IntoResponse::into_response)
 }
+
+/// Bodies up to this size without a declared length are read into memory
+/// before the handler runs (see [`limit_body`]).
+const MAX_BUFFERED_BODY_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Treats a POST or PATCH with an empty body and no content type as `{}`, as
 /// the old server did: a client that omits the body then gets "Missing
@@ -168,6 +189,28 @@ pub async fn normalize_empty_json_body<E: Endpoint>(
         req.headers_mut()
             .insert(CONTENT_LENGTH, HeaderValue::from_static("2"));
         req.set_body(Body::from_string("{}".to_owned()));
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The most header bytes (names and values) a request may carry: far above
+/// what browsers, the Expo clients and CI tools send (a few KiB), far below
+/// what would let a client make the server hold megabytes per connection.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses requests whose headers exceed [`MAX_HEADER_BYTES`] with 431.
+pub async fn limit_headers<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Ok(poem::web::Json(serde_json::json!({
+            "error": format!("Request headers are larger than {MAX_HEADER_BYTES} bytes."),
+        }))
+        .with_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        .into_response());
     }
     next.call(req).await.map(IntoResponse::into_response)
 }

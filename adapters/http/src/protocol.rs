@@ -98,6 +98,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
+/// The headers an update check is decided by.
+const DEVICE_HEADERS: [&str; 7] = [
+    "expo-protocol-version",
+    "expo-platform",
+    "expo-runtime-version",
+    "expo-channel-name",
+    "expo-current-update-id",
+    "expo-embedded-update-id",
+    "eas-client-id",
+];
+
 /// A header that must be visible ASCII when present: a value that is not
 /// (UTF-8 bytes, obs-text) is refused rather than read as absent, which for
 /// `expo-channel-name` would quietly serve another channel.
@@ -126,6 +137,14 @@ pub async fn manifest(
     services: Data<&Services>,
 ) -> Response {
     let headers = req.headers();
+    // A value that is not text is refused rather than read as absent: an
+    // unreadable protocol version would otherwise be served as protocol 0,
+    // an unreadable client id as no rollout bucket.
+    for name in DEVICE_HEADERS {
+        if let Err(error) = ascii_header(headers, name) {
+            return error_response(error);
+        }
+    }
     let protocol = match header(headers, "expo-protocol-version") {
         None | Some("0") => ProtocolVersion::V0,
         Some("1") => ProtocolVersion::V1,

@@ -5,9 +5,11 @@
 
 mod api_keys;
 mod auth;
+mod authz_matrix;
 mod channels_rollouts;
 mod delivery;
 mod hostile;
+mod hostile_corpus;
 mod insights;
 mod jwt;
 mod legacy;

@@ -3,13 +3,11 @@
 use application::{AppError, AppResult, Caller, RollbackRequest, UploadPart, UploadParts};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
-use poem::web::Multipart;
-use poem::{FromRequest, Request, RequestBody};
+use poem::{Request, RequestBody};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
-use tokio_util::io::ReaderStream;
 
 use super::{ApiTags, require};
 use crate::error::error_responses;
@@ -140,7 +138,11 @@ fn rolled_back(published: application::Published) -> Json<PublishedBody> {
 }
 
 /// The publish form, streamed part by part (never buffered whole).
-pub struct PublishForm(Multipart);
+pub struct PublishForm(multer::Multipart<'static>);
+
+/// The most header bytes one part of the publish form may carry; real
+/// clients send a `Content-Disposition` and a `Content-Type` (~200 bytes).
+const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 
 impl<'a> ApiExtractor<'a> for PublishForm {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
@@ -189,9 +191,27 @@ impl<'a> ApiExtractor<'a> for PublishForm {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        <Multipart as FromRequest>::from_request(request, body)
-            .await
-            .map(Self)
+        let content_type = request
+            .headers()
+            .get(poem::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let is_form = content_type
+            .split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"));
+        let refused = |message: String| {
+            poem::Error::from_string(message, poem::http::StatusCode::BAD_REQUEST)
+        };
+        if !is_form {
+            return Err(refused(
+                "The publish body must be multipart/form-data.".to_owned(),
+            ));
+        }
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|error| refused(format!("Malformed multipart content type: {error}")))?;
+        let stream = tokio_util::io::ReaderStream::new(body.take()?.into_async_read());
+        Ok(Self(multer::Multipart::new(stream, boundary)))
     }
 }
 
@@ -203,12 +223,23 @@ impl UploadParts for PublishForm {
             .next_field()
             .await
             .map_err(|error| AppError::Invalid(format!("Malformed multipart body: {error}")))?;
-        Ok(field.map(|field| UploadPart {
+        let Some(field) = field else {
+            return Ok(None);
+        };
+        let header_bytes: usize = field
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if header_bytes > MAX_PART_HEADER_BYTES {
+            return Err(AppError::Invalid(format!(
+                "A part of the form has more than {MAX_PART_HEADER_BYTES} bytes of headers."
+            )));
+        }
+        Ok(Some(UploadPart {
             name: field.name().unwrap_or_default().to_owned(),
             is_file: field.file_name().is_some(),
-            body: ReaderStream::new(field.into_async_read())
-                .map_err(std::io::Error::other)
-                .boxed(),
+            body: field.map_err(std::io::Error::other).boxed(),
         }))
     }
 }
