@@ -2,6 +2,7 @@
 //! The HTTP adapter maps each variant to one status code, in one place.
 
 use domain::ValidationError;
+use domain::blob::BlobError;
 use domain::ports::{CryptoError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,9 @@ pub enum AppError {
     /// on this server (503); the text is for the client.
     #[error("{0}")]
     Unavailable(String),
+    /// The storage is full (507): nothing was stored.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// A fault of ours or of a backend (500). The text goes to the log only.
     #[error("{0}")]
     Internal(String),
@@ -50,7 +54,33 @@ impl From<StoreError> for AppError {
             StoreError::Conflict { field } => Self::Conflict(conflict_message(field)),
             StoreError::ProjectGone => permission_denied(),
             StoreError::LastOwner(error) => Self::Conflict(error.to_string()),
-            StoreError::Backend(text) => Self::Internal(text),
+            StoreError::Backend(detail) => {
+                tracing::error!(%detail, "database error");
+                Self::Unavailable("The database is unavailable; try again shortly.".to_owned())
+            }
+        }
+    }
+}
+
+/// A storage failure as the client sees it; the detail goes to the log.
+impl From<BlobError> for AppError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::TooLarge(limit) => {
+                Self::TooLarge(format!("The upload is larger than {limit} bytes."))
+            }
+            BlobError::Body(detail) => {
+                Self::Invalid(format!("The upload could not be read: {detail}"))
+            }
+            BlobError::StorageFull => Self::InsufficientStorage(
+                "The server's storage is full; nothing was stored. Try again once space is freed."
+                    .to_owned(),
+            ),
+            BlobError::NotFound(key) => Self::Internal(format!("blob {key} is missing")),
+            BlobError::Backend(detail) => {
+                tracing::error!(%detail, "storage backend error");
+                Self::Unavailable("Storage is unavailable; try again shortly.".to_owned())
+            }
         }
     }
 }

@@ -515,7 +515,7 @@ impl PublishService {
             .flat_map(|update| &update.assets)
             .map(|asset| asset.sha256_hex.clone())
             .collect();
-        let storage_error = |error: BlobError| AppError::Internal(error.to_string());
+        let storage_error = AppError::from;
         // Checked concurrently: on SQLite the lock holds up every writer.
         let missing = self.absent_blobs(project_id, hashes).await?;
         for sha256_hex in missing {
@@ -602,7 +602,7 @@ impl PublishService {
                 self.blobs
                     .promote(staged, &key)
                     .await
-                    .map_err(|error| AppError::Internal(error.to_string()))?;
+                    .map_err(AppError::from)?;
                 if is_compressible(&content_type) {
                     precompress(self.blobs.as_ref(), &key, staged.size).await;
                 }
@@ -683,7 +683,7 @@ impl PublishService {
             .buffer_unordered(16)
             .try_collect()
             .await
-            .map_err(|error| AppError::Internal(error.to_string()))?;
+            .map_err(AppError::from)?;
         Ok(absent.into_iter().flatten().collect())
     }
 }
@@ -784,6 +784,6 @@ fn upload_error(error: BlobError, limit: u64) -> AppError {
         BlobError::Body(detail) => {
             AppError::Invalid(format!("The upload could not be read: {detail}"))
         }
-        other => AppError::Internal(other.to_string()),
+        other => other.into(),
     }
 }

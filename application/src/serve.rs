@@ -765,7 +765,7 @@ impl ServeService {
         self.blobs
             .presigned_get(&key, &headers, PRESIGNED_URL_LIFETIME)
             .await
-            .map_err(|error| AppError::Internal(error.to_string()))
+            .map_err(AppError::from)
     }
 
     /// Opens the asset's bytes, or its compressed copy, whole or a range of
@@ -797,7 +797,7 @@ impl ServeService {
         };
         let reader = opened.map_err(|error| match error {
             BlobError::NotFound(_) => AppError::Internal(format!("blob {} is missing", asset.key)),
-            other => AppError::Internal(other.to_string()),
+            other => other.into(),
         })?;
         Ok((reader, None))
     }

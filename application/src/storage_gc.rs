@@ -127,10 +127,7 @@ impl GarbageCollector {
     }
 
     async fn list(&self, prefix: &str) -> AppResult<Vec<BlobInfo>> {
-        self.blobs
-            .list(prefix)
-            .await
-            .map_err(|error| AppError::Internal(error.to_string()))
+        self.blobs.list(prefix).await.map_err(AppError::from)
     }
 
     async fn collect(&self, project_id: &str, blobs: Vec<BlobInfo>) -> AppResult<GcReport> {
@@ -181,7 +178,7 @@ impl GarbageCollector {
         self.blobs
             .delete_many(&keys)
             .await
-            .map_err(|error| AppError::Internal(error.to_string()))?;
+            .map_err(AppError::from)?;
         report.deleted_blobs += files(&doomed);
         report.freed_bytes += doomed.iter().map(|blob| blob.size).sum::<u64>();
         tracing::info!(

@@ -47,6 +47,9 @@ pub enum BlobError {
     /// The client's body stream failed (connection dropped, malformed part).
     #[error("reading the upload failed: {0}")]
     Body(String),
+    /// The storage has no room left (a full disk).
+    #[error("the storage is full")]
+    StorageFull,
     /// The storage backend failed; for the operator's log.
     #[error("storage backend error: {0}")]
     Backend(String),

@@ -27,9 +27,6 @@ use crate::jwt_secret::{self, Origin};
 /// How long in-flight requests get to finish after SIGTERM or SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Staging files older than this belong to no publish still running.
-const STALE_STAGING_SECONDS: u64 = 6 * 3600;
-
 /// How long the start-up storage probe may take.
 const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -67,6 +64,7 @@ pub struct Application {
     services: Services,
     store: SqlStore,
     gc_interval: Option<Duration>,
+    gc_grace: Duration,
     http: adapter_http::HttpSettings,
     insights_write_interval: Duration,
     idle_timeout: Duration,
@@ -92,7 +90,7 @@ impl Application {
                 source,
             })?;
         tracing::info!(backend = store.backend_name(), "database ready");
-        let blobs = open_storage(&config.storage).await?;
+        let blobs = open_storage(&config.storage, config.gc_grace).await?;
         let signer = match &config.signing_key {
             None => None,
             Some(pem) => {
@@ -136,6 +134,7 @@ impl Application {
             services,
             store,
             gc_interval: config.gc_interval,
+            gc_grace: config.gc_grace,
             insights_write_interval: config.insights_write_interval,
             idle_timeout: config.idle_timeout,
             http: adapter_http::HttpSettings {
@@ -153,9 +152,13 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let maintenance = self
-            .gc_interval
-            .map(|every| tokio::spawn(maintain_storage(self.services.clone(), every)));
+        let maintenance = self.gc_interval.map(|every| {
+            tokio::spawn(maintain_storage(
+                self.services.clone(),
+                every,
+                self.gc_grace,
+            ))
+        });
         // Other instances' publishes and rollouts reach this one's cache.
         let changes = tokio::spawn(Arc::new(self.store.clone()).follow_changes());
         let insights = Arc::clone(&self.services.insights);
@@ -187,12 +190,12 @@ impl Application {
 /// retention to every branch, then deletes blobs no update references (after
 /// deletes, retention, deleted projects).
 /// Each instance runs it; the reference lock keeps them from colliding.
-async fn maintain_storage(services: Services, every: Duration) {
+async fn maintain_storage(services: Services, every: Duration, staging_grace: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = services.blobs.sweep_staging(STALE_STAGING_SECONDS).await {
+        if let Err(error) = services.blobs.sweep_staging(staging_grace.as_secs()).await {
             tracing::warn!(%error, "sweeping staging failed");
         }
         if let Err(error) = services.retention.apply_everywhere().await {
@@ -232,7 +235,13 @@ fn resolve_jwt_secret(config: &Config) -> Result<Secret, StartupError> {
 /// Opens the blob store and proves it works (write, read, delete a probe), so
 /// a wrong bucket, endpoint or credential stops start-up, not the first
 /// publish.
-async fn open_storage(config: &StorageConfig) -> Result<Arc<dyn BlobStore>, StartupError> {
+/// Opens the storage, checks it answers, and deletes what interrupted
+/// publishes (a crash, a kill) left in staging longer than `staging_grace`
+/// (`GC_GRACE_SECONDS`: no publish takes that long).
+async fn open_storage(
+    config: &StorageConfig,
+    staging_grace: Duration,
+) -> Result<Arc<dyn BlobStore>, StartupError> {
     let what = match config {
         StorageConfig::Local { root } => format!("local {}", root.display()),
         StorageConfig::S3 {
@@ -254,7 +263,7 @@ async fn open_storage(config: &StorageConfig) -> Result<Arc<dyn BlobStore>, Star
         .map_err(|_| failed(format!("no answer within {STORAGE_CHECK_TIMEOUT:?}")))?
         .map_err(|error| failed(error.to_string()))?;
     tracing::info!(storage = blobs.description(), "storage ready");
-    match blobs.sweep_staging(STALE_STAGING_SECONDS).await {
+    match blobs.sweep_staging(staging_grace.as_secs()).await {
         Ok(0) => {}
         Ok(count) => tracing::info!(
             count,

@@ -24,6 +24,7 @@ pub fn classify(error: AppError) -> (StatusCode, String) {
         AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
         AppError::NotAcceptable(message) => (StatusCode::NOT_ACCEPTABLE, message),
         AppError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+        AppError::InsufficientStorage(message) => (StatusCode::INSUFFICIENT_STORAGE, message),
         AppError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             (
@@ -52,6 +53,13 @@ macro_rules! error_responses {
             /// An unexpected fault on the server; details are in its log.
             #[oai(status = 500)]
             InternalServerError(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+            /// The database or the storage is unavailable, or a feature is
+            /// not configured; try again later.
+            #[oai(status = 503)]
+            ServiceUnavailable(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+            /// The storage is full; nothing was stored.
+            #[oai(status = 507)]
+            InsufficientStorage(poem_openapi::payload::Json<$crate::error::ErrorBody>),
         }
 
         impl From<application::AppError> for $name {
@@ -61,6 +69,8 @@ macro_rules! error_responses {
                 match status.as_u16() {
                     $($status => Self::$variant(body),)*
                     500 => Self::InternalServerError(body),
+                    503 => Self::ServiceUnavailable(body),
+                    507 => Self::InsufficientStorage(body),
                     other => {
                         tracing::error!(status = other, "status not declared for this operation");
                         Self::InternalServerError(body)

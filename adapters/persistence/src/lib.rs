@@ -65,7 +65,9 @@ impl SqlStore {
         options
             .sqlx_logging(false)
             .max_connections(16)
-            .connect_timeout(Duration::from_secs(10))
+            // How long a request waits for a connection before it is answered
+            // 503 (the database is down or saturated).
+            .connect_timeout(Duration::from_secs(5))
             .map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .create_if_missing(true)

@@ -163,11 +163,28 @@ impl ObjectBlobStore {
 fn backend(error: object_store::Error) -> BlobError {
     match error {
         object_store::Error::NotFound { path, .. } => BlobError::NotFound(path),
+        other if is_storage_full(&other) => BlobError::StorageFull,
         other => {
             BACKEND_ERRORS.fetch_add(1, Ordering::Relaxed);
             BlobError::Backend(other.to_string())
         }
     }
+}
+
+/// Whether an error comes from a full disk (ENOSPC), anywhere in its chain
+/// of causes: the local store wraps the I/O error of the write that failed.
+fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    // Some wrappers keep only the message.
+    error.to_string().contains("No space left on device")
 }
 
 /// Storage operations that failed (a missing object is not a failure).

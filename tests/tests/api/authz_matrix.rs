@@ -153,6 +153,12 @@ const RULES: &[(&str, &str, Access, u16)] = &[
         204,
     ),
     (
+        "GET",
+        "/api/projects/{id}/updates/{updateId}/insights",
+        Access::Members,
+        200,
+    ),
+    (
         "POST",
         "/api/projects/{id}/updates/{updateId}/republish",
         Access::Members,

@@ -82,8 +82,6 @@ error_responses!(AddSigningKeyError {
     Forbidden = 403,
     /// The project already has a key with this key id.
     Conflict = 409,
-    /// The server has no `SIGNING_KEY_ENCRYPTION_KEY`.
-    ServiceUnavailable = 503,
 });
 
 error_responses!(ListSigningKeysError {
