@@ -126,7 +126,11 @@ fn publish_something(server: &Server) -> Published {
         &json!({"username": "backup", "email": "backup@example.com", "password": "correct horse battery"}),
     );
     let token = session["token"].as_str().unwrap().to_owned();
-    let project = server.post("/api/projects", Some(&token), &json!({"name": "Backed up", "slug": "backed-up"}));
+    let project = server.post(
+        "/api/projects",
+        Some(&token),
+        &json!({"name": "Backed up", "slug": "backed-up"}),
+    );
     let project = project["id"].as_str().unwrap().to_owned();
     let key = server.post(
         &format!("/api/projects/{project}/keys"),

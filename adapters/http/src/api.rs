@@ -19,7 +19,8 @@ use serde_json::Value;
 
 use crate::metrics::{self, Metrics, MetricsToken};
 use crate::middleware::{
-    json_errors, limit_body, limit_headers, normalize_empty_json_body, request_log,
+    AllowedMethods, allow_header, json_errors, limit_body, limit_headers,
+    normalize_empty_json_body, request_log,
 };
 use crate::rate_limit::{self, RateLimits};
 use crate::state::{HttpSettings, Services};
@@ -129,6 +130,7 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
     let limits = RateLimits::new(settings.rate_limits);
     limits.forget_idle_in_background();
     let metrics = Arc::new(Metrics::new(settings.metrics_sources));
+    let allowed = Arc::new(allowed_methods());
     let observed = Arc::clone(&metrics);
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
@@ -168,8 +170,43 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .data(metrics)
         .data(MetricsToken(settings.metrics_token))
         .catch_all_error(json_errors)
+        .around(move |next, req| allow_header(next, req, Arc::clone(&allowed)))
         .around(limit_headers)
         .around(move |next, req| request_log(next, req, Arc::clone(&observed)))
+}
+
+/// The methods of every route: the documented ones from the OpenAPI
+/// document, and those it does not describe.
+fn allowed_methods() -> AllowedMethods {
+    let document: Value = serde_json::from_str(&openapi_document()).unwrap_or_default();
+    let mut routes: Vec<(String, Vec<String>)> = document["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(path, operations)| {
+            let mut methods: Vec<String> = operations
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(method, _)| method.to_ascii_uppercase())
+                .collect();
+            if methods.iter().any(|method| method == "GET") {
+                methods.push("HEAD".to_owned());
+            }
+            (path.clone(), methods)
+        })
+        .collect();
+    for path in [
+        "/api/updates/{project}/manifest",
+        "/api/updates/{project}/assets",
+        "/api/openapi.json",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        routes.push((path.to_owned(), vec!["GET".to_owned(), "HEAD".to_owned()]));
+    }
+    AllowedMethods::new(routes)
 }
 
 /// Whether a request is a publish upload, which gets the upload size limit

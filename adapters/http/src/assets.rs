@@ -203,7 +203,7 @@ fn accepted_encodings(headers: &HeaderMap) -> Vec<ContentEncoding> {
             .trim()
             .to_ascii_lowercase();
         let refused = pieces
-            .filter_map(|param| param.trim().strip_prefix("q="))
+            .filter_map(crate::protocol::quality_value)
             .any(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0));
         let encoding = match coding.as_str() {
             "br" => Some(ContentEncoding::Brotli),

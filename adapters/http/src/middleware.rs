@@ -214,3 +214,69 @@ pub async fn limit_headers<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Res
     }
     next.call(req).await.map(IntoResponse::into_response)
 }
+
+/// The methods each route template answers, for the `Allow` header of a 405.
+pub struct AllowedMethods(Vec<(Vec<String>, String)>);
+
+impl AllowedMethods {
+    /// From `(template, methods)` pairs; `{name}` and `:name` segments match
+    /// any one segment.
+    pub fn new(routes: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
+        Self(
+            routes
+                .into_iter()
+                .map(|(template, methods)| {
+                    let segments = template
+                        .trim_matches('/')
+                        .split('/')
+                        .map(str::to_owned)
+                        .collect();
+                    (segments, methods.join(", "))
+                })
+                .collect(),
+        )
+    }
+
+    fn for_path(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let is_parameter = |segment: &str| segment.starts_with('{') || segment.starts_with(':');
+        // The template with the most literal segments wins, as in routing:
+        // `signing-keys/generate` before `signing-keys/{keyId}`.
+        self.0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(expected, actual)| is_parameter(expected) || expected == actual)
+            })
+            .max_by_key(|(template, _)| {
+                template
+                    .iter()
+                    .filter(|segment| !is_parameter(segment))
+                    .count()
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
+}
+
+/// Adds `Allow` to a 405 (RFC 9110 §15.5.6), naming the methods the path
+/// answers.
+pub async fn allow_header<E: Endpoint>(
+    next: Arc<E>,
+    req: Request,
+    allowed: Arc<AllowedMethods>,
+) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let mut response = next.call(req).await?.into_response();
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allowed.for_path(&path)
+        && let Ok(value) = HeaderValue::from_str(methods)
+    {
+        response
+            .headers_mut()
+            .insert(poem::http::header::ALLOW, value);
+    }
+    Ok(response)
+}

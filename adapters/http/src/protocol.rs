@@ -42,6 +42,13 @@ impl Structure {
     }
 }
 
+/// The value of a `q` parameter (`q=0.5`, `Q = 0.5`): parameter names are
+/// case-insensitive (RFC 9110 §12.4.2).
+pub(crate) fn quality_value(param: &str) -> Option<&str> {
+    let (name, value) = param.split_once('=')?;
+    name.trim().eq_ignore_ascii_case("q").then_some(value)
+}
+
 /// Proactive negotiation (RFC 9110 §12.5.1): the structure with the highest
 /// q-value among those the `Accept` header allows; none header means any.
 fn negotiate(accept: Option<&str>) -> Option<Structure> {
@@ -54,7 +61,7 @@ fn negotiate(accept: Option<&str>) -> Option<Structure> {
             let mut pieces = range.split(';');
             let media = pieces.next()?.trim().to_ascii_lowercase();
             let q = pieces
-                .filter_map(|param| param.trim().strip_prefix("q="))
+                .filter_map(quality_value)
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
             Some((media, q))
