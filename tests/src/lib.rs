@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod protocol;
+pub mod proxy;
 pub mod publish;
 pub use s3_test_server as s3;
 

@@ -15,7 +15,10 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::signer::{Method, SignedUrlOptions, Signer};
-use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
 use sha2::{Digest, Sha256};
 
 /// Where blobs go, as configured.
@@ -120,6 +123,12 @@ impl ObjectBlobStore {
                 virtual_hosted,
             } => {
                 let mut builder = AmazonS3Builder::new()
+                    .with_retry(s3_retries())
+                    .with_client_options(
+                        ClientOptions::new()
+                            .with_connect_timeout(S3_CONNECT_TIMEOUT)
+                            .with_timeout(S3_REQUEST_TIMEOUT),
+                    )
                     .with_bucket_name(bucket)
                     .with_region(region)
                     .with_access_key_id(access_key)
@@ -157,6 +166,28 @@ impl ObjectBlobStore {
     /// Where the blobs live, for start-up logs.
     pub fn description(&self) -> &str {
         &self.description
+    }
+}
+
+/// How long to wait for a TCP connection to S3.
+const S3_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The longest one S3 request may take (a part of an upload is at most a
+/// few MiB).
+const S3_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Two quick retries for a transient S3 error, then the error: while S3 is
+/// down, a request is answered 503 in about a second instead of after
+/// object_store's default ten retries (up to three minutes).
+fn s3_retries() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_millis(500),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: std::time::Duration::from_secs(5),
     }
 }
 

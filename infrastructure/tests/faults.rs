@@ -1,0 +1,935 @@
+//! Faults only a real process can have: the server killed with SIGKILL in the middle of a
+//! publish (on SQLite and on PostgreSQL), and several instances of the binary sharing one
+//! PostgreSQL database and one S3 bucket.
+//!
+//! The server runs as a child process (the binary as an operator runs it), with its log in
+//! its data directory. PostgreSQL is reached with `psql` (`TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); S3 is the in-process s3s-fs server of
+//! `s3-test-server`. Nothing skips: an unreachable PostgreSQL fails the test.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use common::{BINARY, free_port};
+
+/// Shared by instances that must accept each other's tokens (48 bytes).
+const JWT_SECRET: &str = "faults-secret-0123456789-abcdefghijklmnopqrstuvw";
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+// -------------------------------------------------------------------------------------------
+// The server as a child process
+// -------------------------------------------------------------------------------------------
+
+/// A running server; killed (SIGKILL) and reaped on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    url: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary with `env` (on top of a cleared environment and test defaults)
+    /// and waits until `/readyz` answers 200. Its output is appended to `log`.
+    fn start(env: &[(String, String)], log: &Path) -> Server {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let output = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("PUBLIC_URL", &url)
+            .env("RUST_LOG", "info")
+            // Collections happen when the test asks for them.
+            .env("GC_INTERVAL_SECONDS", "0")
+            .env("RATE_LIMIT_AUTH_PER_MINUTE", "1000000")
+            .env("RATE_LIMIT_PUBLISH_PER_MINUTE", "1000000")
+            .envs(env.iter().map(|(key, value)| (key, value)))
+            .stdout(Stdio::from(output.try_clone().unwrap()))
+            .stderr(Stdio::from(output))
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            port,
+            url,
+            log: log.to_owned(),
+        };
+        let started = Instant::now();
+        loop {
+            let ready = http()
+                .get(format!("{}/readyz", server.url))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .is_ok_and(|response| response.status().is_success());
+            if ready {
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!(
+                    "the server exited ({status}) at start-up:\n{}",
+                    server.log()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server was not ready within 30 s:\n{}",
+                server.log()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL (`Child::kill` on Unix): no shutdown, no flush, nothing.
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "not killed by SIGKILL: {status}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = http().request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Registers a fresh user; returns its token.
+    fn register(&self, name: &str) -> String {
+        let (status, body) = self.post(
+            "/api/auth/register",
+            None,
+            &json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": "correct-horse-battery",
+            }),
+        );
+        assert_eq!(status, 201, "register: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A project of `token`'s user and an API key for it: (project id, secret).
+    fn project_with_key(&self, token: &str, slug: &str) -> (String, String) {
+        let (status, project) = self.post(
+            "/api/projects",
+            Some(token),
+            &json!({ "name": slug, "slug": slug }),
+        );
+        assert_eq!(status, 201, "create project: {project}");
+        let project_id = project["id"].as_str().unwrap().to_owned();
+        let (status, key) = self.post(
+            &format!("/api/projects/{project_id}/keys"),
+            Some(token),
+            &json!({ "name": "ci" }),
+        );
+        assert_eq!(status, 201, "create key: {key}");
+        (project_id, key["secret"].as_str().unwrap().to_owned())
+    }
+
+    /// `POST /api/updates/{project}/publish` with the whole export; (status, body).
+    fn publish(&self, project_id: &str, secret: &str, export: &Export) -> (u16, Value) {
+        let boundary = format!("faults-{}", uuid::Uuid::new_v4().simple());
+        let (body, _) = encode(&export.parts(), &boundary);
+        let response = http()
+            .post(format!("{}/api/updates/{project_id}/publish", self.url))
+            .bearer_auth(secret)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Publishes `export`, asserting success; returns the update id.
+    fn publish_ok(&self, project_id: &str, secret: &str, export: &Export) -> String {
+        let (status, body) = self.publish(project_id, secret, export);
+        assert_eq!(status, 200, "publish {}: {body}", export.name);
+        assert_eq!(body["message"], "Update published successfully", "{body}");
+        body["updateId"].as_str().unwrap().to_owned()
+    }
+
+    /// The update ids of the project's history, newest first.
+    fn history(&self, token: &str, project_id: &str) -> Vec<String> {
+        let (status, body) = self.get(
+            &format!("/api/projects/{project_id}/updates?limit=100"),
+            Some(token),
+        );
+        assert_eq!(status, 200, "history: {body}");
+        body["updates"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no updates array: {body}"))
+            .iter()
+            .map(|update| update["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// A protocol-1 update check answered as plain JSON: (status, body).
+    fn check(
+        &self,
+        project_id: &str,
+        platform: &str,
+        runtime_version: &str,
+        device: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = http()
+            .get(format!("{}/api/updates/{project_id}/manifest", self.url))
+            .header("expo-platform", platform)
+            .header("expo-runtime-version", runtime_version)
+            .header("expo-protocol-version", "1")
+            .header("accept", "application/json");
+        if let Some(device) = device {
+            request = request.header("eas-client-id", device);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The manifest an update check must answer.
+    fn manifest(&self, project_id: &str, platform: &str, runtime_version: &str) -> Value {
+        let (status, manifest) = self.check(project_id, platform, runtime_version, None);
+        assert_eq!(status, 200, "update check: {manifest}");
+        assert!(
+            manifest["launchAsset"].is_object(),
+            "not a manifest: {manifest}"
+        );
+        manifest
+    }
+
+    /// The manifest id served to `device`, if a manifest is served at all.
+    fn manifest_id_for(&self, project_id: &str, device: &str) -> Option<String> {
+        let (status, body) = self.check(project_id, "ios", "1.0.0", Some(device));
+        // No update for the device: 404 with an error, or a directive.
+        assert!(
+            status == 200 || (status == 404 && body["error"].is_string()),
+            "update check: {status} {body}"
+        );
+        body["launchAsset"]
+            .is_object()
+            .then(|| body["id"].as_str().unwrap().to_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+// -------------------------------------------------------------------------------------------
+// Exports and publish forms
+// -------------------------------------------------------------------------------------------
+
+/// One `npx expo export` fixture.
+struct Export {
+    name: String,
+    dir: PathBuf,
+    metadata: Value,
+    runtime_version: String,
+}
+
+impl Export {
+    fn load(name: &str) -> Export {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures")
+            .join(name);
+        let read = |file: &str| -> Value {
+            serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap()
+        };
+        let metadata = read("metadata.json");
+        let runtime_version = read("expoConfig.json")["runtimeVersion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Export {
+            name: name.to_owned(),
+            dir,
+            metadata,
+            runtime_version,
+        }
+    }
+
+    fn v1() -> Export {
+        Self::load("expo-sdk56-export-v1")
+    }
+
+    fn v2() -> Export {
+        Self::load("expo-sdk56-export-v2")
+    }
+
+    fn bundle(&self, platform: &str) -> String {
+        self.metadata["fileMetadata"][platform]["bundle"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn bundles(&self) -> BTreeSet<String> {
+        self.metadata["fileMetadata"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|files| files["bundle"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Every path `metadata.json` lists.
+    fn listed_paths(&self) -> BTreeSet<String> {
+        let mut paths = self.bundles();
+        for files in self.metadata["fileMetadata"].as_object().unwrap().values() {
+            for asset in files["assets"].as_array().unwrap() {
+                paths.insert(asset["path"].as_str().unwrap().to_owned());
+            }
+        }
+        paths
+    }
+
+    fn bytes(&self, path: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(path)).unwrap()
+    }
+
+    /// The SHA-256 (hex) of every listed file: the names of its blobs.
+    fn blob_names(&self) -> BTreeSet<String> {
+        self.listed_paths()
+            .iter()
+            .map(|path| hex::encode(Sha256::digest(self.bytes(path))))
+            .collect()
+    }
+
+    /// The form a release pipeline sends: `runtimeVersion`, `metadata.json`,
+    /// `expoConfig.json`, then one file field per listed path, assets before bundles.
+    fn parts(&self) -> Vec<Part> {
+        let mut parts = vec![
+            Part::text("runtimeVersion", &self.runtime_version),
+            Part::file("metadata.json", self.bytes("metadata.json")),
+            Part::file("expoConfig.json", self.bytes("expoConfig.json")),
+        ];
+        let bundles = self.bundles();
+        let (bundle_paths, asset_paths): (Vec<String>, Vec<String>) = self
+            .listed_paths()
+            .into_iter()
+            .partition(|path| bundles.contains(path));
+        for path in asset_paths.into_iter().chain(bundle_paths) {
+            let bytes = self.bytes(&path);
+            parts.push(Part::file(&path, bytes));
+        }
+        parts
+    }
+}
+
+/// One part of a `multipart/form-data` body.
+struct Part {
+    name: String,
+    file_name: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Part {
+    fn text(name: &str, value: &str) -> Part {
+        Part {
+            name: name.to_owned(),
+            file_name: None,
+            bytes: value.as_bytes().to_vec(),
+        }
+    }
+
+    /// A file field named verbatim by its path, as browsers, curl and Node send it.
+    fn file(name: &str, bytes: Vec<u8>) -> Part {
+        Part {
+            name: name.to_owned(),
+            file_name: Some(name.rsplit('/').next().unwrap().to_owned()),
+            bytes,
+        }
+    }
+}
+
+/// The body, and where each part's content starts in it.
+fn encode(parts: &[Part], boundary: &str) -> (Vec<u8>, Vec<usize>) {
+    let mut body = Vec::new();
+    let mut starts = Vec::new();
+    for part in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"",
+                part.name
+            )
+            .as_bytes(),
+        );
+        if let Some(file_name) = &part.file_name {
+            body.extend_from_slice(
+                format!("; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream")
+                    .as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        starts.push(body.len());
+        body.extend_from_slice(&part.bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, starts)
+}
+
+/// Hex SHA-256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+// -------------------------------------------------------------------------------------------
+// Files and databases outside the server
+// -------------------------------------------------------------------------------------------
+
+/// The regular files directly in `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> BTreeMap<String, u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.metadata().map(|meta| meta.len()).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The blobs of a project on local disk: (files by SHA-256, compressed copies).
+fn project_blobs(blob_root: &Path, project_id: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let names = files_in(&blob_root.join("projects").join(project_id).join("assets"));
+    let (copies, files): (BTreeSet<String>, BTreeSet<String>) =
+        names.into_keys().partition(|name| name.contains('.'));
+    (files, copies)
+}
+
+/// A throwaway PostgreSQL database, dropped (with `FORCE`) on drop.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let admin_url =
+            std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let name = format!("eus_faults_{}", uuid::Uuid::new_v4().simple());
+        psql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .unwrap_or_else(|| panic!("TEST_POSTGRES_URL {admin_url} has no database path"));
+        let url = format!("{base}/{name}");
+        PgDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// Runs one statement with `psql`, failing the test when PostgreSQL is unreachable.
+fn psql(url: &str, statement: &str) -> String {
+    let output = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", statement])
+        .output()
+        .expect("run psql (PostgreSQL tests never skip)");
+    assert!(
+        output.status.success(),
+        "psql {statement:?} against {url} failed (is PostgreSQL running? set TEST_POSTGRES_URL): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` with the `sqlite3` CLI.
+///
+/// Without the CLI the check is left out (with a note): the restarted server reading the
+/// history and serving manifests, then committing a new publish, is the integrity evidence
+/// that remains.
+fn sqlite_integrity_check(database: &Path) {
+    let run = |pragma: &str| Command::new("sqlite3").arg(database).arg(pragma).output();
+    let integrity = match run("PRAGMA integrity_check;") {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("note: no sqlite3 CLI; the integrity check rests on the restart");
+            return;
+        }
+        Err(error) => panic!("run sqlite3: {error}"),
+    };
+    assert!(integrity.status.success(), "sqlite3: {integrity:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&integrity.stdout).trim(),
+        "ok",
+        "PRAGMA integrity_check after SIGKILL"
+    );
+    let foreign_keys = run("PRAGMA foreign_key_check;").unwrap();
+    assert!(foreign_keys.status.success(), "sqlite3: {foreign_keys:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&foreign_keys.stdout).trim(),
+        "",
+        "PRAGMA foreign_key_check after SIGKILL"
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// SIGKILL during a publish
+// -------------------------------------------------------------------------------------------
+
+/// Starts publishing `export` over a raw connection: sends everything up to and including
+/// the first 64 KiB of the first bundle at once, then the bundle 16 KiB every 50 ms, until
+/// the server has staged files, and a few chunks more; never finishes. Returns the open
+/// connection.
+fn publish_slowly_until_staged(
+    server: &Server,
+    project_id: &str,
+    secret: &str,
+    export: &Export,
+    staging: &Path,
+) -> TcpStream {
+    let parts = export.parts();
+    let boundary = format!("faults-{}", uuid::Uuid::new_v4().simple());
+    let (body, starts) = encode(&parts, &boundary);
+    let first_bundle = parts
+        .iter()
+        .position(|part| export.bundles().contains(&part.name))
+        .unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let head = format!(
+        "POST /api/updates/{project_id}/publish HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+         Authorization: Bearer {secret}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        server.port,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut sent = starts[first_bundle] + 64 * 1024;
+    stream.write_all(&body[..sent]).unwrap();
+    let started = Instant::now();
+    let mut chunks_after_staged = 0;
+    loop {
+        if !files_in(staging).is_empty() {
+            chunks_after_staged += 1;
+            if chunks_after_staged > 4 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing was staged within 20 s:\n{}",
+            server.log()
+        );
+        let next = (sent + 16 * 1024).min(body.len() - 1);
+        assert!(
+            next > sent,
+            "the whole body was sent before anything was staged"
+        );
+        stream.write_all(&body[sent..next]).unwrap();
+        sent = next;
+        sleep(Duration::from_millis(50));
+    }
+    assert!(
+        sent < starts[first_bundle] + parts[first_bundle].bytes.len(),
+        "the bundle was sent completely before the kill"
+    );
+    stream
+}
+
+/// Where a server keeps what the kill test looks at.
+struct Setup {
+    data: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn blob_root(&self) -> PathBuf {
+        self.data.path().join("updates")
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.blob_root().join("staging")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.data.path().join("server.log")
+    }
+}
+
+fn kill_9_during_publish(database: Option<&PgDatabase>) {
+    let started = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let mut env = vec![(
+        "DATA_DIR".to_owned(),
+        data.path().to_string_lossy().into_owned(),
+    )];
+    if let Some(database) = database {
+        env.push(("DATABASE_URL".to_owned(), database.url.clone()));
+    }
+    let setup = Setup { data, env };
+    let (v1, v2) = (Export::v1(), Export::v2());
+
+    let server = Server::start(&setup.env, &setup.log());
+    let token = server.register("killed");
+    let (project_id, secret) = server.project_with_key(&token, "killed-app");
+    let v1_id = server.publish_ok(&project_id, &secret, &v1);
+    let v1_ios = server.manifest(&project_id, "ios", "1.0.0");
+    let v1_android = server.manifest(&project_id, "android", "1.0.0");
+    assert_eq!(
+        project_blobs(&setup.blob_root(), &project_id).0,
+        v1.blob_names()
+    );
+
+    // v2's upload is under way, files staged, when the server is killed.
+    let connection =
+        publish_slowly_until_staged(&server, &project_id, &secret, &v2, &setup.staging());
+    server.kill_9();
+    drop(connection);
+    let left_in_staging = files_in(&setup.staging());
+    assert!(
+        !left_in_staging.is_empty(),
+        "the kill left nothing in staging: the test did not hit the window"
+    );
+    eprintln!("staging after SIGKILL: {left_in_staging:?}");
+    if database.is_none() {
+        sqlite_integrity_check(&setup.data.path().join("ota.db"));
+    }
+
+    // Restarted with the default grace (an hour), start-up leaves young staging files alone:
+    // they could belong to a publish under way on another instance.
+    let server = Server::start(&setup.env, &setup.log());
+    assert_eq!(
+        files_in(&setup.staging()).into_keys().collect::<Vec<_>>(),
+        left_in_staging.keys().cloned().collect::<Vec<_>>(),
+        "start-up deleted staging files younger than GC_GRACE_SECONDS"
+    );
+    server.kill_9();
+
+    // Restarted with no grace: start-up deletes what the killed publish staged.
+    let mut env = setup.env.clone();
+    env.push(("GC_GRACE_SECONDS".to_owned(), "0".to_owned()));
+    let server = Server::start(&env, &setup.log());
+    assert_eq!(
+        files_in(&setup.staging()),
+        BTreeMap::new(),
+        "staging after the restart"
+    );
+    assert_eq!(server.history(&token, &project_id), vec![v1_id.clone()]);
+    let restarted_ios = server.manifest(&project_id, "ios", "1.0.0");
+    assert_eq!(restarted_ios["id"], v1_ios["id"]);
+    assert_eq!(
+        server.manifest(&project_id, "android", "1.0.0")["id"],
+        v1_android["id"]
+    );
+    let (files, copies) = project_blobs(&setup.blob_root(), &project_id);
+    assert_eq!(files, v1.blob_names(), "blobs other than v1's are stored");
+    for copy in &copies {
+        let sha = copy.split('.').next().unwrap();
+        assert!(
+            v1.blob_names().contains(sha),
+            "a copy of a non-v1 blob: {copy}"
+        );
+    }
+
+    // The other window: a blob promoted, the update never committed (an orphan).
+    let orphan_bytes = b"promoted by a publish that was killed before it committed";
+    let orphan = setup
+        .blob_root()
+        .join("projects")
+        .join(&project_id)
+        .join("assets")
+        .join(sha256_hex(orphan_bytes));
+    std::fs::write(&orphan, orphan_bytes).unwrap();
+    let (status, report) = server.post(
+        &format!("/api/projects/{project_id}/storage/gc"),
+        Some(&token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "storage gc: {report}");
+    assert_eq!(report["deletedBlobs"], 1, "{report}");
+    assert!(!orphan.exists(), "the orphan survived the collection");
+    assert_eq!(
+        project_blobs(&setup.blob_root(), &project_id).0,
+        v1.blob_names()
+    );
+    // And v1 still downloads intact.
+    let launch = http()
+        .get(restarted_ios["launchAsset"]["url"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(launch.status().as_u16(), 200);
+    assert_eq!(
+        launch.bytes().unwrap().as_ref(),
+        v1.bytes(&v1.bundle("ios")).as_slice()
+    );
+
+    // The interrupted publish can simply be done again.
+    let v2_id = server.publish_ok(&project_id, &secret, &v2);
+    assert_eq!(server.history(&token, &project_id), vec![v2_id, v1_id]);
+    let served = server.manifest(&project_id, "ios", "1.0.0");
+    assert_ne!(served["id"], v1_ios["id"]);
+    assert_eq!(
+        served["launchAsset"]["hash"],
+        URL_SAFE_NO_PAD.encode(Sha256::digest(v2.bytes(&v2.bundle("ios")))),
+        "v2 is served"
+    );
+    assert_eq!(files_in(&setup.staging()), BTreeMap::new());
+    drop(server);
+    if database.is_none() {
+        sqlite_integrity_check(&setup.data.path().join("ota.db"));
+    }
+    eprintln!("took {:?}", started.elapsed());
+}
+
+#[test]
+fn kill_9_during_publish_sqlite() {
+    kill_9_during_publish(None);
+}
+
+#[test]
+fn kill_9_during_publish_postgres() {
+    let database = PgDatabase::create();
+    kill_9_during_publish(Some(&database));
+}
+
+// -------------------------------------------------------------------------------------------
+// Two instances, one database, one bucket
+// -------------------------------------------------------------------------------------------
+
+/// Polls until `done` returns `Some`, failing after `limit`; returns the value and how long
+/// it took.
+fn within<T>(limit: Duration, what: &str, mut done: impl FnMut() -> Option<T>) -> (T, Duration) {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = done() {
+            return (value, started.elapsed());
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_instances_share_postgres_and_s3() {
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s3 = runtime.block_on(s3_test_server::S3Server::start());
+    let database = PgDatabase::create();
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shared: Vec<(String, String)> = s3
+        .env()
+        .into_iter()
+        .chain([
+            ("DATABASE_URL".to_owned(), database.url.clone()),
+            ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+        ])
+        .collect();
+    let instance = |data: &tempfile::TempDir| {
+        let mut env = shared.clone();
+        env.push((
+            "DATA_DIR".to_owned(),
+            data.path().to_string_lossy().into_owned(),
+        ));
+        Server::start(&env, &data.path().join("server.log"))
+    };
+    let a = instance(&data_a);
+    let b = instance(&data_b);
+
+    let token = a.register("shared");
+    let (project_id, secret) = a.project_with_key(&token, "shared-app");
+    // B has looked before anything was published: it holds "no update" for the stream.
+    assert_eq!(b.manifest_id_for(&project_id, "device-0"), None);
+
+    // A publish on A is served by B within a second, also over an answer B had cached.
+    let (v1, v2) = (Export::v1(), Export::v2());
+    let v1_id = a.publish_ok(&project_id, &secret, &v1);
+    let v1_manifest = a.manifest(&project_id, "ios", "1.0.0")["id"].clone();
+    let (_, took) = within(Duration::from_secs(1), "B serves v1", || {
+        (b.check(&project_id, "ios", "1.0.0", None).1["id"] == v1_manifest).then_some(())
+    });
+    eprintln!("B served A's publish after {took:?}");
+    let v2_id = a.publish_ok(&project_id, &secret, &v2);
+    let v2_manifest = a.manifest(&project_id, "ios", "1.0.0")["id"].clone();
+    assert_ne!(v1_manifest, v2_manifest);
+    let (_, took) = within(Duration::from_secs(1), "B serves v2 over v1", || {
+        (b.check(&project_id, "ios", "1.0.0", None).1["id"] == v2_manifest).then_some(())
+    });
+    eprintln!("B replaced its cached answer after {took:?}");
+
+    // A rollout set on A places every device the same way on both instances.
+    let (status, body) = a.call(
+        reqwest::Method::PATCH,
+        &format!("/api/projects/{project_id}/updates/{v2_id}"),
+        Some(&token),
+        Some(&json!({ "rolloutPercentage": 50 })),
+    );
+    assert_eq!(status, 200, "rollout: {body}");
+    let devices: Vec<String> = (0..50)
+        .map(|i| format!("7d3f6a40-0000-4000-8000-{i:012}"))
+        .collect();
+    let (on_a, took) = within(
+        Duration::from_secs(1),
+        "A and B agree on every device",
+        || {
+            let on_a: Vec<Option<String>> = devices
+                .iter()
+                .map(|device| a.manifest_id_for(&project_id, device))
+                .collect();
+            let on_b: Vec<Option<String>> = devices
+                .iter()
+                .map(|device| b.manifest_id_for(&project_id, device))
+                .collect();
+            (on_a == on_b).then_some(on_a)
+        },
+    );
+    eprintln!("A and B agreed on the rollout after {took:?}");
+    let (v1_manifest, v2_manifest) = (
+        v1_manifest.as_str().unwrap().to_owned(),
+        v2_manifest.as_str().unwrap().to_owned(),
+    );
+    let in_rollout = on_a
+        .iter()
+        .filter(|id| id.as_deref() == Some(v2_manifest.as_str()))
+        .count();
+    let outside = on_a
+        .iter()
+        .filter(|id| id.as_deref() == Some(v1_manifest.as_str()))
+        .count();
+    assert_eq!(in_rollout + outside, devices.len(), "{on_a:?}");
+    assert!(
+        (10..=40).contains(&in_rollout),
+        "a 50 % rollout reached {in_rollout} of {} devices",
+        devices.len()
+    );
+    // Stable: each device gets the same answer again.
+    for (device, first) in devices.iter().zip(&on_a) {
+        assert_eq!(&a.manifest_id_for(&project_id, device), first, "{device}");
+    }
+
+    // Eight publishes at once, half on each instance: all succeed, all are in the history.
+    let exports = [Export::v1(), Export::v2()];
+    let published: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (server, export) = (if i % 2 == 0 { &a } else { &b }, &exports[i % 2]);
+                let (project_id, secret) = (&project_id, &secret);
+                scope.spawn(move || server.publish(project_id, secret, export))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut concurrent_ids = BTreeSet::new();
+    for (status, body) in &published {
+        assert_eq!(*status, 200, "a concurrent publish failed: {body}");
+        concurrent_ids.insert(body["updateId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(concurrent_ids.len(), 8, "{published:?}");
+    let mut expected: BTreeSet<String> = concurrent_ids.clone();
+    expected.extend([v1_id, v2_id]);
+    for server in [&a, &b] {
+        let history: BTreeSet<String> = server.history(&token, &project_id).into_iter().collect();
+        assert_eq!(history, expected, "history on {}", server.url);
+    }
+    // Both serve the same latest update, within a second.
+    within(
+        Duration::from_secs(1),
+        "A and B serve the same latest",
+        || {
+            let on_a = a.manifest(&project_id, "ios", "1.0.0")["id"].clone();
+            (b.check(&project_id, "ios", "1.0.0", None).1["id"] == on_a).then_some(())
+        },
+    );
+    assert_eq!(
+        files_in(&s3.bucket_dir().join("staging")),
+        BTreeMap::new(),
+        "publishes left files in staging"
+    );
+    drop((a, b));
+    drop(database);
+    drop(s3);
+    drop(runtime);
+    eprintln!("took {:?}", started.elapsed());
+}
