@@ -78,10 +78,7 @@ impl InsightRecorder {
     fn record(&self, update: &Update, change: impl FnOnce(&mut InsightCounts)) {
         let day = Utc::now().date_naive();
         let key = (update.publish_id.clone(), update.platform, day);
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        let shard = &self.shards[(hasher.finish() as usize) % SHARDS];
-        let Ok(mut shard) = shard.lock() else {
+        let Ok(mut shard) = self.shard(&key).lock() else {
             return;
         };
         if let Some(counts) = shard.get_mut(&key) {
@@ -97,6 +94,12 @@ impl InsightRecorder {
             InsightCounts::new(&update.project_id, &update.publish_id, update.platform, day);
         change(&mut counts);
         shard.insert(key, counts);
+    }
+
+    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, InsightCounts>> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        &self.shards[(hasher.finish() as usize) % SHARDS]
     }
 
     /// Everything recorded since the last call.
@@ -116,10 +119,7 @@ impl InsightRecorder {
     fn restore(&self, counts: Vec<InsightCounts>) {
         for counts in counts {
             let key = (counts.publish_id.clone(), counts.platform, counts.day);
-            let mut hasher = DefaultHasher::new();
-            key.hash(&mut hasher);
-            let shard = &self.shards[(hasher.finish() as usize) % SHARDS];
-            if let Ok(mut shard) = shard.lock() {
+            if let Ok(mut shard) = self.shard(&key).lock() {
                 match shard.get_mut(&key) {
                     Some(existing) => existing.absorb(&counts),
                     None => {
