@@ -1,14 +1,11 @@
-//! Update insights: counted in memory on the serving path (a lock on one of
-//! sixteen shards, no I/O), written to the store every few seconds, and read
-//! back by day and platform. Optionally halts a rollout whose devices fail
+//! Update insights: counted in memory on the serving path (atomic counters
+//! held by the cached update, no lock, no I/O), written to the store every
+//! few seconds, and read back by day and platform. Optionally halts a rollout whose devices fail
 //! too often.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDate, Utc};
 use domain::audit::{Actor, ActorKind};
@@ -23,115 +20,179 @@ use crate::access::{Need, authorize};
 use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult};
 
-const SHARDS: usize = 16;
-
-/// At most this many (publish, platform, day) entries wait in memory; more
-/// are dropped (and counted) until the next write. Each holds two 1 KiB
-/// sketches, so this bounds the memory at about 8 MiB.
+/// At most this many counts from failed writes wait for the next one.
 const MAX_PENDING: usize = 4096;
 
-type Key = (String, Platform, NaiveDate);
-
-/// Counts waiting to be written.
-pub struct InsightRecorder {
-    shards: Vec<Mutex<HashMap<Key, InsightCounts>>>,
-    pending: AtomicU64,
-    dropped: AtomicU64,
+/// One update's counters since the last write. Update checks, the hot path,
+/// reach them through the cached update (no lookup, no lock): plain atomic
+/// additions, and one atomic maximum per device for the sketch.
+pub struct UpdateCounters {
+    project_id: String,
+    publish_id: String,
+    platform: Platform,
+    checks: AtomicU64,
+    launch_downloads: AtomicU64,
+    failure_reports: AtomicU64,
+    devices: AtomicSketch,
+    failed_devices: AtomicSketch,
 }
 
-impl Default for InsightRecorder {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            pending: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-        }
+impl std::fmt::Debug for UpdateCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateCounters")
+            .field("publish_id", &self.publish_id)
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
     }
 }
 
+/// A HyperLogLog sketch whose registers are set with atomic maxima.
+struct AtomicSketch(Vec<AtomicU8>);
+
+impl AtomicSketch {
+    fn new() -> Self {
+        Self(
+            (0..DeviceSketch::REGISTERS)
+                .map(|_| AtomicU8::new(0))
+                .collect(),
+        )
+    }
+
+    fn insert(&self, device_id: &str) {
+        let (index, rank) = DeviceSketch::register_of(device_id);
+        if let Some(register) = self.0.get(index)
+            && register.load(Ordering::Relaxed) < rank
+        {
+            register.fetch_max(rank, Ordering::Relaxed);
+        }
+    }
+
+    /// The registers, reset to zero.
+    fn take(&self) -> DeviceSketch {
+        DeviceSketch::from_bytes(
+            &self
+                .0
+                .iter()
+                .map(|register| register.swap(0, Ordering::Relaxed))
+                .collect::<Vec<u8>>(),
+        )
+    }
+}
+
+impl UpdateCounters {
+    fn new(update: &Update) -> Self {
+        Self {
+            project_id: update.project_id.clone(),
+            publish_id: update.publish_id.clone(),
+            platform: update.platform,
+            checks: AtomicU64::new(0),
+            launch_downloads: AtomicU64::new(0),
+            failure_reports: AtomicU64::new(0),
+            devices: AtomicSketch::new(),
+            failed_devices: AtomicSketch::new(),
+        }
+    }
+
+    /// An update check answered with this update, or from a device running it.
+    pub fn record_check(&self, client_id: Option<&str>) {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        if let Some(device) = client_id {
+            self.devices.insert(device);
+        }
+    }
+
+    /// Everything counted since the last call, as counts of `day`.
+    fn take(&self, day: NaiveDate) -> InsightCounts {
+        let mut counts = InsightCounts::new(&self.project_id, &self.publish_id, self.platform, day);
+        counts.checks = self.checks.swap(0, Ordering::Relaxed);
+        counts.launch_downloads = self.launch_downloads.swap(0, Ordering::Relaxed);
+        counts.failure_reports = self.failure_reports.swap(0, Ordering::Relaxed);
+        counts.devices = self.devices.take();
+        counts.failed_devices = self.failed_devices.take();
+        counts
+    }
+}
+
+fn is_empty(counts: &InsightCounts) -> bool {
+    counts.checks == 0
+        && counts.launch_downloads == 0
+        && counts.failure_reports == 0
+        && counts.devices.is_empty()
+        && counts.failed_devices.is_empty()
+}
+
+/// Counts waiting to be written: the live counters of every update devices
+/// were recently served, and counts a failed write handed back.
+#[derive(Default)]
+pub struct InsightRecorder {
+    live: Mutex<HashMap<(String, Platform), Arc<UpdateCounters>>>,
+    retry: Mutex<Vec<InsightCounts>>,
+    dropped: AtomicU64,
+}
+
 impl InsightRecorder {
-    /// An update check answered with `update`, or from a device running it.
-    pub fn record_check(&self, update: &Update, client_id: Option<&str>) {
-        self.record(update, |counts| {
-            counts.checks += 1;
-            if let Some(device) = client_id {
-                counts.devices.insert(device);
-            }
-        });
+    /// The counters of `update`, shared by everyone who counts for it (the
+    /// cached copies of the update hold them).
+    pub fn counters(&self, update: &Update) -> Option<Arc<UpdateCounters>> {
+        let mut live = self.live.lock().ok()?;
+        let counters = live
+            .entry((update.publish_id.clone(), update.platform))
+            .or_insert_with(|| Arc::new(UpdateCounters::new(update)));
+        Some(Arc::clone(counters))
     }
 
     /// A download of `update`'s launch asset.
     pub fn record_launch_download(&self, update: &Update) {
-        self.record(update, |counts| counts.launch_downloads += 1);
+        if let Some(counters) = self.counters(update) {
+            counters.launch_downloads.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A device reported that `update` failed.
     pub fn record_failure(&self, update: &Update, client_id: Option<&str>) {
-        self.record(update, |counts| {
-            counts.failure_reports += 1;
+        if let Some(counters) = self.counters(update) {
+            counters.failure_reports.fetch_add(1, Ordering::Relaxed);
             if let Some(device) = client_id {
-                counts.failed_devices.insert(device);
+                counters.failed_devices.insert(device);
             }
-        });
-    }
-
-    fn record(&self, update: &Update, change: impl FnOnce(&mut InsightCounts)) {
-        let day = Utc::now().date_naive();
-        let key = (update.publish_id.clone(), update.platform, day);
-        let Ok(mut shard) = self.shard(&key).lock() else {
-            return;
-        };
-        if let Some(counts) = shard.get_mut(&key) {
-            change(counts);
-            return;
         }
-        if self.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING as u64 {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let mut counts =
-            InsightCounts::new(&update.project_id, &update.publish_id, update.platform, day);
-        change(&mut counts);
-        shard.insert(key, counts);
     }
 
-    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, InsightCounts>> {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        &self.shards[(hasher.finish() as usize) % SHARDS]
-    }
-
-    /// Everything recorded since the last call.
+    /// Everything recorded since the last call, counted for today. Counters
+    /// nobody else holds any more and that counted nothing are forgotten.
     fn take(&self) -> Vec<InsightCounts> {
-        let mut taken = Vec::new();
-        for shard in &self.shards {
-            if let Ok(mut shard) = shard.lock() {
-                taken.extend(shard.drain().map(|(_, counts)| counts));
-            }
+        let day = Utc::now().date_naive();
+        let mut taken: Vec<InsightCounts> = match self.retry.lock() {
+            Ok(mut retry) => std::mem::take(&mut *retry),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(mut live) = self.live.lock() {
+            live.retain(|_, counters| {
+                let counts = counters.take(day);
+                let idle = is_empty(&counts);
+                if !idle {
+                    taken.push(counts);
+                }
+                !(idle && Arc::strong_count(counters) == 1)
+            });
         }
-        self.pending
-            .fetch_sub(taken.len() as u64, Ordering::Relaxed);
         taken
     }
 
-    /// Puts counts back after a failed write, so they are not lost.
+    /// Keeps counts after a failed write, for the next one (bounded).
     fn restore(&self, counts: Vec<InsightCounts>) {
-        for counts in counts {
-            let key = (counts.publish_id.clone(), counts.platform, counts.day);
-            if let Ok(mut shard) = self.shard(&key).lock() {
-                match shard.get_mut(&key) {
-                    Some(existing) => existing.absorb(&counts),
-                    None => {
-                        self.pending.fetch_add(1, Ordering::Relaxed);
-                        shard.insert(key, counts);
-                    }
+        if let Ok(mut retry) = self.retry.lock() {
+            for counts in counts {
+                if retry.len() >= MAX_PENDING {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    retry.push(counts);
                 }
             }
         }
     }
 
-    /// Entries dropped because too many were waiting.
+    /// Counts dropped because too many failed writes were waiting.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

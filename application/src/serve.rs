@@ -265,10 +265,11 @@ impl ServeService {
         let client_id = request.client_id.as_deref();
         self.record_failures(&stream, request);
         let (branch, resolution) = resolve(&stream, &channel, client_id)?;
-        if let (Some(insights), Resolution::Update(prepared)) = (&self.insights, &resolution)
+        if let Resolution::Update(prepared) = &resolution
             && prepared.update.kind == UpdateKind::Update
+            && let Some(counters) = &prepared.counters
         {
-            insights.record_check(&prepared.update, client_id);
+            counters.record_check(client_id);
         }
         let answer = match resolution {
             Resolution::Nothing(message) => {
@@ -381,6 +382,10 @@ impl ServeService {
                     updates.insert(
                         candidate.id.clone(),
                         PreparedUpdate {
+                            counters: self
+                                .insights
+                                .as_ref()
+                                .and_then(|insights| insights.counters(&update)),
                             update: Arc::new(update),
                             body: SignedOnce::new(body),
                         },

@@ -26,6 +26,7 @@ use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
 use crate::error::{AppError, AppResult};
+use crate::insights::UpdateCounters;
 use crate::serve::SignedBody;
 use crate::signing_keys::ProjectSigners;
 
@@ -42,6 +43,9 @@ pub(crate) struct SignedOnce {
     first: OnceLock<(Arc<str>, Arc<str>)>,
     others: Mutex<Vec<(Arc<str>, Arc<str>)>>,
 }
+
+/// Signatures kept per body besides the first key's.
+const MAX_OTHER_SIGNATURES: usize = 64;
 
 impl SignedOnce {
     pub(crate) fn new(json: String) -> Self {
@@ -85,6 +89,12 @@ impl SignedOnce {
         if let Err(entry) = self.first.set(entry)
             && self.first.get().is_some_and(|(first, _)| *first != entry.0)
         {
+            // Bounded: the shared `noUpdateAvailable` body is signed by every
+            // project's keys; the oldest signature is dropped (and made
+            // again if asked for).
+            if others.len() >= MAX_OTHER_SIGNATURES {
+                others.remove(0);
+            }
             others.push(entry);
         }
         Ok(signature)
@@ -102,6 +112,8 @@ pub(crate) struct PreparedUpdate {
     pub update: Arc<Update>,
     /// The manifest, or for a rollback the `rollBackToEmbedded` directive.
     pub body: SignedOnce,
+    /// Its insight counters, when insights are counted.
+    pub counters: Option<Arc<UpdateCounters>>,
 }
 
 /// What one branch has for a runtime version and platform.

@@ -23,6 +23,20 @@ const DEFAULT_COMMON_NAME: &str = "expo-updates-server";
 /// How long a generated certificate is valid when the owner does not say.
 const DEFAULT_VALIDITY_YEARS: u32 = 10;
 
+/// Keys one project may hold: rotation needs two or three; every key is
+/// opened whenever the project's signers are reloaded.
+const MAX_KEYS_PER_PROJECT: usize = 10;
+
+/// Parses a project key's id; `generate` names the route that makes keys.
+fn project_key_id(raw: &str) -> AppResult<SigningKeyId> {
+    if raw == "generate" {
+        return Err(AppError::Invalid(
+            "keyId \"generate\" is reserved; choose another.".to_owned(),
+        ));
+    }
+    Ok(SigningKeyId::parse(raw)?)
+}
+
 /// What an owner sends to add a key.
 pub enum NewSigningKey {
     /// A key the owner already has (and whose certificate the app embeds).
@@ -155,6 +169,11 @@ impl SigningKeyService {
     ) -> AppResult<SigningKey> {
         authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
         let sealer = self.keyring.sealer()?;
+        if self.keyring.store.list(project_id).await?.len() >= MAX_KEYS_PER_PROJECT {
+            return Err(AppError::Conflict(format!(
+                "A project holds at most {MAX_KEYS_PER_PROJECT} signing keys; remove one first."
+            )));
+        }
         let factory = self.keyring.factory.as_ref();
         let (key_id, private_key_pem, certificate_pem, generated) = match new_key {
             NewSigningKey::Upload {
@@ -162,7 +181,7 @@ impl SigningKeyService {
                 private_key_pem,
                 certificate_pem,
             } => {
-                let key_id = SigningKeyId::parse(&key_id)?;
+                let key_id = project_key_id(&key_id)?;
                 factory
                     .signer(&private_key_pem, &key_id)
                     .map_err(|error| AppError::Invalid(error.0))?;
@@ -185,7 +204,7 @@ impl SigningKeyService {
                 common_name,
                 validity_years,
             } => {
-                let key_id = SigningKeyId::parse(&key_id)?;
+                let key_id = project_key_id(&key_id)?;
                 let common_name = common_name.unwrap_or_else(|| DEFAULT_COMMON_NAME.to_owned());
                 let validity_years = validity_years.unwrap_or(DEFAULT_VALIDITY_YEARS);
                 if !(1..=100).contains(&validity_years) {

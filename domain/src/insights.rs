@@ -36,9 +36,23 @@ impl Default for DeviceSketch {
 }
 
 impl DeviceSketch {
-    /// Adds a device. The id is hashed with SHA-256, which every instance
-    /// computes alike, so their sketches can be merged.
+    /// The number of registers a sketch has.
+    pub const REGISTERS: usize = REGISTERS;
+
+    /// Adds a device.
     pub fn insert(&mut self, device_id: &str) {
+        let (index, rank) = Self::register_of(device_id);
+        if let Some(register) = self.registers.get_mut(index)
+            && rank > *register
+        {
+            *register = rank;
+        }
+    }
+
+    /// The register a device sets and the value it sets it to at least.
+    /// The id is hashed with SHA-256, which every instance computes alike,
+    /// so their sketches can be merged.
+    pub fn register_of(device_id: &str) -> (usize, u8) {
         let digest = Sha256::digest(device_id.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
@@ -47,11 +61,7 @@ impl DeviceSketch {
         let rest = hash << PRECISION;
         // Leading zeros of the remaining bits, plus one; capped when all zero.
         let rank = (rest.leading_zeros().min(64 - PRECISION) + 1) as u8;
-        if let Some(register) = self.registers.get_mut(index)
-            && rank > *register
-        {
-            *register = rank;
-        }
+        (index, rank)
     }
 
     /// Adds every device of `other`.

@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use crate::metrics::{self, Metrics, MetricsToken};
 use crate::middleware::{
-    AllowedMethods, allow_header, json_errors, limit_body, limit_headers,
-    normalize_empty_json_body, request_log,
+    RouteTable, allow_header, json_errors, limit_body, limit_headers, normalize_empty_json_body,
+    request_log,
 };
 use crate::rate_limit::{self, RateLimits};
 use crate::state::{HttpSettings, Services};
@@ -130,7 +130,8 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
     let limits = RateLimits::new(settings.rate_limits);
     limits.forget_idle_in_background();
     let metrics = Arc::new(Metrics::new(settings.metrics_sources));
-    let allowed = Arc::new(allowed_methods());
+    let route_table = Arc::new(route_table());
+    let logged_routes = Arc::clone(&route_table);
     let observed = Arc::clone(&metrics);
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
@@ -170,14 +171,16 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .data(metrics)
         .data(MetricsToken(settings.metrics_token))
         .catch_all_error(json_errors)
-        .around(move |next, req| allow_header(next, req, Arc::clone(&allowed)))
+        .around(move |next, req| allow_header(next, req, Arc::clone(&route_table)))
         .around(limit_headers)
-        .around(move |next, req| request_log(next, req, Arc::clone(&observed)))
+        .around(move |next, req| {
+            request_log(next, req, Arc::clone(&observed), Arc::clone(&logged_routes))
+        })
 }
 
 /// The methods of every route: the documented ones from the OpenAPI
 /// document, and those it does not describe.
-fn allowed_methods() -> AllowedMethods {
+fn route_table() -> RouteTable {
     let document: Value = serde_json::from_str(&openapi_document()).unwrap_or_default();
     let mut routes: Vec<(String, Vec<String>)> = document["paths"]
         .as_object()
@@ -206,7 +209,7 @@ fn allowed_methods() -> AllowedMethods {
     ] {
         routes.push((path.to_owned(), vec!["GET".to_owned(), "HEAD".to_owned()]));
     }
-    AllowedMethods::new(routes)
+    RouteTable::new(routes)
 }
 
 /// Whether a request is a publish upload, which gets the upload size limit

@@ -100,7 +100,12 @@ pub async fn download(
         .header(CONTENT_LENGTH, reader.size)
         .extension(AssetServed {
             encoding: encoding.map_or("identity", |encoding| encoding.token()),
-            bytes: reader.size,
+            // A HEAD sends no body.
+            bytes: if req.method() == Method::HEAD {
+                0
+            } else {
+                reader.size
+            },
         })
         .body(Body::from_bytes_stream(reader.body))
 }

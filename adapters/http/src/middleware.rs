@@ -27,6 +27,7 @@ pub async fn request_log<E: Endpoint>(
     next: Arc<E>,
     req: Request,
     metrics: Arc<Metrics>,
+    routes: Arc<RouteTable>,
 ) -> poem::Result<Response> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -64,7 +65,8 @@ pub async fn request_log<E: Endpoint>(
         }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        metrics.observe_response(method.as_str(), &path, &response, elapsed);
+        let route = routes.template(&path).unwrap_or("unmatched");
+        metrics.observe_response(method.as_str(), route, &path, &response, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if device_traffic && status < 500 {
             tracing::debug!(status, latency_ms, "request served");
@@ -215,10 +217,11 @@ pub async fn limit_headers<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Res
     next.call(req).await.map(IntoResponse::into_response)
 }
 
-/// The methods each route template answers, for the `Allow` header of a 405.
-pub struct AllowedMethods(Vec<(Vec<String>, String)>);
+/// Every route template with the methods it answers: for the `Allow` header
+/// of a 405, and for metrics labels (a template, never a client's path).
+pub struct RouteTable(Vec<(String, Vec<String>, String)>);
 
-impl AllowedMethods {
+impl RouteTable {
     /// From `(template, methods)` pairs; `{name}` and `:name` segments match
     /// any one segment.
     pub fn new(routes: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
@@ -231,33 +234,42 @@ impl AllowedMethods {
                         .split('/')
                         .map(str::to_owned)
                         .collect();
-                    (segments, methods.join(", "))
+                    (template, segments, methods.join(", "))
                 })
                 .collect(),
         )
     }
 
-    fn for_path(&self, path: &str) -> Option<&str> {
+    /// The template of the route `path` belongs to, if any.
+    pub fn template(&self, path: &str) -> Option<&str> {
+        self.matching(path)
+            .map(|(template, _, _)| template.as_str())
+    }
+
+    fn allowed(&self, path: &str) -> Option<&str> {
+        self.matching(path).map(|(_, _, methods)| methods.as_str())
+    }
+
+    fn matching(&self, path: &str) -> Option<&(String, Vec<String>, String)> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let is_parameter = |segment: &str| segment.starts_with('{') || segment.starts_with(':');
         // The template with the most literal segments wins, as in routing:
         // `signing-keys/generate` before `signing-keys/{keyId}`.
         self.0
             .iter()
-            .filter(|(template, _)| {
+            .filter(|(_, template, _)| {
                 template.len() == segments.len()
                     && template
                         .iter()
                         .zip(&segments)
                         .all(|(expected, actual)| is_parameter(expected) || expected == actual)
             })
-            .max_by_key(|(template, _)| {
+            .max_by_key(|(_, template, _)| {
                 template
                     .iter()
                     .filter(|segment| !is_parameter(segment))
                     .count()
             })
-            .map(|(_, methods)| methods.as_str())
     }
 }
 
@@ -266,12 +278,12 @@ impl AllowedMethods {
 pub async fn allow_header<E: Endpoint>(
     next: Arc<E>,
     req: Request,
-    allowed: Arc<AllowedMethods>,
+    routes: Arc<RouteTable>,
 ) -> poem::Result<Response> {
     let path = req.uri().path().to_owned();
     let mut response = next.call(req).await?.into_response();
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = allowed.for_path(&path)
+        && let Some(methods) = routes.allowed(&path)
         && let Ok(value) = HeaderValue::from_str(methods)
     {
         response

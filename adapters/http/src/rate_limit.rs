@@ -11,7 +11,7 @@
 //! Each limit is a GCRA bucket per key (governor). A refused request gets
 //! 429, `Retry-After` in whole seconds, and `{"error": "..."}`.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
@@ -45,6 +45,8 @@ pub struct RateLimits {
     publish: Option<Arc<DefaultKeyedRateLimiter<u128>>>,
     devices: Option<Arc<DefaultKeyedRateLimiter<u128>>>,
     trust_forwarded_for: bool,
+    /// Keys publish buckets by project and credential.
+    hasher: std::hash::RandomState,
 }
 
 /// The limiters without keeping them alive: the clean-up task ends with
@@ -69,6 +71,7 @@ impl WeakRateLimits {
             publish: alive(&self.publish)?,
             devices: alive(&self.devices)?,
             trust_forwarded_for: false,
+            hasher: std::hash::RandomState::new(),
         })
     }
 }
@@ -94,6 +97,7 @@ impl RateLimits {
                 .device_per_second
                 .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
             trust_forwarded_for: settings.trust_forwarded_for,
+            hasher: std::hash::RandomState::new(),
         }
     }
 
@@ -157,7 +161,18 @@ impl RateLimits {
         // handler at once, and must not grow the limiter's state.
         let project = Uuid::try_parse(project).ok()?.as_u128();
         match (method, rest) {
-            (&Method::POST, "publish") => Some(Limited::Publish(project)),
+            // Counted per project *and* credential: requests with a wrong or
+            // no key (refused cheaply, before the body is read) cannot use
+            // up the allowance of the project's real pipeline.
+            (&Method::POST, "publish") => {
+                let credential = req
+                    .headers()
+                    .get(poem::http::header::AUTHORIZATION)
+                    .map(|value| value.as_bytes())
+                    .unwrap_or_default();
+                let key = self.hasher.hash_one((project, credential));
+                Some(Limited::Publish(u128::from(key)))
+            }
             (&Method::GET | &Method::HEAD, "manifest" | "assets") => Some(Limited::Device(project)),
             _ => None,
         }
@@ -172,13 +187,41 @@ impl RateLimits {
                 .filter_map(|value| value.to_str().ok())
                 .next_back()
                 .and_then(|value| value.rsplit(',').next())
-                .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
+                .and_then(|entry| parse_forwarded_address(entry.trim()))
         {
-            return Some(forwarded);
+            return Some(per_subscriber(forwarded));
         }
         req.remote_addr()
             .as_socket_addr()
-            .map(|address| address.ip())
+            .map(|address| per_subscriber(address.ip()))
+    }
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port or (IPv6)
+/// in brackets.
+fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })
+}
+
+/// The address a limit counts: IPv4 as it is, IPv6 by its /64 (one
+/// subscriber's network), so rotating through one's own addresses does not
+/// reset the allowance.
+fn per_subscriber(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
     }
 }
 

@@ -37,7 +37,20 @@ fn to_domain(row: update_insight::Model) -> StoreResult<InsightCounts> {
 impl InsightStore for SqlStore {
     async fn add(&self, instance_id: &str, counts: &[InsightCounts]) -> StoreResult<()> {
         let txn = self.db.begin().await.map_err(store_error)?;
-        for counts in counts {
+        // Counts of projects deleted meanwhile go with them; checked first,
+        // because a failed insert would abort the whole batch.
+        let mut projects: Vec<&str> = counts.iter().map(|c| c.project_id.as_str()).collect();
+        projects.sort_unstable();
+        projects.dedup();
+        let existing: std::collections::HashSet<String> = crate::entity::project::Entity::find()
+            .filter(crate::entity::project::Column::Id.is_in(projects))
+            .all(&txn)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|project| project.id)
+            .collect();
+        for counts in counts.iter().filter(|c| existing.contains(&c.project_id)) {
             let key = (
                 instance_id.to_owned(),
                 counts.publish_id.clone(),
@@ -76,11 +89,7 @@ impl InsightStore for SqlStore {
                     .await
                     .map(|_| ())
             };
-            match written.map_err(store_error) {
-                // The project was deleted meanwhile: its counts go with it.
-                Err(StoreError::ProjectGone) => return Ok(()),
-                other => other?,
-            }
+            written.map_err(store_error)?;
         }
         txn.commit().await.map_err(store_error)
     }

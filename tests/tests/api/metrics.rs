@@ -63,8 +63,14 @@ both_backends!(
         let bundle = app.fetch(&launch_url).await;
         bundle.assert_status(200);
 
+        app.get_anon("/api/no-such-path/x/y")
+            .await
+            .assert_error(404);
+        let odd = e2e::reqwest::Method::from_bytes(b"FOO123").unwrap();
+        app.send(app.client.request(odd, app.url("/api/no-such-path")))
+            .await;
         let text = scrape(&app, Some("scrape-secret")).await;
-        let manifest_route = "expo_updates_http_requests_total{route=\"/api/updates/:param/manifest\",method=\"GET\",status=\"200\"}";
+        let manifest_route = "expo_updates_http_requests_total{route=\"/api/updates/{project}/manifest\",method=\"GET\",status=\"200\"}";
         assert_eq!(sample(&text, manifest_route), Some(2.0), "{text}");
         let answers = |answer: &str| {
             sample(
@@ -105,9 +111,21 @@ both_backends!(
             sample(&text, "expo_updates_serve_cache_misses_total").unwrap_or(0.0) >= 1.0,
             "{text}"
         );
-        // Paths are templates: ids never become label values.
+        // Paths are templates: ids never become label values, nor do odd
+        // paths or methods.
         assert!(
             !text.contains(&format!("route=\"/api/projects/{project}")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("no-such-path") && !text.contains("FOO123"),
+            "{text}"
+        );
+        assert!(
+            sample(
+                &text,
+                "expo_updates_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}"
+            ) == Some(1.0),
             "{text}"
         );
         // Secrets never appear.

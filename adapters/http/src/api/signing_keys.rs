@@ -31,8 +31,8 @@ pub struct SigningKeyBody {
     pub created_by: Option<String>,
 }
 
-/// An existing key to add.
-#[derive(Debug, Object)]
+/// An existing key to add. (No `Debug`: it holds a private key.)
+#[derive(Object)]
 pub struct UploadSigningKeyRequest {
     #[oai(rename = "keyId")]
     pub key_id: String,
