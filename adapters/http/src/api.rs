@@ -200,8 +200,8 @@ fn route_table() -> RouteTable {
         })
         .collect();
     for path in [
-        "/api/updates/{project}/manifest",
-        "/api/updates/{project}/assets",
+        crate::middleware::MANIFEST_ROUTE,
+        crate::middleware::ASSETS_ROUTE,
         "/api/openapi.json",
         "/healthz",
         "/readyz",

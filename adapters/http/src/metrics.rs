@@ -20,6 +20,10 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Labels of the per-request metrics: all static, so counting a request
+/// allocates one small vector and no strings.
+type RequestLabels = Vec<(&'static str, &'static str)>;
+
 /// A counter kept elsewhere (an application service, an adapter), read at
 /// each scrape.
 pub struct CounterSource {
@@ -70,8 +74,8 @@ pub struct AssetServed {
 /// The server's metrics, shared by every request.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<Labels, Counter>,
-    latency: Family<Labels, Histogram, fn() -> Histogram>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     manifests: Family<Labels, Counter>,
     asset_bytes: Family<Labels, Counter>,
     publishes: Family<Labels, Counter>,
@@ -91,14 +95,15 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     pub fn new(sources: Vec<CounterSource>) -> Self {
         let mut registry = Registry::with_prefix("expo_updates");
-        let requests = Family::<Labels, Counter>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route template, method and status",
             requests.clone(),
         );
-        let latency =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer, by route template",
@@ -138,14 +143,20 @@ impl Metrics {
     pub fn observe_response(
         &self,
         method: &str,
-        route: &str,
-        path: &str,
+        route: &'static str,
+        publish: bool,
         response: &poem::Response,
         elapsed: Duration,
     ) {
         let status = response.status().as_u16();
         let method = match method {
-            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "OPTIONS" => "OPTIONS",
             _ => "OTHER",
         };
         self.observe_request(method, route, status, elapsed);
@@ -156,7 +167,7 @@ impl Metrics {
         if let Some(served) = extensions.get::<AssetServed>() {
             self.observe_asset_bytes(served.encoding, served.bytes);
         }
-        if method == "POST" && path.starts_with("/api/updates/") && path.ends_with("/publish") {
+        if publish && route.ends_with("/publish") {
             self.observe_publish(match status {
                 200..=299 => "published",
                 400..=499 => "refused",
@@ -165,13 +176,18 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let route = route.to_owned();
+    pub fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.requests
             .get_or_create(&vec![
-                ("route", route.clone()),
-                ("method", method.to_owned()),
-                ("status", status.to_string()),
+                ("route", route),
+                ("method", method),
+                ("status", status_label(status)),
             ])
             .inc();
         self.latency
@@ -209,6 +225,15 @@ impl Metrics {
         }
         text
     }
+}
+
+/// A status code as a static label.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..1000).map(|code| code.to_string()).collect());
+    LABELS
+        .get(usize::from(status))
+        .map_or("other", String::as_str)
 }
 
 /// `GET /metrics`. With `METRICS_TOKEN` set, only for

@@ -30,7 +30,8 @@ pub async fn request_log<E: Endpoint>(
     routes: Arc<RouteTable>,
 ) -> poem::Result<Response> {
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let route = routes.template(req.uri().path()).unwrap_or("unmatched");
+    let publish = req.method() == Method::POST && req.uri().path().ends_with("/publish");
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -65,8 +66,7 @@ pub async fn request_log<E: Endpoint>(
         }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        let route = routes.template(&path).unwrap_or("unmatched");
-        metrics.observe_response(method.as_str(), route, &path, &response, elapsed);
+        metrics.observe_response(method.as_str(), route, publish, &response, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if device_traffic && status < 500 {
             tracing::debug!(status, latency_ms, "request served");
@@ -219,7 +219,10 @@ pub async fn limit_headers<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Res
 
 /// Every route template with the methods it answers: for the `Allow` header
 /// of a 405, and for metrics labels (a template, never a client's path).
-pub struct RouteTable(Vec<(String, Vec<String>, String)>);
+///
+/// Templates are `&'static str` (the table is built once per server): they
+/// label metrics on every request without an allocation.
+pub struct RouteTable(Vec<(&'static str, Vec<String>, String)>);
 
 impl RouteTable {
     /// From `(template, methods)` pairs; `{name}` and `:name` segments match
@@ -234,6 +237,7 @@ impl RouteTable {
                         .split('/')
                         .map(str::to_owned)
                         .collect();
+                    let template: &'static str = Box::leak(template.into_boxed_str());
                     (template, segments, methods.join(", "))
                 })
                 .collect(),
@@ -241,16 +245,26 @@ impl RouteTable {
     }
 
     /// The template of the route `path` belongs to, if any.
-    pub fn template(&self, path: &str) -> Option<&str> {
-        self.matching(path)
-            .map(|(template, _, _)| template.as_str())
+    pub fn template(&self, path: &str) -> Option<&'static str> {
+        // What devices ask, without scanning the table.
+        if let Some(rest) = path.strip_prefix("/api/updates/")
+            && let Some((project, leaf)) = rest.split_once('/')
+            && !project.is_empty()
+        {
+            match leaf {
+                "manifest" => return Some(MANIFEST_ROUTE),
+                "assets" => return Some(ASSETS_ROUTE),
+                _ => {}
+            }
+        }
+        self.matching(path).map(|(template, _, _)| *template)
     }
 
     fn allowed(&self, path: &str) -> Option<&str> {
         self.matching(path).map(|(_, _, methods)| methods.as_str())
     }
 
-    fn matching(&self, path: &str) -> Option<&(String, Vec<String>, String)> {
+    fn matching(&self, path: &str) -> Option<&(&'static str, Vec<String>, String)> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let is_parameter = |segment: &str| segment.starts_with('{') || segment.starts_with(':');
         // The template with the most literal segments wins, as in routing:
@@ -273,6 +287,11 @@ impl RouteTable {
     }
 }
 
+/// The update-check route's template.
+pub const MANIFEST_ROUTE: &str = "/api/updates/{project}/manifest";
+/// The asset route's template.
+pub const ASSETS_ROUTE: &str = "/api/updates/{project}/assets";
+
 /// Adds `Allow` to a 405 (RFC 9110 §15.5.6), naming the methods the path
 /// answers.
 pub async fn allow_header<E: Endpoint>(
@@ -280,10 +299,11 @@ pub async fn allow_header<E: Endpoint>(
     req: Request,
     routes: Arc<RouteTable>,
 ) -> poem::Result<Response> {
-    let path = req.uri().path().to_owned();
+    // A cheap clone (shared bytes), read only for a 405.
+    let uri = req.uri().clone();
     let mut response = next.call(req).await?.into_response();
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = routes.allowed(&path)
+        && let Some(methods) = routes.allowed(uri.path())
         && let Ok(value) = HeaderValue::from_str(methods)
     {
         response
