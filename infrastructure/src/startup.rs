@@ -27,6 +27,10 @@ use crate::jwt_secret::{self, Origin};
 /// How long in-flight requests get to finish after SIGTERM or SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Staging files younger than this may belong to a publish still running
+/// (on this instance or, with S3, another): the periodic sweep leaves them.
+const STALE_STAGING: Duration = Duration::from_secs(6 * 3600);
+
 /// How long the start-up storage probe may take.
 const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -195,7 +199,10 @@ async fn maintain_storage(services: Services, every: Duration, staging_grace: Du
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = services.blobs.sweep_staging(staging_grace.as_secs()).await {
+        // Never younger than STALE_STAGING: a publish on this or another
+        // instance may still be writing there.
+        let stale = staging_grace.max(STALE_STAGING);
+        if let Err(error) = services.blobs.sweep_staging(stale.as_secs()).await {
             tracing::warn!(%error, "sweeping staging failed");
         }
         if let Err(error) = services.retention.apply_everywhere().await {
@@ -263,7 +270,15 @@ async fn open_storage(
         .map_err(|_| failed(format!("no answer within {STORAGE_CHECK_TIMEOUT:?}")))?
         .map_err(|error| failed(error.to_string()))?;
     tracing::info!(storage = blobs.description(), "storage ready");
-    match blobs.sweep_staging(staging_grace.as_secs()).await {
+    // Local staging belongs to this process alone (instances share storage
+    // only through S3) and no publish has started yet: whatever is there was
+    // left by a crash or a kill, however young. Shared S3 staging may hold
+    // another instance's publish in flight.
+    let stale = match config {
+        StorageConfig::Local { .. } => staging_grace,
+        StorageConfig::S3 { .. } => staging_grace.max(STALE_STAGING),
+    };
+    match blobs.sweep_staging(stale.as_secs()).await {
         Ok(0) => {}
         Ok(count) => tracing::info!(
             count,

@@ -105,15 +105,16 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
-/// The headers an update check is decided by.
-const DEVICE_HEADERS: [&str; 7] = [
+/// The headers an update check is decided by. (`EAS-Client-ID` is not one:
+/// an odd client id is just an id, and one that is not text is read as
+/// none, which puts the device outside partial rollouts; never an error.)
+const DEVICE_HEADERS: [&str; 6] = [
     "expo-protocol-version",
     "expo-platform",
     "expo-runtime-version",
     "expo-channel-name",
     "expo-current-update-id",
     "expo-embedded-update-id",
-    "eas-client-id",
 ];
 
 /// A header that must be visible ASCII when present: a value that is not
@@ -145,8 +146,7 @@ pub async fn manifest(
 ) -> Response {
     let headers = req.headers();
     // A value that is not text is refused rather than read as absent: an
-    // unreadable protocol version would otherwise be served as protocol 0,
-    // an unreadable client id as no rollout bucket.
+    // unreadable protocol version would otherwise be served as protocol 0.
     for name in DEVICE_HEADERS {
         if let Err(error) = ascii_header(headers, name) {
             return error_response(error);
