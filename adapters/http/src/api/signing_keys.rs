@@ -31,7 +31,8 @@ pub struct SigningKeyBody {
     pub created_by: Option<String>,
 }
 
-/// An existing key to add. (No `Debug`: it holds a private key.)
+// No `Debug`: it holds a private key.
+/// An existing key to add.
 #[derive(Object)]
 pub struct UploadSigningKeyRequest {
     #[oai(rename = "keyId")]
