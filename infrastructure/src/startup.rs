@@ -145,6 +145,10 @@ impl Application {
                 rate_limits: config.rate_limits,
                 metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
                 metrics_sources,
+                dashboard: adapter_http::DashboardSettings {
+                    public_url: config.public_url.clone(),
+                    open_registration: config.allow_registration,
+                },
             },
         })
     }

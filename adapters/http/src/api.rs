@@ -24,7 +24,7 @@ use crate::middleware::{
 };
 use crate::rate_limit::{self, RateLimits};
 use crate::state::{HttpSettings, Services};
-use crate::{assets, ops, protocol};
+use crate::{assets, dashboard, ops, protocol};
 
 /// Largest JSON body the control-plane routes accept.
 const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
@@ -165,6 +165,8 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .at("/healthz", ops::healthz)
         .at("/readyz", ops::readyz)
         .at("/metrics", poem::get(metrics::metrics_endpoint))
+        .nest(dashboard::PREFIX, dashboard::routes(settings.dashboard))
+        .around(dashboard::root_redirect)
         .around(normalize_empty_json_body)
         .around(move |next, req| rate_limit::enforce(next, req, limits.clone()))
         .data(services)
@@ -208,6 +210,12 @@ fn route_table() -> RouteTable {
         "/metrics",
     ] {
         routes.push((path.to_owned(), vec!["GET".to_owned(), "HEAD".to_owned()]));
+    }
+    for (path, methods) in dashboard::ROUTE_TEMPLATES {
+        routes.push((
+            (*path).to_owned(),
+            methods.iter().map(|method| (*method).to_owned()).collect(),
+        ));
     }
     RouteTable::new(routes)
 }

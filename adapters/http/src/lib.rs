@@ -4,6 +4,7 @@
 
 mod api;
 mod assets;
+mod dashboard;
 mod error;
 mod metrics;
 mod middleware;
@@ -15,6 +16,7 @@ mod security;
 mod state;
 
 pub use api::{openapi_document, routes};
+pub use dashboard::DashboardSettings;
 pub use metrics::CounterSource;
 pub use rate_limit::RateLimitSettings;
 pub use state::{HttpSettings, Services};

@@ -152,7 +152,15 @@ impl RateLimits {
     fn classify(&self, req: &Request) -> Option<Limited> {
         let path = req.uri().path();
         let method = req.method();
-        if method == Method::POST && (path == "/api/auth/login" || path == "/api/auth/register") {
+        if method == Method::POST
+            && matches!(
+                path,
+                "/api/auth/login"
+                    | "/api/auth/register"
+                    | "/dashboard/login"
+                    | "/dashboard/register"
+            )
+        {
             return self.client_address(req).map(Limited::Auth);
         }
         let project = path.strip_prefix("/api/updates/")?;

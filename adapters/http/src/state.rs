@@ -38,4 +38,6 @@ pub struct HttpSettings {
     pub metrics_token: Option<String>,
     /// Counters kept outside the HTTP adapter, exported on `/metrics`.
     pub metrics_sources: Vec<crate::metrics::CounterSource>,
+    /// What the web dashboard shows beyond the services' data.
+    pub dashboard: crate::dashboard::DashboardSettings,
 }
