@@ -402,36 +402,65 @@ impl InsightService {
         {
             return Err(not_found());
         }
+        self.flush_before_reading().await;
+        let rows = self.store.for_publish(project_id, publish_id).await?;
+        Ok(summarize(project_id, publish_id, rows))
+    }
+
+    /// The insights of several publishes of one project, as a history page
+    /// shows them: one authorization and one flush for the page. Ids that
+    /// are not publishes of the project get empty insights.
+    pub async fn insights_of_page(
+        &self,
+        actor: &User,
+        project_id: &str,
+        publish_ids: &[String],
+    ) -> AppResult<Vec<UpdateInsights>> {
+        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
+        self.flush_before_reading().await;
+        let mut page = Vec::with_capacity(publish_ids.len());
+        for publish_id in publish_ids {
+            let rows = if domain::id::is_valid_id(publish_id) {
+                self.store.for_publish(project_id, publish_id).await?
+            } else {
+                Vec::new()
+            };
+            page.push(summarize(project_id, publish_id, rows));
+        }
+        Ok(page)
+    }
+
+    /// Writes this instance's pending counts, so a reader sees them.
+    async fn flush_before_reading(&self) {
         if let Err(error) = self.flush().await {
             tracing::warn!(%error, "writing insights failed; reading what is stored");
         }
-        let rows = self.store.for_publish(project_id, publish_id).await?;
-        let mut by_day: HashMap<(NaiveDate, Platform), InsightCounts> = HashMap::new();
-        let mut by_platform: HashMap<Platform, InsightCounts> = HashMap::new();
-        for row in rows {
-            by_platform
-                .entry(row.platform)
-                .or_insert_with(|| {
-                    InsightCounts::new(project_id, publish_id, row.platform, row.day)
-                })
-                .absorb(&row);
-            by_day
-                .entry((row.day, row.platform))
-                .or_insert_with(|| {
-                    InsightCounts::new(project_id, publish_id, row.platform, row.day)
-                })
-                .absorb(&row);
-        }
-        let mut days: Vec<InsightSummary> = by_day
-            .into_iter()
-            .map(|((day, _), counts)| InsightSummary::of(Some(day), &counts))
-            .collect();
-        days.sort_by(|a, b| (a.day, a.platform.as_str()).cmp(&(b.day, b.platform.as_str())));
-        let mut totals: Vec<InsightSummary> = by_platform
-            .values()
-            .map(|counts| InsightSummary::of(None, counts))
-            .collect();
-        totals.sort_by_key(|summary| summary.platform.as_str());
-        Ok(UpdateInsights { days, totals })
     }
+}
+
+/// Stored rows of one publish, by day and platform and per platform.
+fn summarize(project_id: &str, publish_id: &str, rows: Vec<InsightCounts>) -> UpdateInsights {
+    let mut by_day: HashMap<(NaiveDate, Platform), InsightCounts> = HashMap::new();
+    let mut by_platform: HashMap<Platform, InsightCounts> = HashMap::new();
+    for row in rows {
+        by_platform
+            .entry(row.platform)
+            .or_insert_with(|| InsightCounts::new(project_id, publish_id, row.platform, row.day))
+            .absorb(&row);
+        by_day
+            .entry((row.day, row.platform))
+            .or_insert_with(|| InsightCounts::new(project_id, publish_id, row.platform, row.day))
+            .absorb(&row);
+    }
+    let mut days: Vec<InsightSummary> = by_day
+        .into_iter()
+        .map(|((day, _), counts)| InsightSummary::of(Some(day), &counts))
+        .collect();
+    days.sort_by(|a, b| (a.day, a.platform.as_str()).cmp(&(b.day, b.platform.as_str())));
+    let mut totals: Vec<InsightSummary> = by_platform
+        .values()
+        .map(|counts| InsightSummary::of(None, counts))
+        .collect();
+    totals.sort_by_key(|summary| summary.platform.as_str());
+    UpdateInsights { days, totals }
 }

@@ -32,6 +32,8 @@ function must(name) {
 let browser;
 let context;
 let page;
+/** What the browser refused under the Content-Security-Policy. */
+const cspViolations = [];
 /** Sizes of every HTML page the tests loaded, by path. */
 const pageSizes = new Map();
 const state = {};
@@ -51,6 +53,9 @@ before(async () => {
     }
   });
   page.on('pageerror', (error) => { throw error; });
+  page.on('console', (message) => {
+    if (/Content Security Policy|Refused to/.test(message.text())) cspViolations.push(`${page.url()}: ${message.text()}`);
+  });
 });
 
 after(async () => {
@@ -72,7 +77,10 @@ async function flash() {
 
 /** Clicks the confirmation page's button, after checking what it names. */
 async function confirmThat(title, ...mentions) {
-  await page.getByRole('heading', { name: title }).waitFor();
+  await page.getByRole('heading', { name: title }).waitFor().catch(async (error) => {
+    const main = (await page.locator('main').textContent().catch(() => '')).slice(0, 600);
+    throw new Error(`no confirmation "${title}" on ${page.url()}: ${main}`, { cause: error });
+  });
   const changes = await page.locator('.confirm ul').textContent();
   for (const mention of mentions) {
     assert.ok(changes.includes(mention), `the confirmation "${title}" should mention ${mention}: ${changes}`);
@@ -383,6 +391,14 @@ test('channels: point one at a branch, split it, end the split, remove it', asyn
   await confirmThat('End this split?', 'every device on it gets branch main');
   assert.doesNotMatch(await page.locator('tr[data-channel=production]').textContent(), /staging/);
 
+  await tab('Setup').click();
+  await page.getByLabel('Channel the build listens to').selectOption('production');
+  await page.getByRole('button', { name: 'Show' }).click();
+  const snippet = JSON.parse(await page.locator('#app-json').textContent());
+  assert.equal(snippet.expo.updates.requestHeaders['expo-channel-name'], 'production');
+  assert.match(await page.locator('#publish-command').textContent(), /--branch main /, 'a mapped channel publishes to the branch it serves');
+  await tab('Channels').click();
+
   await page.locator('tr[data-channel=production]').getByRole('button', { name: 'Remove mapping' }).click();
   await confirmThat("Remove this channel's mapping?", 'serves branch production');
   assert.equal(await page.locator('tr[data-channel=production]').count(), 0);
@@ -526,4 +542,5 @@ test('every page is accessible, small and fits a phone', async () => {
     assert.ok(size < PAGE_BUDGET, `${url} is ${size} bytes, over 100 KB`);
   }
   console.log(`page sizes (bytes): ${JSON.stringify(Object.fromEntries(pageSizes))}`);
+  assert.deepEqual(cspViolations, [], 'nothing on any page was blocked by the Content-Security-Policy');
 });

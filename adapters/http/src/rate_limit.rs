@@ -241,7 +241,16 @@ pub async fn enforce<E: Endpoint>(
     limits: RateLimits,
 ) -> poem::Result<Response> {
     if let Some(wait) = limits.wait_for(&req) {
-        return Ok(too_many_requests(wait));
+        let mut response = too_many_requests(wait);
+        if req.uri().path().starts_with(crate::dashboard::PREFIX) {
+            // A browser gets a page, with the same status and Retry-After.
+            let retry_after = response.headers().get("retry-after").cloned();
+            response = crate::dashboard::too_many_requests_page();
+            if let Some(value) = retry_after {
+                response.headers_mut().insert("retry-after", value);
+            }
+        }
+        return Ok(response);
     }
     next.call(req).await.map(IntoResponse::into_response)
 }

@@ -73,13 +73,15 @@ pub async fn channel_list(signed: Signed, Path(id): Path<String>) -> Response {
                                         td { (time(&channel.updated_at)) }
                                         td {
                                             @if channel.split.is_some() {
-                                                form.inline method="post" action={(base) "/" (name) "/unsplit"} {
+                                                form.inline method="post" action={(base) "/unsplit"} {
                                                     (csrf_field(&signed))
+                                                    input type="hidden" name="channel" value=(name);
                                                     button.secondary type="submit" { "End split" }
                                                 }
                                             }
-                                            form.inline method="post" action={(base) "/" (name) "/delete"} {
+                                            form.inline method="post" action={(base) "/delete"} {
                                                 (csrf_field(&signed))
+                                                input type="hidden" name="channel" value=(name);
                                                 button.secondary type="submit" { "Remove mapping" }
                                             }
                                         }
@@ -283,17 +285,20 @@ pub async fn split_channel(
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmOnly {
+pub struct NamedChannel {
+    #[serde(default)]
+    channel: String,
     confirmed: Option<String>,
 }
 
 #[handler]
 pub async fn end_split(
     req: &Request,
-    Path((id, name)): Path<(String, String)>,
-    action: Action<ConfirmOnly>,
+    Path(id): Path<String>,
+    action: Action<NamedChannel>,
 ) -> Response {
     let Action { signed, form } = action;
+    let name = form.channel.trim().to_owned();
     let back = project_path(&id, Tab::Channels);
     if !is_confirmed(form.confirmed.as_deref()) {
         let Some(channel) = current(&signed, &id, &name).await else {
@@ -327,7 +332,7 @@ pub async fn end_split(
                     ),
                 ],
                 action: req.original_uri().path().to_owned(),
-                fields: vec![],
+                fields: vec![("channel", name.clone())],
                 button: "End split",
                 cancel: back,
                 danger: false,
@@ -357,10 +362,11 @@ pub async fn end_split(
 #[handler]
 pub async fn delete_mapping(
     req: &Request,
-    Path((id, name)): Path<(String, String)>,
-    action: Action<ConfirmOnly>,
+    Path(id): Path<String>,
+    action: Action<NamedChannel>,
 ) -> Response {
     let Action { signed, form } = action;
+    let name = form.channel.trim().to_owned();
     let back = project_path(&id, Tab::Channels);
     if !is_confirmed(form.confirmed.as_deref()) {
         let project = match load(&signed, &id).await {
@@ -384,7 +390,7 @@ pub async fn delete_mapping(
                     format!("Afterwards it serves branch {name} (its namesake)."),
                 ],
                 action: req.original_uri().path().to_owned(),
-                fields: vec![],
+                fields: vec![("channel", name.clone())],
                 button: "Remove mapping",
                 cancel: back,
                 danger: true,

@@ -8,6 +8,10 @@
 //! buttons, the rollout slider's read-out) are inlined and pinned by hash
 //! in the Content-Security-Policy.
 //!
+//! Names users choose (channels, signing-key ids) travel in form fields and
+//! query strings, never in paths, so no spelling of theirs can reach
+//! another route. Server-made ids (members, API keys, updates) are paths.
+//!
 //! Sessions are the API's own JWTs, kept in an HttpOnly, SameSite=Lax cookie
 //! (Secure when the request came over HTTPS). Every state-changing request
 //! is a POST carrying a CSRF token derived from the session, and is refused
@@ -80,12 +84,9 @@ pub fn routes(settings: DashboardSettings) -> impl Endpoint {
             "/projects/:id/channels/split",
             post(channels::split_channel),
         )
+        .at("/projects/:id/channels/unsplit", post(channels::end_split))
         .at(
-            "/projects/:id/channels/:name/unsplit",
-            post(channels::end_split),
-        )
-        .at(
-            "/projects/:id/channels/:name/delete",
+            "/projects/:id/channels/delete",
             post(channels::delete_mapping),
         )
         .at("/projects/:id/signing-keys", get(signing::key_page))
@@ -98,11 +99,11 @@ pub fn routes(settings: DashboardSettings) -> impl Endpoint {
             post(signing::upload_key),
         )
         .at(
-            "/projects/:id/signing-keys/:key/remove",
+            "/projects/:id/signing-keys/remove",
             post(signing::remove_key),
         )
         .at(
-            "/projects/:id/signing-keys/:key/certificate.pem",
+            "/projects/:id/signing-keys/certificate",
             get(signing::download_certificate),
         )
         .at("/projects/:id/audit", get(audit::audit_log))
@@ -147,20 +148,14 @@ pub const ROUTE_TEMPLATES: &[(&str, &[&str])] = &[
     ("/dashboard/projects/{id}/channels", &["GET", "HEAD"]),
     ("/dashboard/projects/{id}/channels/point", &["POST"]),
     ("/dashboard/projects/{id}/channels/split", &["POST"]),
-    (
-        "/dashboard/projects/{id}/channels/{name}/unsplit",
-        &["POST"],
-    ),
-    ("/dashboard/projects/{id}/channels/{name}/delete", &["POST"]),
+    ("/dashboard/projects/{id}/channels/unsplit", &["POST"]),
+    ("/dashboard/projects/{id}/channels/delete", &["POST"]),
     ("/dashboard/projects/{id}/signing-keys", &["GET", "HEAD"]),
     ("/dashboard/projects/{id}/signing-keys/generate", &["POST"]),
     ("/dashboard/projects/{id}/signing-keys/upload", &["POST"]),
+    ("/dashboard/projects/{id}/signing-keys/remove", &["POST"]),
     (
-        "/dashboard/projects/{id}/signing-keys/{key}/remove",
-        &["POST"],
-    ),
-    (
-        "/dashboard/projects/{id}/signing-keys/{key}/certificate.pem",
+        "/dashboard/projects/{id}/signing-keys/certificate",
         &["GET", "HEAD"],
     ),
     ("/dashboard/projects/{id}/audit", &["GET", "HEAD"]),
@@ -168,6 +163,14 @@ pub const ROUTE_TEMPLATES: &[(&str, &[&str])] = &[
 
 /// Where the dashboard lives.
 pub const PREFIX: &str = "/dashboard";
+
+/// The page a rate-limited sign-in or registration gets.
+pub fn too_many_requests_page() -> Response {
+    html::plain_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts from your address. Wait a minute and try again.",
+    )
+}
 
 /// `GET /` sends a browser to the dashboard; everything else passes.
 pub async fn root_redirect<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {

@@ -166,12 +166,20 @@ pub async fn setup_page(
         .first()
         .map(|key| key.key_id.as_str().to_owned());
     let snippet = app_json(&manifest_url, &channel, newest_key.as_deref());
+    // The branch the chosen channel serves (its namesake when unmapped).
+    let branch = channels
+        .iter()
+        .find(|mapped| mapped.name.as_str() == channel)
+        .map_or_else(
+            || channel.clone(),
+            |mapped| mapped.branch.as_str().to_owned(),
+        );
     let publish = format!(
         "export EXPO_UPDATES_URL={base}\n\
          export EXPO_UPDATES_PROJECT={}\n\
          export EXPO_UPDATES_API_KEY=<the API key's secret>\n\
          npx expo export --output-dir dist\n\
-         expo-updates-server publish --dir dist --branch {channel} --message \"First update\"",
+         expo-updates-server publish --dir dist --branch {branch} --message \"First update\"",
         project.id
     );
     let mut channel_names: Vec<String> = channels

@@ -78,7 +78,7 @@ impl<'a> FromRequest<'a> for Signed {
                 )));
             }
         };
-        let https = is_https(req, Some(&settings));
+        let https = is_https(req);
         Ok(Self {
             user,
             services,
@@ -202,26 +202,20 @@ fn csrf_token(session_token: &str) -> String {
 }
 
 /// Whether a request came over HTTPS: directly, or behind a proxy that
-/// says so.
-fn is_https(req: &Request, settings: Option<&DashboardSettings>) -> bool {
+/// says so (`X-Forwarded-Proto`). `PUBLIC_URL` is not enough: a browser that
+/// reached the server over plain HTTP would drop a `Secure` cookie and could
+/// never sign in.
+fn is_https(req: &Request) -> bool {
     req.uri().scheme_str() == Some("https")
         || req
             .headers()
             .get("x-forwarded-proto")
             .and_then(|value| value.to_str().ok())
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
-        || settings
-            .and_then(|settings| settings.public_url.as_deref())
-            .is_some_and(|url| url.starts_with("https://"))
 }
 
 fn origin(req: &Request) -> String {
-    let settings = req.data::<Arc<DashboardSettings>>().map(Arc::as_ref);
-    let scheme = if is_https(req, settings) {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if is_https(req) { "https" } else { "http" };
     let host = req
         .headers()
         .get(header::HOST)
@@ -231,7 +225,9 @@ fn origin(req: &Request) -> String {
 }
 
 /// Whether a POST came from this site: a browser's `Sec-Fetch-Site` must not
-/// say cross-site, and an `Origin`, when sent, must name this host.
+/// say another site, and an `Origin`, when sent, must be this server as the
+/// browser knows it: `PUBLIC_URL`, or the host it asked for (`Host`, or
+/// `X-Forwarded-Host` behind a proxy that rewrites `Host`).
 pub fn is_same_origin(req: &Request) -> bool {
     let headers = req.headers();
     if let Some(site) = headers.get("sec-fetch-site")
@@ -239,15 +235,36 @@ pub fn is_same_origin(req: &Request) -> bool {
     {
         return false;
     }
-    let Some(sent) = headers.get(header::ORIGIN) else {
+    let Some(sent) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
         return true;
     };
-    let host = headers.get(header::HOST).map(|value| value.as_bytes());
-    let sent = sent.as_bytes();
-    let without_scheme = sent
-        .strip_prefix(b"https://")
-        .or_else(|| sent.strip_prefix(b"http://"));
-    matches!((without_scheme, host), (Some(sent), Some(host)) if sent == host)
+    let public_url = req
+        .data::<Arc<DashboardSettings>>()
+        .and_then(|settings| settings.public_url.as_deref());
+    if public_url.is_some_and(|url| origin_of(url).eq_ignore_ascii_case(sent)) {
+        return true;
+    }
+    let Some(sent_host) = sent
+        .strip_prefix("https://")
+        .or_else(|| sent.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name).and_then(|value| value.to_str().ok()))
+        .any(|host| host.eq_ignore_ascii_case(sent_host))
+}
+
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    url[after_scheme..]
+        .find('/')
+        .map_or(url, |path| &url[..after_scheme + path])
 }
 
 fn cookie(req: &Request, name: &str) -> Option<String> {
@@ -263,8 +280,7 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
 }
 
 fn cookie_attributes(req: &Request) -> &'static str {
-    let settings = req.data::<Arc<DashboardSettings>>().map(Arc::as_ref);
-    if is_https(req, settings) {
+    if is_https(req) {
         "; Path=/; HttpOnly; SameSite=Lax; Secure"
     } else {
         "; Path=/; HttpOnly; SameSite=Lax"
@@ -363,6 +379,15 @@ mod tests {
         }
         assert_eq!(after_login(Some("not base64!")), "/dashboard");
         assert_eq!(after_login(None), "/dashboard");
+    }
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://ota.example.com/base"),
+            "https://ota.example.com"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 
     #[test]

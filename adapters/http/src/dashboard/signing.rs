@@ -4,7 +4,7 @@
 use application::NewSigningKey;
 use maud::html;
 use poem::http::{StatusCode, header};
-use poem::web::Path;
+use poem::web::{Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
@@ -16,10 +16,8 @@ use super::projects::load;
 use super::session::{Action, Signed, outcome};
 
 fn certificate_path(id: &str, key_id: &str) -> String {
-    format!(
-        "{}/{key_id}/certificate.pem",
-        project_path(id, Tab::Signing)
-    )
+    let query = serde_urlencoded::to_string([("key", key_id)]).unwrap_or_default();
+    format!("{}/certificate?{query}", project_path(id, Tab::Signing))
 }
 
 #[handler]
@@ -70,8 +68,9 @@ pub async fn key_page(signed: Signed, Path(id): Path<String>) -> Response {
                                             } @else { "none uploaded" }
                                         }
                                         td {
-                                            form.inline method="post" action={(base) "/" (key_id) "/remove"} {
+                                            form.inline method="post" action={(base) "/remove"} {
                                                 (csrf_field(&signed))
+                                                input type="hidden" name="key_id" value=(key_id);
                                                 button.secondary type="submit" { "Remove" }
                                             }
                                         }
@@ -270,17 +269,20 @@ pub async fn upload_key(
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmOnly {
+pub struct NamedKey {
+    #[serde(default)]
+    key_id: String,
     confirmed: Option<String>,
 }
 
 #[handler]
 pub async fn remove_key(
     req: &Request,
-    Path((id, key)): Path<(String, String)>,
-    action: Action<ConfirmOnly>,
+    Path(id): Path<String>,
+    action: Action<NamedKey>,
 ) -> Response {
     let Action { signed, form } = action;
+    let key = form.key_id.clone();
     let back = project_path(&id, Tab::Signing);
     if !is_confirmed(form.confirmed.as_deref()) {
         let project = match load(&signed, &id).await {
@@ -303,7 +305,7 @@ pub async fn remove_key(
                     ),
                 ],
                 action: req.original_uri().path().to_owned(),
-                fields: vec![],
+                fields: vec![("key_id", key.clone())],
                 button: "Remove key",
                 cancel: back,
                 danger: true,
@@ -318,10 +320,17 @@ pub async fn remove_key(
     outcome(req, &back, result, |()| format!("Key {key} removed."))
 }
 
+#[derive(Deserialize)]
+pub struct CertificateQuery {
+    #[serde(default)]
+    key: String,
+}
+
 #[handler]
 pub async fn download_certificate(
     signed: Signed,
-    Path((id, key)): Path<(String, String)>,
+    Path(id): Path<String>,
+    Query(CertificateQuery { key }): Query<CertificateQuery>,
 ) -> Response {
     let keys = match signed.services.signing_keys.list(&signed.user, &id).await {
         Ok(keys) => keys,

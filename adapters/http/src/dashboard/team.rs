@@ -178,6 +178,19 @@ pub async fn remove_member(
             Ok(project) => project,
             Err(response) => return response,
         };
+        // Named from the server's data, not the form's.
+        let username = match signed.services.members.list(&signed.user, &id).await {
+            Ok(members) => members
+                .into_iter()
+                .find(|member| member.membership.user_id == user)
+                .map(|member| member.username),
+            Err(error) => return error_page(error),
+        };
+        let Some(username) = username else {
+            return error_page(application::AppError::NotFound(
+                "User is not a member of this project.".to_owned(),
+            ));
+        };
         return confirm(
             &signed,
             ProjectPage {
@@ -188,11 +201,11 @@ pub async fn remove_member(
             Confirmation {
                 title: "Remove this member?",
                 changes: vec![format!(
-                    "{} loses access to {}: its updates, channels and keys.",
-                    form.username, project.name
+                    "{username} loses access to {}: its updates, channels and keys.",
+                    project.name
                 )],
                 action: req.original_uri().path().to_owned(),
-                fields: vec![("username", form.username.clone())],
+                fields: vec![("username", username.clone())],
                 button: "Remove member",
                 cancel: back,
                 danger: true,
@@ -236,7 +249,7 @@ async fn keys_page(signed: Signed, id: String, created: Option<CreatedApiKey>) -
             @if let Some(created) = &created {
                 section.card.secret role="status" aria-labelledby="secret-title" {
                     h2 id="secret-title" { "Key “" (created.key.name) "” created" }
-                    p { strong { "Copy the secret now: it is shown this once." } " The server keeps only its hash." }
+                    p { strong { "Copy the secret now: it is shown this once." } " The server keeps only its hash. Reloading this page would create another key." }
                     (copyable("new-key-secret", "API key secret", &created.secret))
                     p { "Publish with it: " a href=(project_path(&id, Tab::Setup)) { "the command is on the Setup tab" } "." }
                 }
@@ -361,6 +374,19 @@ pub async fn revoke_key(
             Ok(project) => project,
             Err(response) => return response,
         };
+        // Named from the server's data, not the form's.
+        let name = match signed.services.api_keys.list(&signed.user, &id).await {
+            Ok(keys) => keys
+                .into_iter()
+                .find(|stored| stored.id == key)
+                .map(|stored| stored.name),
+            Err(error) => return error_page(error),
+        };
+        let Some(name) = name else {
+            return error_page(application::AppError::NotFound(
+                "API key not found.".to_owned(),
+            ));
+        };
         return confirm(
             &signed,
             ProjectPage {
@@ -371,11 +397,11 @@ pub async fn revoke_key(
             Confirmation {
                 title: "Revoke this API key?",
                 changes: vec![
-                    format!("Key “{}” stops working at once.", form.name),
+                    format!("Key “{name}” stops working at once."),
                     "Pipelines that publish with it get 401 until they use another key.".to_owned(),
                 ],
                 action: req.original_uri().path().to_owned(),
-                fields: vec![("name", form.name.clone())],
+                fields: vec![("name", name.clone())],
                 button: "Revoke key",
                 cancel: back,
                 danger: true,

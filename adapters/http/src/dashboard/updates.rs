@@ -70,15 +70,19 @@ pub async fn timeline(
         Ok(history) => history,
         Err(error) => return error_page(error),
     };
-    let mut insights = Vec::with_capacity(history.updates.len());
-    for group in &history.updates {
-        let summary = services
-            .insights
-            .insights(&signed.user, &id, &group.publish_id)
-            .await
-            .ok();
-        insights.push(summary);
-    }
+    let publish_ids: Vec<String> = history
+        .updates
+        .iter()
+        .map(|group| group.publish_id.clone())
+        .collect();
+    let insights: Vec<Option<application::UpdateInsights>> = match services
+        .insights
+        .insights_of_page(&signed.user, &id, &publish_ids)
+        .await
+    {
+        Ok(page) => page.into_iter().map(Some).collect(),
+        Err(_) => vec![None; publish_ids.len()],
+    };
     let mut runtimes: Vec<String> = branches
         .iter()
         .flat_map(|branch| {
@@ -395,9 +399,14 @@ fn insight_view(insights: &application::UpdateInsights, publish_id: &str) -> Mar
 /// page of this project.
 fn back_to(id: &str, back: Option<&str>) -> String {
     let project = project_path(id, Tab::Updates);
-    back.filter(|path| is_local(path) && path.starts_with(&project))
-        .map(str::to_owned)
-        .unwrap_or(project)
+    back.filter(|path| {
+        is_local(path)
+            && path
+                .strip_prefix(project.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    })
+    .map(str::to_owned)
+    .unwrap_or(project)
 }
 
 #[derive(Deserialize)]
@@ -672,6 +681,7 @@ mod tests {
             "/dashboard/projects/p1?branch=main"
         );
         assert_eq!(back_to("p1", Some("/dashboard/projects/p2")), project);
+        assert_eq!(back_to("p1", Some("/dashboard/projects/p10")), project);
         assert_eq!(back_to("p1", Some("https://evil.example/")), project);
         assert_eq!(back_to("p1", None), project);
     }
