@@ -13,7 +13,7 @@ use super::html::{
     time,
 };
 use super::projects::load;
-use super::session::{Action, Signed, outcome};
+use super::session::{Action, Signed, outcome, refused};
 
 fn describe(channel: &Channel) -> String {
     match &channel.split {
@@ -162,10 +162,6 @@ async fn confirm_change(
     form: &ChannelForm,
     after: String,
 ) -> Response {
-    let project = match load(signed, id).await {
-        Ok(project) => project,
-        Err(response) => return response,
-    };
     let before = current(signed, id, form.channel.trim()).await.map_or_else(
         || format!("branch {}", form.channel.trim()),
         |channel| describe(&channel),
@@ -179,11 +175,8 @@ async fn confirm_change(
     }
     confirm(
         signed,
-        ProjectPage {
-            id,
-            name: &project.name,
-            tab: Tab::Channels,
-        },
+        id,
+        Tab::Channels,
         Confirmation {
             title: "Change this channel?",
             changes: vec![
@@ -197,6 +190,7 @@ async fn confirm_change(
             danger: false,
         },
     )
+    .await
 }
 
 #[handler]
@@ -246,13 +240,12 @@ pub async fn split_channel(
         .as_deref()
         .and_then(|p| p.trim().parse::<i64>().ok())
     else {
-        return outcome::<()>(
+        return refused(
             req,
             &back,
-            Err(application::AppError::Invalid(
+            application::AppError::Invalid(
                 "The share must be a whole number from 0 to 100.".to_owned(),
-            )),
-            |()| String::new(),
+            ),
         );
     };
     if !is_confirmed(form.confirmed.as_deref()) {
@@ -302,26 +295,16 @@ pub async fn end_split(
     let back = project_path(&id, Tab::Channels);
     if !is_confirmed(form.confirmed.as_deref()) {
         let Some(channel) = current(&signed, &id, &name).await else {
-            return outcome::<()>(
+            return refused(
                 req,
                 &back,
-                Err(application::AppError::NotFound(format!(
-                    "Channel {name} has no mapping."
-                ))),
-                |()| String::new(),
+                application::AppError::NotFound(format!("Channel {name} has no mapping.")),
             );
-        };
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
-            Err(response) => return response,
         };
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Channels,
-            },
+            &id,
+            Tab::Channels,
             Confirmation {
                 title: "End this split?",
                 changes: vec![
@@ -337,7 +320,8 @@ pub async fn end_split(
                 cancel: back,
                 danger: false,
             },
-        );
+        )
+        .await;
     }
     let change = ChannelChange {
         branch: None,
@@ -369,20 +353,13 @@ pub async fn delete_mapping(
     let name = form.channel.trim().to_owned();
     let back = project_path(&id, Tab::Channels);
     if !is_confirmed(form.confirmed.as_deref()) {
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
-            Err(response) => return response,
-        };
         let before = current(&signed, &id, &name)
             .await
             .map_or_else(|| "no mapping".to_owned(), |channel| describe(&channel));
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Channels,
-            },
+            &id,
+            Tab::Channels,
             Confirmation {
                 title: "Remove this channel's mapping?",
                 changes: vec![
@@ -395,7 +372,8 @@ pub async fn delete_mapping(
                 cancel: back,
                 danger: true,
             },
-        );
+        )
+        .await;
     }
     let caller = Caller::User(signed.user.clone());
     let result = signed

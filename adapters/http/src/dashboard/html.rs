@@ -247,29 +247,38 @@ pub fn csrf_field(signed: &Signed) -> Markup {
 }
 
 /// What a confirmation page asks about.
-pub struct Confirmation<'a> {
-    pub title: &'a str,
+pub struct Confirmation {
+    pub title: &'static str,
     /// Each change, in words, as the user will see it happen.
     pub changes: Vec<String>,
     pub action: String,
     /// The fields to send again, with `confirmed=yes`.
-    pub fields: Vec<(&'a str, String)>,
-    pub button: &'a str,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: &'static str,
     pub cancel: String,
     pub danger: bool,
 }
 
 /// A page that names what an action will change and asks to go ahead.
 /// Works without JavaScript; the action is taken only by its button.
-pub fn confirm(
+pub async fn confirm(
     signed: &Signed,
-    project: ProjectPage<'_>,
-    confirmation: Confirmation<'_>,
+    project_id: &str,
+    tab: Tab,
+    confirmation: Confirmation,
 ) -> Response {
+    let project = match super::projects::load(signed, project_id).await {
+        Ok(project) => project,
+        Err(response) => return response,
+    };
     page(
         signed,
         confirmation.title,
-        Some(project),
+        Some(ProjectPage {
+            id: project_id,
+            name: &project.name,
+            tab,
+        }),
         html! {
             section.card.confirm aria-labelledby="confirm-title" {
                 h2 id="confirm-title" { (confirmation.title) }
@@ -281,7 +290,7 @@ pub fn confirm(
                     }
                     input type="hidden" name="confirmed" value="yes";
                     div.actions {
-                        button type="submit" .danger[confirmation.danger] autofocus { (confirmation.button) }
+                        button.danger[confirmation.danger] type="submit" autofocus { (confirmation.button) }
                         a.button.secondary href=(confirmation.cancel) { "Cancel" }
                     }
                 }

@@ -12,7 +12,7 @@ use super::PREFIX;
 use super::html::{
     ProjectPage, Tab, copyable, csrf_field, empty_state, error_page, page, project_path, time,
 };
-use super::session::{Action, Signed, outcome};
+use super::session::{Action, Signed, outcome, refused};
 use application::ProjectChanges;
 
 /// A project page's project, or the page that says why it cannot be shown.
@@ -121,7 +121,7 @@ pub async fn create_project(req: &Request, action: Action<CreateForm>) -> Respon
                 project.name
             )),
         ),
-        Err(error) => outcome::<()>(req, PREFIX, Err(error), |()| String::new()),
+        Err(error) => refused(req, PREFIX, error),
     }
 }
 

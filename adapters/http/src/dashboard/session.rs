@@ -336,6 +336,11 @@ pub fn outcome<T>(
     }
 }
 
+/// Returns to `to` with the application's refusal of an action.
+pub fn refused(req: &Request, to: &str, error: AppError) -> Response {
+    redirect_with(req, to, Flash::Failed(classify(error).1))
+}
+
 fn read_flash(req: &Request) -> Option<Flash> {
     let value = cookie(req, FLASH_COOKIE)?;
     let (kind, encoded) = value.split_at_checked(1)?;

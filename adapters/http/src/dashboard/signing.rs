@@ -13,7 +13,7 @@ use super::html::{
     page as render, plain_error, project_path, time,
 };
 use super::projects::load;
-use super::session::{Action, Signed, outcome};
+use super::session::{Action, Signed, outcome, refused};
 
 fn certificate_path(id: &str, key_id: &str) -> String {
     let query = serde_urlencoded::to_string([("key", key_id)]).unwrap_or_default();
@@ -161,13 +161,12 @@ pub async fn generate_key(
         Some(years) => match years.parse::<u32>() {
             Ok(years) => Some(years),
             Err(_) => {
-                return outcome::<()>(
+                return refused(
                     req,
                     &back,
-                    Err(application::AppError::Invalid(
+                    application::AppError::Invalid(
                         "Validity must be a whole number of years.".to_owned(),
-                    )),
-                    |()| String::new(),
+                    ),
                 );
             }
         },
@@ -181,10 +180,6 @@ pub async fn generate_key(
     if let Some(newest) = existing.first()
         && !is_confirmed(form.confirmed.as_deref())
     {
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
-            Err(response) => return response,
-        };
         let mut fields = vec![("key_id", key_id.clone())];
         if let Some(name) = &form.common_name {
             fields.push(("common_name", name.clone()));
@@ -194,11 +189,8 @@ pub async fn generate_key(
         }
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Signing,
-            },
+            &id,
+            Tab::Signing,
             Confirmation {
                 title: "Rotate to a new signing key?",
                 changes: vec![
@@ -217,7 +209,7 @@ pub async fn generate_key(
                 cancel: back,
                 danger: false,
             },
-        );
+        ).await;
     }
     let new_key = NewSigningKey::Generate {
         key_id: key_id.clone(),
@@ -285,17 +277,10 @@ pub async fn remove_key(
     let key = form.key_id.clone();
     let back = project_path(&id, Tab::Signing);
     if !is_confirmed(form.confirmed.as_deref()) {
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
-            Err(response) => return response,
-        };
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Signing,
-            },
+            &id,
+            Tab::Signing,
             Confirmation {
                 title: "Remove this signing key?",
                 changes: vec![
@@ -310,7 +295,7 @@ pub async fn remove_key(
                 cancel: back,
                 danger: true,
             },
-        );
+        ).await;
     }
     let result = signed
         .services

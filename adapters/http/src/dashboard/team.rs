@@ -14,7 +14,7 @@ use super::html::{
     is_confirmed, page, project_path, time,
 };
 use super::projects::load;
-use super::session::{Action, Signed, outcome};
+use super::session::{Action, Signed, outcome, refused};
 
 #[handler]
 pub async fn member_list(signed: Signed, Path(id): Path<String>) -> Response {
@@ -193,11 +193,8 @@ pub async fn remove_member(
         };
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Members,
-            },
+            &id,
+            Tab::Members,
             Confirmation {
                 title: "Remove this member?",
                 changes: vec![format!(
@@ -210,7 +207,8 @@ pub async fn remove_member(
                 cancel: back,
                 danger: true,
             },
-        );
+        )
+        .await;
     }
     let result = signed
         .services
@@ -337,9 +335,7 @@ pub async fn create_key(
         // Shown in this answer, never in a redirect: the secret must not
         // pass through a cookie or a URL.
         Ok(created) => keys_page(signed, id, Some(created)).await,
-        Err(error) => outcome::<()>(req, &project_path(&id, Tab::Keys), Err(error), |()| {
-            String::new()
-        }),
+        Err(error) => refused(req, &project_path(&id, Tab::Keys), error),
     }
 }
 
@@ -370,10 +366,6 @@ pub async fn revoke_key(
     let Action { signed, form } = action;
     let back = project_path(&id, Tab::Keys);
     if !is_confirmed(form.confirmed.as_deref()) {
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
-            Err(response) => return response,
-        };
         // Named from the server's data, not the form's.
         let name = match signed.services.api_keys.list(&signed.user, &id).await {
             Ok(keys) => keys
@@ -389,11 +381,8 @@ pub async fn revoke_key(
         };
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Keys,
-            },
+            &id,
+            Tab::Keys,
             Confirmation {
                 title: "Revoke this API key?",
                 changes: vec![
@@ -406,7 +395,8 @@ pub async fn revoke_key(
                 cancel: back,
                 danger: true,
             },
-        );
+        )
+        .await;
     }
     let result = signed
         .services

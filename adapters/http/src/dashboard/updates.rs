@@ -17,7 +17,7 @@ use super::html::{
     is_confirmed, page, project_path, time,
 };
 use super::projects::{load, server_url};
-use super::session::{Action, Signed, is_local, outcome};
+use super::session::{Action, Signed, is_local, outcome, refused};
 
 /// Publishes per timeline page.
 const PAGE_SIZE: u64 = 20;
@@ -427,18 +427,17 @@ pub async fn change_rollout(
     let Action { signed, form } = action;
     let back = back_to(&id, form.back.as_deref());
     let Ok(percentage) = form.percentage.trim().parse::<i64>() else {
-        return outcome::<()>(
+        return refused(
             req,
             &back,
-            Err(application::AppError::Invalid(
+            application::AppError::Invalid(
                 "The rollout must be a whole number from 0 to 100.".to_owned(),
-            )),
-            |()| String::new(),
+            ),
         );
     };
     let caller = Caller::User(signed.user.clone());
     if !is_confirmed(form.confirmed.as_deref()) {
-        let (project, group) = match load_update(&signed, &caller, &id, &update).await {
+        let group = match load_update(&signed, &caller, &id, &update).await {
             Ok(found) => found,
             Err(response) => return response,
         };
@@ -455,11 +454,8 @@ pub async fn change_rollout(
         });
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Updates,
-            },
+            &id,
+            Tab::Updates,
             Confirmation {
                 title: if halting {
                     "Halt this rollout?"
@@ -480,7 +476,8 @@ pub async fn change_rollout(
                 cancel: back,
                 danger: halting,
             },
-        );
+        )
+        .await;
     }
     let result = signed
         .services
@@ -501,15 +498,13 @@ async fn load_update(
     caller: &Caller,
     id: &str,
     update: &str,
-) -> Result<(domain::project::Project, UpdateGroup), Response> {
-    let project = load(signed, id).await?;
-    let group = signed
+) -> Result<UpdateGroup, Response> {
+    signed
         .services
         .releases
         .get(caller, id, update)
         .await
-        .map_err(error_page)?;
-    Ok((project, group))
+        .map_err(error_page)
 }
 
 #[derive(Deserialize)]
@@ -528,13 +523,14 @@ pub async fn republish(
     let back = back_to(&id, form.back.as_deref());
     let caller = Caller::User(signed.user.clone());
     if !is_confirmed(form.confirmed.as_deref()) {
-        let (project, group) = match load_update(&signed, &caller, &id, &update).await {
+        let group = match load_update(&signed, &caller, &id, &update).await {
             Ok(found) => found,
             Err(response) => return response,
         };
         return confirm(
             &signed,
-            ProjectPage { id: &id, name: &project.name, tab: Tab::Updates },
+            &id,
+            Tab::Updates,
             Confirmation {
                 title: "Republish this update?",
                 changes: vec![
@@ -547,7 +543,8 @@ pub async fn republish(
                 cancel: back,
                 danger: false,
             },
-        );
+        )
+        .await;
     }
     let request = RepublishRequest::default();
     let result = signed
@@ -570,13 +567,14 @@ pub async fn delete_update(
     let back = back_to(&id, form.back.as_deref());
     let caller = Caller::User(signed.user.clone());
     if !is_confirmed(form.confirmed.as_deref()) {
-        let (project, group) = match load_update(&signed, &caller, &id, &update).await {
+        let group = match load_update(&signed, &caller, &id, &update).await {
             Ok(found) => found,
             Err(response) => return response,
         };
         return confirm(
             &signed,
-            ProjectPage { id: &id, name: &project.name, tab: Tab::Updates },
+            &id,
+            Tab::Updates,
             Confirmation {
                 title: "Delete this update?",
                 changes: vec![
@@ -589,7 +587,8 @@ pub async fn delete_update(
                 cancel: back,
                 danger: true,
             },
-        );
+        )
+        .await;
     }
     let result = signed.services.releases.delete(&caller, &id, &update).await;
     outcome(req, &back, result, |()| {
@@ -616,17 +615,10 @@ pub async fn roll_back(
     let Action { signed, form } = action;
     let back = back_to(&id, form.back.as_deref());
     if !is_confirmed(form.confirmed.as_deref()) {
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
-            Err(response) => return response,
-        };
         return confirm(
             &signed,
-            ProjectPage {
-                id: &id,
-                name: &project.name,
-                tab: Tab::Updates,
-            },
+            &id,
+            Tab::Updates,
             Confirmation {
                 title: "Roll back to the embedded update?",
                 changes: vec![
@@ -647,7 +639,7 @@ pub async fn roll_back(
                 cancel: back,
                 danger: true,
             },
-        );
+        ).await;
     }
     let request = RollbackRequest {
         runtime_version: form.runtime.clone(),
