@@ -161,6 +161,12 @@ impl SigningKeyService {
 
     /// Adds a key (owners only). It signs from now on for devices that name
     /// no key id; older keys keep signing for devices that name theirs.
+    /// Whether the server can store project keys at all (it has a master
+    /// key), so a client can say so before anyone tries.
+    pub fn is_configured(&self) -> bool {
+        self.keyring.sealer().is_ok()
+    }
+
     pub async fn add(
         &self,
         actor: &User,

@@ -26,6 +26,13 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[(
+            "SIGNING_KEY_ENCRYPTION_KEY",
+            "dashboard-test-master-key-0123456789abcdef",
+        )])
+    }
+
+    fn start_with(extra_env: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
@@ -37,10 +44,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .env("ALLOW_REGISTRATION", "true")
             .env("INSIGHTS_WRITE_SECONDS", "1")
-            .env(
-                "SIGNING_KEY_ENCRYPTION_KEY",
-                "dashboard-test-master-key-0123456789abcdef",
-            )
+            .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -128,4 +132,45 @@ fn every_dashboard_page_and_action_works_in_chromium() {
             "screenshot {name} was saved"
         );
     }
+}
+
+/// Without `SIGNING_KEY_ENCRYPTION_KEY` (the zero-configuration start), the
+/// code-signing page says what to set before anyone tries to add a key.
+#[test]
+fn the_signing_page_says_when_the_server_has_no_master_key() {
+    let server = Server::start_with(&[]);
+    let client = reqwest::blocking::Client::new();
+    let session: serde_json::Value = client
+        .post(format!("{}/api/auth/register", server.url))
+        .json(&serde_json::json!({
+            "username": "dana",
+            "email": "dana@example.com",
+            "password": "a good long password",
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = session["token"].as_str().unwrap();
+    let project: serde_json::Value = client
+        .post(format!("{}/api/projects", server.url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"name": "App", "slug": "app"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let page = client
+        .get(format!(
+            "{}/dashboard/projects/{}/signing-keys",
+            server.url,
+            project["id"].as_str().unwrap()
+        ))
+        .header("cookie", format!("eus_session={token}"))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().unwrap();
+    assert!(body.contains("This server cannot store signing keys yet"));
+    assert!(body.contains("SIGNING_KEY_ENCRYPTION_KEY"));
 }

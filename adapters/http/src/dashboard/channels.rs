@@ -133,6 +133,30 @@ pub async fn channel_list(signed: Signed, Path(id): Path<String>) -> Response {
     )
 }
 
+/// Makes a confirmed change and returns to the channels page, saying what
+/// the channel serves now.
+async fn apply(
+    req: &Request,
+    signed: &Signed,
+    id: &str,
+    name: &str,
+    change: &ChannelChange,
+) -> Response {
+    let caller = Caller::User(signed.user.clone());
+    let result = signed
+        .services
+        .releases
+        .change_channel(&caller, id, name, change)
+        .await;
+    outcome(req, &project_path(id, Tab::Channels), result, |channel| {
+        format!(
+            "Channel {} now serves {}.",
+            channel.name.as_str(),
+            describe(&channel)
+        )
+    })
+}
+
 async fn current(signed: &Signed, id: &str, name: &str) -> Option<Channel> {
     let caller = Caller::User(signed.user.clone());
     signed
@@ -210,19 +234,7 @@ pub async fn point_channel(
         rollout_branch: Patch::Clear,
         rollout_percentage: Patch::Clear,
     };
-    let caller = Caller::User(signed.user.clone());
-    let result = signed
-        .services
-        .releases
-        .change_channel(&caller, &id, &name, &change)
-        .await;
-    outcome(req, &project_path(&id, Tab::Channels), result, |channel| {
-        format!(
-            "Channel {} now serves {}.",
-            channel.name.as_str(),
-            describe(&channel)
-        )
-    })
+    apply(req, &signed, &id, &name, &change).await
 }
 
 #[handler]
@@ -262,19 +274,7 @@ pub async fn split_channel(
         rollout_branch: Patch::Set(second),
         rollout_percentage: Patch::Set(percentage),
     };
-    let caller = Caller::User(signed.user.clone());
-    let result = signed
-        .services
-        .releases
-        .change_channel(&caller, &id, &name, &change)
-        .await;
-    outcome(req, &back, result, |channel| {
-        format!(
-            "Channel {} now serves {}.",
-            channel.name.as_str(),
-            describe(&channel)
-        )
-    })
+    apply(req, &signed, &id, &name, &change).await
 }
 
 #[derive(Deserialize)]
@@ -328,19 +328,7 @@ pub async fn end_split(
         rollout_branch: Patch::Clear,
         rollout_percentage: Patch::Clear,
     };
-    let caller = Caller::User(signed.user.clone());
-    let result = signed
-        .services
-        .releases
-        .change_channel(&caller, &id, &name, &change)
-        .await;
-    outcome(req, &back, result, |channel| {
-        format!(
-            "Channel {} now serves {}.",
-            channel.name.as_str(),
-            describe(&channel)
-        )
-    })
+    apply(req, &signed, &id, &name, &change).await
 }
 
 #[handler]

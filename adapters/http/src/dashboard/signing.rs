@@ -45,6 +45,12 @@ pub async fn key_page(signed: Signed, Path(id): Path<String>) -> Response {
             tab: Tab::Signing,
         }),
         html! {
+            @if !signed.services.signing_keys.is_configured() {
+                section.card.bad role="note" aria-labelledby="unconfigured-title" {
+                    h2 id="unconfigured-title" { "This server cannot store signing keys yet" }
+                    p { "Project keys are kept encrypted under a master key the server reads from " code { "SIGNING_KEY_ENCRYPTION_KEY" } ". Set it (for example to the output of " code { "openssl rand -base64 32" } ") and restart the server; until then, keys cannot be added here." }
+                }
+            }
             @if keys.is_empty() {
                 (empty_state("Manifests of this project are not signed with its own key", html! {
                     p { "Generate a key below: the server keeps the private key (sealed) and gives you the certificate to put in your app as " code { "updates.codeSigningCertificate" } ". The " a href=(project_path(&id, Tab::Setup)) { "Setup" } " tab then shows the matching app.json lines." }
