@@ -489,6 +489,35 @@ test('the audit log tells what happened', async () => {
   await shot('09-audit-log');
 });
 
+test('older updates and older audit events are a page away', async () => {
+  const history = await fetch(`${BASE_URL}/api/updates/${state.projectId}/updates?limit=10`, {
+    headers: { authorization: `Bearer ${state.secret}` },
+  }).then((response) => response.json());
+  const source = history.updates.find((update) => update.kind === 'update').id;
+  // 30 more publishes, and as many audit events: more than a page of each.
+  for (let i = 0; i < 30; i += 1) {
+    const response = await fetch(`${BASE_URL}/api/updates/${state.projectId}/updates/${source}/republish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${state.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ message: `Republish ${i}` }),
+    });
+    assert.equal(response.status, 201);
+  }
+  await page.goto(`/dashboard/projects/${state.projectId}`);
+  const newest = await page.locator('article.update').evaluateAll((cards) => cards.map((card) => card.dataset.updateId));
+  assert.equal(newest.length, 20);
+  await page.getByRole('link', { name: 'Older updates' }).click();
+  assert.match(page.url(), /cursor=/);
+  const older = await page.locator('article.update').evaluateAll((cards) => cards.map((card) => card.dataset.updateId));
+  assert.ok(older.length > 0);
+  assert.deepEqual(older.filter((id) => newest.includes(id)), [], 'no update on both pages');
+
+  await tab('Audit log').click();
+  assert.equal(await page.locator('tr[data-action]').count(), 50);
+  await page.getByRole('link', { name: 'Older events' }).click();
+  assert.ok((await page.locator('tr[data-action]').count()) > 0);
+});
+
 test('forms without the session token or from another site are refused', async () => {
   const url = `/dashboard/projects/${state.projectId}/keys`;
   const noToken = await page.request.post(url, { form: { name: 'forged' } });
