@@ -443,7 +443,7 @@ test('code signing: generate, download the certificate, rotate, upload, remove',
   await tab('Code signing').click();
   await page.getByRole('heading', { name: /not signed with its own key/ }).waitFor();
   await page.getByRole('button', { name: 'Generate key' }).click();
-  assert.match(await flash(), /Key main generated/);
+  assert.match(await flash(), /Key “main” generated/);
   assert.match(await page.locator('tr[data-signing-key=main]').textContent(), /default/);
 
   const [download] = await Promise.all([
@@ -471,7 +471,7 @@ test('code signing: generate, download the certificate, rotate, upload, remove',
   await page.locator('#upload-cert-file').setInputFiles(path.join(FIXTURES, 'code-signing/certificate.pem'));
   await page.waitForFunction(() => document.getElementById('upload-certificate').value.includes('BEGIN CERTIFICATE'));
   await page.getByRole('button', { name: 'Upload key' }).click();
-  assert.match(await flash(), /Key uploaded uploaded/);
+  assert.match(await flash(), /Key “uploaded” uploaded/);
   await shot('08-code-signing');
 
   await page.locator('tr[data-signing-key=main]').getByRole('button', { name: 'Remove' }).click();

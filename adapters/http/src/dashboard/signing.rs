@@ -229,7 +229,7 @@ pub async fn generate_key(
         .await;
     outcome(req, &back, result, |key| {
         format!(
-            "Key {} generated. Download its certificate and put it in your app.",
+            "Key “{}” generated. Download its certificate and put it in your app.",
             key.key_id.as_str()
         )
     })
@@ -262,7 +262,7 @@ pub async fn upload_key(
         .add(&signed.user, &id, new_key)
         .await;
     outcome(req, &project_path(&id, Tab::Signing), result, |key| {
-        format!("Key {} uploaded.", key.key_id.as_str())
+        format!("Key “{}” uploaded.", key.key_id.as_str())
     })
 }
 
@@ -308,7 +308,7 @@ pub async fn remove_key(
         .signing_keys
         .remove(&signed.user, &id, &key)
         .await;
-    outcome(req, &back, result, |()| format!("Key {key} removed."))
+    outcome(req, &back, result, |()| format!("Key “{key}” removed."))
 }
 
 #[derive(Deserialize)]
