@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod error;
+pub mod go_import;
 mod hot_files;
 pub mod insights;
 pub mod members;

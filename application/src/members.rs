@@ -101,12 +101,18 @@ impl MemberService {
             MemberRef::UserId(id) if is_valid_id(id.trim()) => {
                 self.users.find_by_id(id.trim()).await?
             }
-            MemberRef::Username(name) if Username::parse(name).is_ok() => {
-                self.users.find_by_login(name.trim()).await?
-            }
-            MemberRef::Email(email) if Email::parse(email).is_ok() => {
-                self.users.find_by_login(email.trim()).await?
-            }
+            MemberRef::Username(name) if Username::parse(name).is_ok() => self
+                .users
+                .find_by_login(name.trim())
+                .await?
+                .into_iter()
+                .next(),
+            MemberRef::Email(email) if Email::parse(email).is_ok() => self
+                .users
+                .find_by_login(email.trim())
+                .await?
+                .into_iter()
+                .next(),
             _ => None,
         };
         Ok(user)

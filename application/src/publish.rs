@@ -691,7 +691,7 @@ impl PublishService {
 /// A SHA-256 in lowercase hex, as a client sent it.
 /// The type a file is served with: the bundle is JavaScript (Hermes
 /// bytecode included), an asset's comes from its extension.
-fn content_type_of(ext: Option<&str>) -> String {
+pub(crate) fn content_type_of(ext: Option<&str>) -> String {
     match ext {
         None => "application/javascript".to_owned(),
         Some(ext) => mime_guess::from_ext(ext).first().map_or_else(

@@ -32,53 +32,66 @@ impl PlatformFiles {
 /// Key order is not fixed in real exports, paths may use `\` (Windows), and
 /// a leading UTF-8 BOM is ignored.
 pub fn parse_metadata(bytes: &[u8]) -> Result<BTreeMap<Platform, PlatformFiles>, ValidationError> {
-    let invalid = |why: String| ValidationError::new(format!("metadata.json: {why}"));
-    let json: Value = serde_json::from_slice(strip_bom(bytes))
-        .map_err(|error| invalid(format!("not valid JSON ({error}).")))?;
-    let file_metadata = json
-        .get("fileMetadata")
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid("has no fileMetadata object.".to_owned()))?;
+    let file_metadata = file_metadata(bytes)?;
     if file_metadata.is_empty() {
-        return Err(invalid("fileMetadata lists no platform.".to_owned()));
+        return Err(metadata_error("fileMetadata lists no platform."));
     }
     let mut platforms = BTreeMap::new();
-    for (name, files) in file_metadata {
+    for (name, files) in &file_metadata {
         let platform = Platform::parse(name).ok_or_else(|| {
-            invalid(format!(
+            metadata_error(format!(
                 "unsupported platform {name:?} (expected ios or android)."
             ))
         })?;
-        let bundle = files
-            .get("bundle")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{name} has no bundle path.")))?;
-        let mut assets = Vec::new();
-        for asset in files
-            .get("assets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let path = asset
-                .get("path")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(format!("an asset of {name} has no path.")))?;
-            let ext = asset.get("ext").and_then(Value::as_str).unwrap_or_default();
-            if !ext.bytes().all(|b| b.is_ascii_alphanumeric()) || ext.len() > 16 {
-                return Err(invalid(format!("asset {path} has an invalid ext {ext:?}.")));
-            }
-            assets.push((normalize_export_path(path)?, ext.to_ascii_lowercase()));
-        }
-        platforms.insert(
-            platform,
-            PlatformFiles {
-                bundle: normalize_export_path(bundle)?,
-                assets,
-            },
-        );
+        platforms.insert(platform, platform_files(name, files)?);
     }
     Ok(platforms)
+}
+
+fn metadata_error(why: impl std::fmt::Display) -> ValidationError {
+    ValidationError::new(format!("metadata.json: {why}"))
+}
+
+/// The `fileMetadata` object of `metadata.json`, by platform name (any
+/// name: the Go server accepted `web` and others).
+pub fn file_metadata(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ValidationError> {
+    let json: Value = serde_json::from_slice(strip_bom(bytes))
+        .map_err(|error| metadata_error(format!("not valid JSON ({error}).")))?;
+    match json.get("fileMetadata") {
+        Some(Value::Object(file_metadata)) => Ok(file_metadata.clone()),
+        _ => Err(metadata_error("has no fileMetadata object.")),
+    }
+}
+
+/// One platform's entry of `fileMetadata` (`name` is for messages).
+pub fn platform_files(name: &str, files: &Value) -> Result<PlatformFiles, ValidationError> {
+    let bundle = files
+        .get("bundle")
+        .and_then(Value::as_str)
+        .ok_or_else(|| metadata_error(format!("{name} has no bundle path.")))?;
+    let mut assets = Vec::new();
+    for asset in files
+        .get("assets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let path = asset
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| metadata_error(format!("an asset of {name} has no path.")))?;
+        let ext = asset.get("ext").and_then(Value::as_str).unwrap_or_default();
+        if !ext.bytes().all(|b| b.is_ascii_alphanumeric()) || ext.len() > 16 {
+            return Err(metadata_error(format!(
+                "asset {path} has an invalid ext {ext:?}."
+            )));
+        }
+        assets.push((normalize_export_path(path)?, ext.to_ascii_lowercase()));
+    }
+    Ok(PlatformFiles {
+        bundle: normalize_export_path(bundle)?,
+        assets,
+    })
 }
 
 /// Parses `expoConfig.json`, which must be a JSON object.

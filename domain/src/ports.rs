@@ -49,8 +49,11 @@ pub trait UserStore: Send + Sync {
     /// across instances); `Ok(false)` when someone else was first.
     async fn insert_first(&self, user: &User) -> StoreResult<bool>;
     async fn find_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    /// Finds a user by username or email, case-insensitively.
-    async fn find_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+    /// The users a login (username or email) may name, best match first: an
+    /// exact email, the email in any case, an exact username, the username
+    /// in any case. Usually one; imported data can hold more (see
+    /// `go_server::ports::LoginLookup`).
+    async fn find_by_login(&self, login: &str) -> StoreResult<Vec<User>>;
     async fn count(&self) -> StoreResult<u64>;
 }
 

@@ -30,6 +30,12 @@ impl std::fmt::Debug for User {
 /// `@`, so that a username can never equal somebody else's email address (the
 /// old server let an attacker register a victim's email as a username and so
 /// block their login by email).
+/// The form usernames and emails are unique in, and looked up by at login:
+/// case-folded, so `Alice` and `alice` are one name.
+pub fn login_key(text: &str) -> String {
+    text.to_lowercase()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 

@@ -5,6 +5,7 @@
 
 pub mod codesigning;
 pub mod config;
+pub mod go_import;
 pub mod healthcheck;
 mod idle_timeout;
 pub mod jwt_secret;

@@ -30,6 +30,11 @@ enum Command {
     Serve,
     /// Exit 0 when the server on $PORT answers /healthz (for container health checks).
     Healthcheck,
+    /// Import a Go expo-updates-server's data dir (users, projects, members,
+    /// keys, updates) into this server's database and storage (DATA_DIR,
+    /// DATABASE_URL, STORAGE_TYPE, S3_*). Safe to run again: only what is new
+    /// is imported. --json prints the report as one JSON object.
+    ImportGo(expo_updates_server::go_import::ImportGoArgs),
     /// Code-signing keys for signed updates.
     #[command(subcommand)]
     Codesigning(CodesigningCommand),
@@ -84,7 +89,30 @@ async fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Some(Command::ImportGo(args)) => import_go(&args, cli.client.json).await,
         Some(Command::Client(command)) => adapter_cli::run(cli.client, command).await,
+    }
+}
+
+async fn import_go(args: &expo_updates_server::go_import::ImportGoArgs, json: bool) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&format!("configuration: {error}")),
+    };
+    let _log_writer = telemetry::init_for_tool();
+    match expo_updates_server::go_import::run(args, &config).await {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(error) => return fail(&format!("report: {error}")),
+                }
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&format!("import-go: {error}")),
     }
 }
 

@@ -34,3 +34,20 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     };
     guard
 }
+
+/// For operator tools whose standard output is their result (`import-go
+/// --json`): warnings and errors only (unless `RUST_LOG` says otherwise),
+/// on stderr.
+pub fn init_for_tool() -> WorkerGuard {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(writer)
+        .try_init();
+    guard
+}

@@ -18,7 +18,7 @@ use crate::entity::{member, user};
 use crate::errors::store_error;
 use crate::projects::{lock_project, membership_row};
 
-fn to_membership(row: member::Model) -> StoreResult<Membership> {
+pub(crate) fn to_membership(row: member::Model) -> StoreResult<Membership> {
     let role = Role::parse(&row.role)
         .map_err(|_| StoreError::Backend(format!("unknown role {:?} in the database", row.role)))?;
     Ok(Membership {
@@ -31,7 +31,7 @@ fn to_membership(row: member::Model) -> StoreResult<Membership> {
 }
 
 /// The locked membership row of a user, with the project's current owner count.
-async fn locked_membership(
+pub(crate) async fn locked_membership(
     txn: &DatabaseTransaction,
     project_id: &str,
     user_id: &str,

@@ -132,7 +132,7 @@ fn update_row(item: &Update) -> update::ActiveModel {
     }
 }
 
-async fn insert_rows(txn: &DatabaseTransaction, updates: &[Update]) -> StoreResult<()> {
+pub(crate) async fn insert_rows(txn: &DatabaseTransaction, updates: &[Update]) -> StoreResult<()> {
     for item in updates {
         update::Entity::insert(update_row(item))
             .exec_without_returning(txn)

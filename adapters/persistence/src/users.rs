@@ -12,10 +12,7 @@ use crate::SqlStore;
 use crate::entity::user;
 use crate::errors::store_error;
 
-/// The form both unique keys are stored and looked up in.
-fn fold_case(text: &str) -> String {
-    text.to_lowercase()
-}
+use domain::user::login_key as fold_case;
 
 /// Names the PostgreSQL advisory lock that serialises first registrations.
 const FIRST_USER_LOCK_ID: i64 = 0x0065_7573_5f75_7372;
@@ -92,23 +89,38 @@ impl UserStore for SqlStore {
         Ok(row.map(User::from))
     }
 
-    async fn find_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+    async fn find_by_login(&self, login: &str) -> StoreResult<Vec<User>> {
         // New usernames cannot contain '@', but imported ones may: when a
         // login matches one user's email and another's username, the email
-        // wins, so nobody can squat someone else's address as a username.
+        // comes first, so nobody can squat someone else's address as a
+        // username. Exact spellings reach imported accounts whose name
+        // another account has in another case (see `LoginLookup`).
         let key = fold_case(login);
         let rows = user::Entity::find()
             .filter(
                 Condition::any()
                     .add(user::Column::EmailKey.eq(key.clone()))
-                    .add(user::Column::UsernameKey.eq(key.clone())),
+                    .add(user::Column::UsernameKey.eq(key.clone()))
+                    .add(user::Column::Email.eq(login))
+                    .add(user::Column::Username.eq(login)),
             )
             .all(&self.db)
             .await
             .map_err(store_error)?;
-        let by_email = rows.iter().position(|row| row.email_key == key);
-        let chosen = by_email.or(if rows.is_empty() { None } else { Some(0) });
-        Ok(chosen.map(|index| User::from(rows[index].clone())))
+        let rank = |row: &user::Model| {
+            if row.email == login {
+                0
+            } else if row.email_key == key {
+                1
+            } else if row.username == login {
+                2
+            } else {
+                3
+            }
+        };
+        let mut rows = rows;
+        rows.sort_by_key(|row| (rank(row), row.created_at, row.id.clone()));
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     async fn count(&self) -> StoreResult<u64> {

@@ -21,6 +21,9 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
+mod go_tree;
+pub use go_tree::{LocalGoTree, S3GoTree};
+
 /// Where blobs go, as configured.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StorageConfig {
@@ -122,28 +125,14 @@ impl ObjectBlobStore {
                 prefix,
                 virtual_hosted,
             } => {
-                let mut builder = AmazonS3Builder::new()
-                    .with_retry(s3_retries())
-                    .with_client_options(
-                        ClientOptions::new()
-                            .with_connect_timeout(S3_CONNECT_TIMEOUT)
-                            .with_timeout(S3_REQUEST_TIMEOUT),
-                    )
-                    .with_bucket_name(bucket)
-                    .with_region(region)
-                    .with_access_key_id(access_key)
-                    .with_secret_access_key(secret_key)
-                    .with_virtual_hosted_style_request(*virtual_hosted);
-                if let Some(endpoint) = endpoint {
-                    builder = builder
-                        .with_endpoint(endpoint)
-                        .with_allow_http(endpoint.starts_with("http://"));
-                }
-                let s3 = Arc::new(
-                    builder
-                        .build()
-                        .map_err(|error| StorageConfigError::S3(error.to_string()))?,
-                );
+                let s3 = Arc::new(s3_client(
+                    endpoint.as_deref(),
+                    bucket,
+                    region,
+                    access_key,
+                    secret_key,
+                    *virtual_hosted,
+                )?);
                 let description = format!(
                     "S3 bucket {bucket} at {}",
                     endpoint.as_deref().unwrap_or("AWS")
@@ -167,6 +156,37 @@ impl ObjectBlobStore {
     pub fn description(&self) -> &str {
         &self.description
     }
+}
+
+/// A client for one bucket, with this server's timeouts and retries.
+pub(crate) fn s3_client(
+    endpoint: Option<&str>,
+    bucket: &str,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+    virtual_hosted: bool,
+) -> Result<AmazonS3, StorageConfigError> {
+    let mut builder = AmazonS3Builder::new()
+        .with_retry(s3_retries())
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(S3_CONNECT_TIMEOUT)
+                .with_timeout(S3_REQUEST_TIMEOUT),
+        )
+        .with_bucket_name(bucket)
+        .with_region(region)
+        .with_access_key_id(access_key)
+        .with_secret_access_key(secret_key)
+        .with_virtual_hosted_style_request(virtual_hosted);
+    if let Some(endpoint) = endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    builder
+        .build()
+        .map_err(|error| StorageConfigError::S3(error.to_string()))
 }
 
 /// How long to wait for a TCP connection to S3.

@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod audit_event;
 pub mod channel;
+pub mod legacy_import;
 pub mod member;
 pub mod project;
 pub mod signing_key;

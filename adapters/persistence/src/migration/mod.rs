@@ -8,6 +8,7 @@ mod m20261127_000003_releases;
 mod m20261127_000004_serve_epoch;
 mod m20261127_000005_signing_keys;
 mod m20261127_000006_update_insights;
+mod m20261202_000007_legacy_imports;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_serve_epoch::Migration),
             Box::new(m20261127_000005_signing_keys::Migration),
             Box::new(m20261127_000006_update_insights::Migration),
+            Box::new(m20261202_000007_legacy_imports::Migration),
         ]
     }
 }
