@@ -86,13 +86,15 @@ impl Application {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let jwt_secret = resolve_jwt_secret(&config)?;
+        // The database first: a Go server's data directory is refused
+        // before anything (a JWT secret file) is written into it.
         let store = SqlStore::connect(&config.database_url)
             .await
             .map_err(|source| StartupError::Database {
                 url: redact_password(&config.database_url),
                 source,
             })?;
+        let jwt_secret = resolve_jwt_secret(&config)?;
         tracing::info!(backend = store.backend_name(), "database ready");
         let blobs = open_storage(&config.storage, config.gc_grace).await?;
         let signer = match &config.signing_key {

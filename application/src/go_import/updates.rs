@@ -315,19 +315,22 @@ impl<'a> Run<'a> {
         };
         for blob in staged {
             let sha256_hex = hex::encode(blob.sha256);
-            let key = asset_blob_key(&dir.project_id, &sha256_hex);
-            blobs.promote(blob, &key).await?;
-            self.stored
-                .insert((dir.project_id.clone(), sha256_hex.clone()));
-            let compressible = updates
-                .iter()
-                .flat_map(|update| &update.assets)
-                .any(|asset| {
-                    asset.sha256_hex == sha256_hex && is_compressible(&asset.content_type)
-                });
-            if compressible {
-                precompress(blobs.as_ref(), &key, blob.size).await;
-            }
+            blobs
+                .promote(blob, &asset_blob_key(&dir.project_id, &sha256_hex))
+                .await?;
+            self.stored.insert((dir.project_id.clone(), sha256_hex));
+        }
+        // Every compressible file gets its copies, also one stored by a run
+        // killed before it made them (a copy already there is kept).
+        let compressible: BTreeMap<&str, u64> = updates
+            .iter()
+            .flat_map(|update| &update.assets)
+            .filter(|asset| is_compressible(&asset.content_type))
+            .map(|asset| (asset.sha256_hex.as_str(), asset.size))
+            .collect();
+        for (sha256_hex, size) in compressible {
+            let key = asset_blob_key(&dir.project_id, sha256_hex);
+            precompress(blobs.as_ref(), &key, size).await;
         }
         match self
             .import

@@ -14,3 +14,5 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+pub mod server;

@@ -89,6 +89,8 @@ pub struct Dir {
     pub go_id: u64,
     /// The Go manifest id (from `metadata.json`), when it has one.
     pub manifest_id: Option<String>,
+    /// `metadata.json` as written.
+    pub metadata: Option<Vec<u8>>,
     /// The launch asset per platform, normalised path.
     pub bundles: BTreeMap<String, String>,
     /// Every file written, by path relative to the directory.
@@ -522,6 +524,7 @@ impl Publish<'_> {
                 path: self.path,
                 go_id: self.go_id,
                 manifest_id,
+                metadata: self.metadata,
                 bundles,
                 files: written,
             },
