@@ -162,6 +162,11 @@ pub async fn run(args: &ImportGoArgs, config: &Config) -> Result<ImportReport, S
         Arc::new(TerminalProgress::new()),
     );
     let report = import.run().await.map_err(|error| error.to_string());
+    drop(import);
+    if mode == Mode::Import {
+        // Running servers learn of the change before this process exits.
+        store.announce_now().await;
+    }
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close().await;
     }

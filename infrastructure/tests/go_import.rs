@@ -413,6 +413,13 @@ fn check_devices(server: &Server, go: &GoDataDir) {
             json!({"type": "rollBackToEmbedded", "parameters": {"commitTime": rfc3339(times::ROLLBACK)}})
         );
         assert_signed(&answer);
+        // A device running its embedded update is told there is nothing new.
+        let embedded = "0a8f7e9c-0000-4000-8000-000000000001".to_owned();
+        let mut on_embedded = device(platform, "2.0.0");
+        on_embedded.push(("expo-current-update-id", embedded.clone()));
+        on_embedded.push(("expo-embedded-update-id", embedded));
+        let answer = check(server, app, &on_embedded);
+        assert_eq!(answer.json, json!({"type": "noUpdateAvailable"}));
     }
     // The SDK 49 update keeps its bundles/ path and serves its config (BOM gone).
     let sdk49 = check(server, app, &device("ios", "0.9.0"));
@@ -638,27 +645,98 @@ fn sqlite_and_local_disk() {
     check_devices(&server, &go);
     check_publish_with_old_key(&server, &go);
 
-    // While the server runs: the Go server revokes a key and deletes an
-    // update dir; the final sync mirrors both, and the server serves it.
-    let conn_db = go_dir.join("ota.db");
+    final_sync_while_serving(&server, &go, &go_dir, &target);
+}
+
+/// While the server runs, the Go server changes: it revokes a key, changes
+/// a member's role (its way: remove, add again), publishes, pulls a rollback
+/// (deletes its directory) and loses a whole runtime directory. The final
+/// sync carries each over, and the running server serves the result.
+fn final_sync_while_serving(
+    server: &Server,
+    go: &GoDataDir,
+    go_dir: &Path,
+    target: &[(String, String)],
+) {
+    let app = ids::APP;
+    let statements = format!(
+        "DELETE FROM \"key\" WHERE id = '{}'; \
+         DELETE FROM project_user WHERE id = '019d7a13-3000-7000-8000-000000000004'; \
+         INSERT INTO project_user VALUES ('019d7a13-9000-7000-8000-000000000009', '{app}', '{}', 'owner', '2026-05-01T10:00:00Z');",
+        ids::KEY_OTHER,
+        ids::BOB
+    );
     let status = Command::new("sqlite3")
-        .arg(&conn_db)
-        .arg(format!(
-            "DELETE FROM \"key\" WHERE id = '{}'",
-            ids::KEY_OTHER
-        ))
+        .arg(go_dir.join("ota.db"))
+        .arg(statements)
         .status()
         .unwrap();
     assert!(status.success());
-    std::fs::remove_dir_all(go_dir.join(format!("updates/{}/1.0.0/beta", ids::APP))).unwrap();
-    let sync = import_json(&target, &["--data-dir", go_arg]);
+    let new_dir = format!("{app}/3.5.0/1776700000");
+    let added = go_data_fixture::add_update(
+        go_dir,
+        &new_dir,
+        1_776_700_000,
+        &go_data_fixture::fixtures_dir().join("expo-sdk56-export-v2"),
+    );
+    std::fs::remove_dir_all(go_dir.join(format!("updates/{app}/2.0.0/{}", times::ROLLBACK)))
+        .unwrap();
+    std::fs::remove_dir_all(go_dir.join(format!("updates/{app}/1.0.0/beta"))).unwrap();
+
+    let sync = import_json(target, &["--data-dir", go_dir.to_str().unwrap()]);
     assert_eq!(
         sync["removed"],
         json!({"members": 0, "keys": 1, "updates": 2}),
         "{sync:#}"
     );
-    let gone = check(&server, ids::APP, &device("ios", "1.0.0/beta"));
-    assert_eq!(gone.status, 404, "{:?}", gone.json);
+    assert_eq!(sync["imported"]["updates"], 2, "{sync:#}");
+    assert_says(
+        &sync,
+        "warnings",
+        "project_user 019d7a13-9000",
+        "role \"owner\"",
+    );
+    assert_says(&sync, "warnings", "1.0.0/beta", "kept here");
+
+    let mut go = go.clone();
+    go.dirs.insert(new_dir.clone(), added);
+    for platform in ["ios", "android"] {
+        // Published on the Go server after the first import.
+        assert_serves(server, &go, app, "3.5.0", platform, &new_dir);
+        // The rollback was pulled: devices get the update beneath it again.
+        assert_serves(
+            server,
+            &go,
+            app,
+            "2.0.0",
+            platform,
+            &format!("{app}/2.0.0/{}", times::RT2),
+        );
+        // A runtime directory gone altogether is kept (the tree may be partial).
+        assert_serves(
+            server,
+            &go,
+            app,
+            "1.0.0/beta",
+            platform,
+            &format!("{app}/1.0.0/beta/{}", times::NESTED),
+        );
+    }
+    let alice = go.account(ids::ALICE);
+    let (status, members) = server.call(
+        reqwest::Method::GET,
+        &format!("/api/projects/{app}/users"),
+        Some(&server_token(server, alice.username, alice.password)),
+        None,
+    );
+    assert_eq!(status, 200, "{members}");
+    let bob = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["userId"] == ids::BOB)
+        .expect("bob is still a member");
+    assert_eq!(bob["role"], "owner", "the role the Go server now gives");
     let revoked = Command::new(BINARY)
         .args(["publish", "--dir"])
         .arg(go_data_fixture::fixtures_dir().join("expo-sdk56-export-v1"))
@@ -672,6 +750,63 @@ fn sqlite_and_local_disk() {
     assert!(
         !revoked.status.success(),
         "a key revoked on the Go server no longer publishes"
+    );
+}
+
+#[test]
+fn removals_need_the_tree_and_a_cleanly_stopped_database_is_not_touched() {
+    let work = tempfile::tempdir().unwrap();
+    let go_dir = work.path().join("go-data");
+    generate(&go_dir, &Options::default());
+    let data = work.path().join("data");
+    let target = env(&[("DATA_DIR", data.to_str().unwrap())]);
+    import_json(&target, &["--data-dir", go_dir.to_str().unwrap()]);
+    let count = || sqlite(&data.join("ota.db"), "SELECT count(*) FROM updates");
+    let before = count();
+
+    // The Go server stopped cleanly (its WAL checkpointed and gone), and a
+    // copy of its DATA_DIR without updates/ (it used S3; --s3-bucket forgotten).
+    let stopped = work.path().join("stopped");
+    std::fs::create_dir_all(&stopped).unwrap();
+    for name in ["ota.db", "ota.db-wal", "ota.db-shm"] {
+        std::fs::copy(go_dir.join(name), stopped.join(name)).unwrap();
+    }
+    let status = Command::new("sqlite3")
+        .arg(stopped.join("ota.db"))
+        .arg("PRAGMA wal_checkpoint(TRUNCATE);")
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    assert!(
+        !stopped.join("ota.db-wal").exists(),
+        "the WAL is checkpointed away on close"
+    );
+    let _ = std::fs::remove_file(stopped.join("ota.db-shm"));
+    let digests = file_digests(&stopped);
+
+    let dry = import_json(
+        &target,
+        &["--data-dir", stopped.to_str().unwrap(), "--dry-run"],
+    );
+    assert_eq!(dry["removed"]["updates"], 0, "{dry:#}");
+    let sync = import_json(&target, &["--data-dir", stopped.to_str().unwrap()]);
+    assert_eq!(sync["removed"]["updates"], 0, "{sync:#}");
+    assert_says(&sync, "problems", "updates", "holds no update directory");
+    assert_eq!(count(), before, "nothing was removed");
+    assert_eq!(sync["imported"], zero_counts(), "{sync:#}");
+    let names: BTreeSet<String> = std::fs::read_dir(&stopped)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["ota.db".to_owned()]),
+        "no -wal or -shm was created"
+    );
+    assert_same_files(
+        &file_digests(&stopped),
+        &digests,
+        "the stopped database was written",
     );
 }
 

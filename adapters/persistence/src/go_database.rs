@@ -2,11 +2,12 @@
 //! read-only, so SQLite replays what its WAL holds (rows written since the
 //! last checkpoint live only there) without touching the files.
 //!
-//! A read-only open needs the `-shm` file to exist or be creatable. When
-//! the directory is mounted read-only and the Go server was stopped cleanly
-//! (no `-wal` left), the database is opened as immutable; when a `-wal` is
-//! there but SQLite still cannot open it in place, the three files are
-//! copied to a temporary directory and the copy is read.
+//! When the Go server was stopped cleanly there is no `-wal` to replay and
+//! the file is opened as immutable (a plain read-only open would create
+//! `-wal` and `-shm` beside it). With a `-wal`, a read-only open needs the
+//! `-shm` to exist or be creatable; when SQLite still cannot open it in
+//! place (a read-only mount), the files are copied to a temporary directory
+//! and the copy is read.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,9 @@ const OUR_TABLES: [&str; 3] = ["seaql_migrations", "users", "projects"];
 pub enum SqliteKind {
     /// The Go server's tables and none of ours.
     GoServer,
+    /// The Go server's tables and ours: a Go database an earlier version of
+    /// this server was started on (it added its tables beside them).
+    GoServerWithOurs,
     /// This server's schema (perhaps beside others).
     Ours,
     /// No tables at all.
@@ -79,17 +83,16 @@ async fn open_read_only(
     if !path.is_file() {
         return Err(unusable(path, "no such file"));
     }
-    let first = match open(path, false).await {
-        Ok(db) => return Ok((db, None)),
-        Err(error) => error,
-    };
     let wal = sidecar(path, "-wal");
     if !wal.exists() {
-        // Nothing to replay: immutable is exact, and needs no -shm.
+        // Nothing to replay: immutable is exact, needs no -shm, creates nothing.
         return open(path, true)
             .await
             .map(|db| (db, None))
-            .map_err(|_| unusable(path, format!("cannot be opened read-only ({first})")));
+            .map_err(|error| unusable(path, format!("cannot be opened read-only ({error})")));
+    }
+    if let Ok(db) = open(path, false).await {
+        return Ok((db, None));
     }
     let copy = tempfile::tempdir().map_err(|error| unusable(path, error))?;
     let copied = copy.path().join("ota.db");
@@ -134,9 +137,13 @@ async fn tables(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
 
 fn kind_of(tables: &[String]) -> SqliteKind {
     let has = |name: &str| tables.iter().any(|table| table == name);
-    if OUR_TABLES.iter().any(|table| has(table)) {
+    let go = GO_TABLES.iter().all(|table| has(table));
+    let ours = OUR_TABLES.iter().any(|table| has(table));
+    if go && ours {
+        SqliteKind::GoServerWithOurs
+    } else if ours {
         SqliteKind::Ours
-    } else if GO_TABLES.iter().all(|table| has(table)) {
+    } else if go {
         SqliteKind::GoServer
     } else if tables.is_empty() {
         SqliteKind::Empty
@@ -280,7 +287,9 @@ impl GoDatabaseSource for GoDatabaseFile {
             .await
             .map_err(|error| unusable(&self.path, error))?;
         match kind_of(&tables) {
-            SqliteKind::GoServer => {}
+            // This server's tables beside the Go ones are ignored: only the
+            // Go server's four tables are read.
+            SqliteKind::GoServer | SqliteKind::GoServerWithOurs => {}
             SqliteKind::Ours => {
                 return Err(unusable(
                     &self.path,

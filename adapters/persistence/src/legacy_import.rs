@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::api_key::ApiKey;
-use domain::go_server::ports::{ImportStore, LoginLookup};
+use domain::go_server::ports::{ImportLock, ImportStore, LoginLookup};
 use domain::member::{Membership, ensure_an_owner_remains};
 use domain::ports::{StoreError, StoreResult};
 use domain::project::Project;
@@ -72,6 +72,30 @@ where
     Ok(values.into_iter().collect())
 }
 
+/// The project's reference lock, held for one update directory's import.
+struct SqlImportLock {
+    txn: DatabaseTransaction,
+    store: SqlStore,
+}
+
+#[async_trait]
+impl ImportLock for SqlImportLock {
+    async fn insert_updates(&mut self, updates: &[Update], sources: &[String]) -> StoreResult<()> {
+        insert_rows(&self.txn, updates).await?;
+        for (update, source) in updates.iter().zip(sources) {
+            record(&self.txn, std::slice::from_ref(source), &update.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.store
+            .commit_served_change(self.txn, true)
+            .await
+            .map(|_| ())
+    }
+}
+
 #[async_trait]
 impl ImportStore for SqlStore {
     async fn ledger(&self) -> StoreResult<HashMap<String, String>> {
@@ -85,10 +109,12 @@ impl ImportStore for SqlStore {
             .collect())
     }
 
-    async fn taken_login_keys(&self) -> StoreResult<HashSet<String>> {
-        let mut keys = column_set::<user::Entity, _>(&self.db, user::Column::UsernameKey).await?;
-        keys.extend(column_set::<user::Entity, _>(&self.db, user::Column::EmailKey).await?);
-        Ok(keys)
+    async fn taken_username_keys(&self) -> StoreResult<HashSet<String>> {
+        column_set::<user::Entity, _>(&self.db, user::Column::UsernameKey).await
+    }
+
+    async fn taken_email_keys(&self) -> StoreResult<HashSet<String>> {
+        column_set::<user::Entity, _>(&self.db, user::Column::EmailKey).await
     }
 
     async fn taken_slugs(&self) -> StoreResult<HashSet<String>> {
@@ -99,16 +125,20 @@ impl ImportStore for SqlStore {
         column_set::<api_key::Entity, _>(&self.db, api_key::Column::KeyHash).await
     }
 
-    async fn memberships(&self) -> StoreResult<HashSet<(String, String)>> {
-        let pairs: Vec<(String, String)> = member::Entity::find()
-            .select_only()
-            .column(member::Column::ProjectId)
-            .column(member::Column::UserId)
-            .into_tuple()
+    async fn memberships(&self) -> StoreResult<HashMap<(String, String), Membership>> {
+        let rows = member::Entity::find()
             .all(&self.db)
             .await
             .map_err(store_error)?;
-        Ok(pairs.into_iter().collect())
+        rows.into_iter()
+            .map(|row| {
+                let membership = to_membership(row)?;
+                Ok((
+                    (membership.project_id.clone(), membership.user_id.clone()),
+                    membership,
+                ))
+            })
+            .collect()
     }
 
     async fn insert_user(
@@ -195,24 +225,41 @@ impl ImportStore for SqlStore {
         txn.commit().await.map_err(store_error)
     }
 
-    async fn insert_updates(&self, updates: &[Update], sources: &[String]) -> StoreResult<()> {
-        let Some(first) = updates.first() else {
-            return Ok(());
-        };
+    async fn update_membership(
+        &self,
+        membership: &Membership,
+        sources: &[String],
+    ) -> StoreResult<()> {
         let txn = self.db.begin().await.map_err(store_error)?;
-        // The reference lock: no collection of the project's blobs runs
-        // until these rows, which name blobs just stored, are committed.
-        if !lock_project(&txn, &first.project_id)
+        let Some((row, owners)) =
+            locked_membership(&txn, &membership.project_id, &membership.user_id).await?
+        else {
+            return Err(StoreError::ProjectGone);
+        };
+        let current = to_membership(row)?;
+        ensure_an_owner_remains(current.role, Some(membership.role), owners)?;
+        member::Entity::update_many()
+            .col_expr(
+                member::Column::Role,
+                sea_orm::sea_query::Expr::value(membership.role.as_str()),
+            )
+            .filter(member::Column::Id.eq(current.id.clone()))
+            .exec(&txn)
             .await
-            .map_err(store_error)?
-        {
+            .map_err(store_error)?;
+        record(&txn, sources, &current.id).await?;
+        txn.commit().await.map_err(store_error)
+    }
+
+    async fn lock_for_import(&self, project_id: &str) -> StoreResult<Box<dyn ImportLock>> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        if !lock_project(&txn, project_id).await.map_err(store_error)? {
             return Err(StoreError::ProjectGone);
         }
-        insert_rows(&txn, updates).await?;
-        for (update, source) in updates.iter().zip(sources) {
-            record(&txn, std::slice::from_ref(source), &update.id).await?;
-        }
-        self.commit_served_change(txn, true).await.map(|_| ())
+        Ok(Box::new(SqlImportLock {
+            txn,
+            store: self.clone(),
+        }))
     }
 
     async fn remove_key(&self, key_id: &str, sources: &[String]) -> StoreResult<()> {

@@ -142,6 +142,13 @@ impl SqlStore {
         tokio::spawn(async move { store.bump_until_done().await });
     }
 
+    /// Tells every instance, and waits until the shared counter moved: for
+    /// a process that is about to exit (an import), whose spawned
+    /// announcements could otherwise die with it.
+    pub async fn announce_now(&self) {
+        self.bump_until_done().await;
+    }
+
     /// At start-up, awaited: other instances learn that whatever a crashed
     /// instance committed without announcing may be in the database.
     pub(crate) async fn announce_start(&self) {

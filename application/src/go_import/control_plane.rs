@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use domain::go_server::plan::{ControlPlanePlan, slug_candidates};
 use domain::go_server::ports::LoginLookup;
+use domain::member::Membership;
 use domain::ports::StoreError;
 use domain::user::login_key;
 use serde_json::json;
@@ -72,7 +73,10 @@ impl<'a> Run<'a> {
 
     async fn users(&mut self, plan: &ControlPlanePlan) -> Result<(), ImportError> {
         let store = &self.import.target.store;
-        let mut taken = store.taken_login_keys().await?;
+        // Usernames and emails are unique apart: one account's username may
+        // equal another's email (the Go server allowed it).
+        let mut usernames = store.taken_username_keys().await?;
+        let mut emails = store.taken_email_keys().await?;
         for user in &plan.users {
             let source = format!("user:{}", user.id);
             if self.ledger.contains_key(&source) {
@@ -81,8 +85,8 @@ impl<'a> Run<'a> {
             }
             let about = format!("user {}", user.id);
             let lookup = LoginLookup {
-                username_folded: !taken.contains(&login_key(&user.username)),
-                email_folded: !taken.contains(&login_key(&user.email)),
+                username_folded: !usernames.contains(&login_key(&user.username)),
+                email_folded: !emails.contains(&login_key(&user.email)),
             };
             for (folded, what, value) in [
                 (lookup.username_folded, "username", &user.username),
@@ -103,10 +107,10 @@ impl<'a> Run<'a> {
                 continue;
             }
             if lookup.username_folded {
-                taken.insert(login_key(&user.username));
+                usernames.insert(login_key(&user.username));
             }
             if lookup.email_folded {
-                taken.insert(login_key(&user.email));
+                emails.insert(login_key(&user.email));
             }
             self.report.imported.users += 1;
         }
@@ -188,14 +192,10 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 let about = format!("project_user {}", membership.id);
-                if existing.contains(&(project_id.clone(), membership.user_id.clone())) {
-                    self.report.skip(
-                        about,
-                        format!(
-                            "user {} is already a member of project {project_id} here",
-                            membership.user_id
-                        ),
-                    );
+                let pair = (project_id.clone(), membership.user_id.clone());
+                if let Some(current) = existing.get(&pair) {
+                    self.member_again(&about, membership, current, &sources)
+                        .await?;
                     continue;
                 }
                 if self.import.writes()
@@ -207,6 +207,63 @@ impl<'a> Run<'a> {
                 }
                 self.report.imported.members += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// A membership the Go database has under rows not imported yet, for a
+    /// user already a member here. Imported earlier (the Go server changes a
+    /// role by removing the member and adding them again): it takes the
+    /// role the Go server now enforces, and the rows are recorded. Made
+    /// here: left as it is.
+    async fn member_again(
+        &mut self,
+        about: &str,
+        planned: &Membership,
+        current: &Membership,
+        sources: &[String],
+    ) -> Result<(), ImportError> {
+        let imported_earlier = self.ledger.values().any(|target| *target == current.id);
+        if !imported_earlier {
+            self.report.skip(
+                about,
+                format!(
+                    "user {} is already a member of project {} here",
+                    planned.user_id, planned.project_id
+                ),
+            );
+            return Ok(());
+        }
+        self.report.already_imported.members += 1;
+        let changed = current.role != planned.role;
+        if self.import.writes() {
+            let updated = Membership {
+                id: current.id.clone(),
+                ..planned.clone()
+            };
+            if let Err(error) = self
+                .import
+                .target
+                .store
+                .update_membership(&updated, sources)
+                .await
+            {
+                let reason = row_failure(error)?;
+                self.report.problem(about, reason);
+                return Ok(());
+            }
+        }
+        if changed {
+            self.report.warn(
+                about,
+                format!(
+                    "the Go server now gives user {} the role {:?} in project {} (it was {:?} at the last import); changed here too",
+                    planned.user_id,
+                    planned.role.as_str(),
+                    planned.project_id,
+                    current.role.as_str()
+                ),
+            );
         }
         Ok(())
     }
@@ -257,11 +314,21 @@ impl<'a> Run<'a> {
         projects: &Projects,
     ) -> Result<(), ImportError> {
         let mut present: HashSet<String> = HashSet::new();
-        for (project_id, members) in &plan.members {
-            for planned in members {
-                for row in &planned.source_rows {
-                    present.insert(format!("member:{project_id}/{row}"));
-                }
+        // A membership stays while the Go database has any row for its
+        // (project, user), whichever rows it was imported from.
+        let kept_pairs: HashSet<(&str, &str)> = plan
+            .members
+            .iter()
+            .flat_map(|(project_id, members)| {
+                members
+                    .iter()
+                    .map(move |m| (project_id.as_str(), m.membership.user_id.as_str()))
+            })
+            .collect();
+        let existing = self.import.target.store.memberships().await?;
+        for membership in existing.values() {
+            if kept_pairs.contains(&(membership.project_id.as_str(), membership.user_id.as_str())) {
+                present.insert(format!("member-id:{}", membership.id));
             }
         }
         for (project_id, keys) in &plan.keys {
@@ -288,7 +355,11 @@ impl<'a> Run<'a> {
         }
         let mut gone: Vec<((&str, &str), Vec<String>)> = by_target
             .into_iter()
-            .filter(|(_, sources)| sources.iter().all(|source| !present.contains(source)))
+            .filter(|((kind, target), sources)| {
+                let kept_membership =
+                    *kind == "member" && present.contains(&format!("member-id:{target}"));
+                !kept_membership && sources.iter().all(|source| !present.contains(source))
+            })
             .collect();
         gone.sort();
         let store = &self.import.target.store;

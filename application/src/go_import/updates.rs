@@ -11,6 +11,7 @@
 //! are known good, then its updates are committed in one transaction.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -88,6 +89,8 @@ pub(super) struct Run<'a> {
     counted: HashSet<(String, String)>,
     /// The platforms each directory's `metadata.json` lists (by its path).
     listed: HashSet<(String, Platform)>,
+    /// Per project, its oldest update directory with an index file.
+    indexed: HashMap<String, (u64, String)>,
 }
 
 impl<'a> Run<'a> {
@@ -105,6 +108,7 @@ impl<'a> Run<'a> {
             stored: HashSet::new(),
             counted: HashSet::new(),
             listed: HashSet::new(),
+            indexed: HashMap::new(),
         }
     }
 
@@ -137,6 +141,16 @@ impl<'a> Run<'a> {
         self.import
             .progress
             .begin_files(pending_files, pending_bytes);
+        for (project_id, dirs) in &tree.update_dirs {
+            let oldest_indexed = dirs
+                .iter()
+                .filter(|dir| dir.files.keys().any(|name| is_index_file(name)))
+                .min_by_key(|dir| dir.go_id);
+            if let Some(dir) = oldest_indexed {
+                self.indexed
+                    .insert(project_id.clone(), (dir.go_id, dir.path.clone()));
+            }
+        }
         for (project_id, dirs) in &tree.update_dirs {
             if !self.projects.in_source.contains(project_id) {
                 self.report.problem(
@@ -210,6 +224,13 @@ impl<'a> Run<'a> {
                 .problem(dir.path.clone(), "the update id is not a time; left alone");
             return Ok(Vec::new());
         };
+        let age = chrono::Utc::now().signed_duration_since(created_at);
+        if age < chrono::Duration::zero() - chrono::Duration::days(1) {
+            self.report.warn(
+                dir.path.clone(),
+                "is dated in the future (the Go server's clock was wrong): it stays the latest of its runtime version until something newer than that date is published, as on the Go server; delete it here once a new publish should win",
+            );
+        }
         let mut gives = Vec::new();
         let mut updates = Vec::new();
         let mut sources = Vec::new();
@@ -279,7 +300,9 @@ impl<'a> Run<'a> {
         }
         let stored = self.commit(dir, &updates, &sources, &staged).await;
         self.discard(&staged).await;
-        stored?;
+        if !stored? {
+            return Ok(Vec::new());
+        }
         let updates_count = updates
             .iter()
             .filter(|u| u.kind == UpdateKind::Update)
@@ -302,52 +325,89 @@ impl<'a> Run<'a> {
     }
 
     /// Promotes the staged files, makes their compressed copies and stores
-    /// the updates with their ledger entries.
+    /// the updates with their ledger entries, under the project's reference
+    /// lock after checking every file they name is in storage (a storage
+    /// collection may have deleted one found there earlier and unreferenced:
+    /// it is promoted again when staged, else the directory waits for the
+    /// next run). `false` when nothing was stored (reported).
     async fn commit(
         &mut self,
         dir: &UpdateDir,
         updates: &[Update],
         sources: &[String],
         staged: &[StagedBlob],
-    ) -> Result<(), ImportError> {
+    ) -> Result<bool, ImportError> {
         let (Some(blobs), true) = (&self.import.target.blobs, self.import.writes()) else {
-            return Ok(());
+            return Ok(true);
         };
+        let blobs = Arc::clone(blobs);
         for blob in staged {
             let sha256_hex = hex::encode(blob.sha256);
             blobs
                 .promote(blob, &asset_blob_key(&dir.project_id, &sha256_hex))
                 .await?;
-            self.stored.insert((dir.project_id.clone(), sha256_hex));
         }
         // Every compressible file gets its copies, also one stored by a run
         // killed before it made them (a copy already there is kept).
-        let compressible: BTreeMap<&str, u64> = updates
+        let files: BTreeMap<&str, (u64, bool)> = updates
             .iter()
             .flat_map(|update| &update.assets)
-            .filter(|asset| is_compressible(&asset.content_type))
-            .map(|asset| (asset.sha256_hex.as_str(), asset.size))
+            .map(|asset| {
+                let compressible = is_compressible(&asset.content_type);
+                (asset.sha256_hex.as_str(), (asset.size, compressible))
+            })
             .collect();
-        for (sha256_hex, size) in compressible {
-            let key = asset_blob_key(&dir.project_id, sha256_hex);
-            precompress(blobs.as_ref(), &key, size).await;
+        for (sha256_hex, (size, compressible)) in &files {
+            if *compressible {
+                let key = asset_blob_key(&dir.project_id, sha256_hex);
+                precompress(blobs.as_ref(), &key, *size).await;
+            }
         }
-        match self
+        let mut lock = match self
             .import
             .target
             .store
-            .insert_updates(updates, sources)
+            .lock_for_import(&dir.project_id)
             .await
         {
-            Ok(()) => {}
+            Ok(lock) => lock,
             Err(domain::ports::StoreError::ProjectGone) => {
                 self.report.problem(
                     dir.path.clone(),
                     "its project was deleted on this server; not imported",
                 );
-                return Ok(());
+                return Ok(false);
             }
             Err(other) => return Err(other.into()),
+        };
+        let staged_by_hash: HashMap<String, &StagedBlob> = staged
+            .iter()
+            .map(|blob| (hex::encode(blob.sha256), blob))
+            .collect();
+        for sha256_hex in files.keys() {
+            let key = asset_blob_key(&dir.project_id, sha256_hex);
+            if blobs.exists(&key).await? {
+                continue;
+            }
+            match staged_by_hash.get(*sha256_hex) {
+                Some(blob) => blobs.promote(blob, &key).await?,
+                None => {
+                    drop(lock);
+                    self.stored
+                        .retain(|(project, sha)| project != &dir.project_id || sha != sha256_hex);
+                    self.report.problem(
+                        dir.path.clone(),
+                        format!("a file of it ({sha256_hex}) was removed from storage while it was imported (storage collection); not imported this time: run import-go again"),
+                    );
+                    return Ok(false);
+                }
+            }
+        }
+        lock.insert_updates(updates, sources).await?;
+        lock.commit().await?;
+        for sha256_hex in files.keys() {
+            self.stored
+                .insert((dir.project_id.clone(), (*sha256_hex).to_owned()));
         }
         if let Some(audit) = &self.import.target.audit {
             audit
@@ -363,7 +423,7 @@ impl<'a> Run<'a> {
                 )
                 .await;
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn discard(&self, staged: &[StagedBlob]) {
@@ -383,9 +443,12 @@ impl<'a> Run<'a> {
         created_at: chrono::DateTime<chrono::Utc>,
         staged: &mut Vec<StagedBlob>,
     ) -> Result<(Vec<Update>, Vec<Platform>), ImportError> {
-        let metadata = match self.read_small(&dir.file_path("metadata.json")).await? {
-            Some(bytes) => bytes,
-            None => return Ok((Vec::new(), Vec::new())),
+        let Some(metadata) = self.read_small(dir, "metadata.json").await? else {
+            self.report.problem(
+                dir.path.clone(),
+                "metadata.json is listed but could not be read; left alone",
+            );
+            return Ok((Vec::new(), Vec::new()));
         };
         let platforms = match file_metadata(&metadata) {
             Ok(platforms) => platforms,
@@ -395,6 +458,13 @@ impl<'a> Run<'a> {
                 return Ok((Vec::new(), Vec::new()));
             }
         };
+        if platforms.is_empty() {
+            self.report.problem(
+                dir.path.clone(),
+                "metadata.json lists no platform; left alone",
+            );
+            return Ok((Vec::new(), Vec::new()));
+        }
         let mut wanted = Vec::new();
         let mut done = Vec::new();
         for (name, files) in &platforms {
@@ -418,13 +488,6 @@ impl<'a> Run<'a> {
             }
         }
         if wanted.is_empty() {
-            return Ok((Vec::new(), done));
-        }
-        if platforms.is_empty() {
-            self.report.problem(
-                dir.path.clone(),
-                "metadata.json lists no platform; left alone",
-            );
             return Ok((Vec::new(), done));
         }
         let Some(expo_config) = self.expo_config(dir).await? else {
@@ -504,7 +567,7 @@ impl<'a> Run<'a> {
         &mut self,
         dir: &UpdateDir,
     ) -> Result<Option<Option<String>>, ImportError> {
-        let Some(bytes) = self.read_small(&dir.file_path("expoConfig.json")).await? else {
+        let Some(bytes) = self.read_small(dir, "expoConfig.json").await? else {
             self.report.problem(
                 dir.path.clone(),
                 "no expoConfig.json: the Go server answered 404 for this update, so it was never served; not imported (republish it to serve it)",
@@ -542,10 +605,7 @@ impl<'a> Run<'a> {
     ) -> Result<Option<Vec<PlannedFile>>, ImportError> {
         let index_path = format!("index.{name}.json");
         if dir.files.contains_key(&index_path) {
-            let bytes = self
-                .read_small(&dir.file_path(&index_path))
-                .await?
-                .unwrap_or_default();
+            let bytes = self.read_small(dir, &index_path).await?.unwrap_or_default();
             return match GoIndex::parse(&bytes) {
                 Ok(index) => Ok(Some(
                     index
@@ -565,6 +625,19 @@ impl<'a> Run<'a> {
                     Ok(None)
                 }
             };
+        }
+        if let Some(earlier) = self.indexed_before(dir) {
+            // This server wrote index files by then: it wrote this one last
+            // and never got there (a publish that failed or is under way),
+            // and answered 404 for it.
+            self.report.problem(
+                dir.path.clone(),
+                format!(
+                    "{}: partial publish (no {index_path}, which the Go server already wrote for {earlier}); not imported",
+                    platform.as_str()
+                ),
+            );
+            return Ok(None);
         }
         match platform_files(name, files) {
             Ok(listed) => {
@@ -595,6 +668,16 @@ impl<'a> Run<'a> {
                 Ok(None)
             }
         }
+    }
+
+    /// An update directory of the same project, older than `dir`, that has
+    /// an index file: the Go server wrote them then, so one without is a
+    /// publish that never finished, not one from before index files.
+    fn indexed_before(&self, dir: &UpdateDir) -> Option<String> {
+        self.indexed
+            .get(&dir.project_id)
+            .filter(|(go_id, _)| *go_id < dir.go_id)
+            .map(|(_, path)| path.clone())
     }
 
     /// Reads one listed file, checks it against what the Go server
@@ -663,6 +746,12 @@ impl<'a> Run<'a> {
                     staged: Some(staged),
                 }
             }
+            _ if opened.size > self.import.target.max_file_bytes => {
+                return Err(Broken::Partial(format!(
+                    "{} is larger than MAX_UPLOAD_BYTES ({} bytes)",
+                    file.path, self.import.target.max_file_bytes
+                )));
+            }
             _ => digest(opened.body).await.map_err(|detail| {
                 Broken::Source(GoSourceError::Read {
                     path: path.clone(),
@@ -713,8 +802,18 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// A small file of a directory; `None` when it is not there.
-    async fn read_small(&self, path: &str) -> Result<Option<Vec<u8>>, ImportError> {
+    /// A small file of a directory; `None` when the listing has no such
+    /// file (only regular files are listed: never a link or a pipe).
+    async fn read_small(
+        &self,
+        dir: &UpdateDir,
+        relative: &str,
+    ) -> Result<Option<Vec<u8>>, ImportError> {
+        if !dir.files.contains_key(relative) {
+            return Ok(None);
+        }
+        let path = dir.file_path(relative);
+        let path = path.as_str();
         let opened = match self.import.source.tree.open(path).await {
             Ok(opened) => opened,
             Err(GoSourceError::NotFound(_)) => return Ok(None),
@@ -830,7 +929,45 @@ impl<'a> Run<'a> {
             })
             .collect();
         gone.sort();
+        if !gone.is_empty() && tree.update_dirs.is_empty() {
+            // A wrong --data-dir, a forgotten --s3-bucket, a copy not made
+            // yet: an empty tree is never taken as "every update deleted".
+            self.report.problem(
+                self.import.source.tree.description(),
+                format!(
+                    "holds no update directory, but {} imported updates came from it: nothing was removed (is this the Go server's tree?)",
+                    gone.len()
+                ),
+            );
+            return Ok(());
+        }
+        // The runtime versions the tree still has, per project.
+        let runtimes: HashSet<(&str, &str)> = tree
+            .update_dirs
+            .values()
+            .flatten()
+            .map(|dir| (dir.project_id.as_str(), dir.runtime_version.as_str()))
+            .collect();
         for (source, update_id) in gone {
+            let dir_path = source
+                .split_once(':')
+                .map_or("", |(_, rest)| rest)
+                .rsplit_once('#')
+                .map_or("", |(dir, _)| dir);
+            let runtime_kept = dir_path
+                .split_once('/')
+                .and_then(|(project, rest)| {
+                    rest.rsplit_once('/')
+                        .map(|(runtime, _)| runtimes.contains(&(project, runtime)))
+                })
+                .unwrap_or(false);
+            if !runtime_kept {
+                self.report.warn(
+                    source.clone(),
+                    "gone from the Go tree with its whole runtime version's directory: kept here, in case the tree is incomplete (delete the update here if it was meant)",
+                );
+                continue;
+            }
             if self.import.writes() {
                 self.import
                     .target
@@ -846,6 +983,12 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
+}
+
+/// `index.<platform>.json`, which the Go server wrote with every publish
+/// since 2026-04-15.
+fn is_index_file(name: &str) -> bool {
+    name.starts_with("index.") && name.ends_with(".json") && !name.contains('/')
 }
 
 /// The ledger source of a directory's update or rollback for a platform.

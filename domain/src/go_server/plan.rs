@@ -237,6 +237,13 @@ fn plan_members(
         // row is the role it enforced.
         let first = rows[0];
         let subject = format!("project_user {}", first.id);
+        if !crate::id::is_valid_id(&first.id) {
+            plan.notes.push(Note::problem(
+                subject,
+                "the id is not a UUID; the membership was not imported (add the member again)",
+            ));
+            continue;
+        }
         let role = match first.role.as_str() {
             "owner" => Role::Owner,
             "member" => Role::Member,
@@ -494,11 +501,11 @@ mod tests {
                 },
             ],
             memberships: vec![
-                member("m1", P1, U1, "member", 1),
-                member("m2", P1, U1, "owner", 2),
-                member("m3", P1, GONE, "owner", 3),
-                member("m4", P2, U2, "", 4),
-                member("m5", P2, U1, "member", 5),
+                member("019d0000-0000-7000-8000-000000000001", P1, U1, "member", 1),
+                member("019d0000-0000-7000-8000-000000000002", P1, U1, "owner", 2),
+                member("019d0000-0000-7000-8000-000000000003", P1, GONE, "owner", 3),
+                member("019d0000-0000-7000-8000-000000000004", P2, U2, "", 4),
+                member("019d0000-0000-7000-8000-000000000005", P2, U1, "member", 5),
             ],
             keys: vec![GoApiKey {
                 id: "019d0000-0000-7000-8000-0000000000c1".into(),
@@ -528,8 +535,14 @@ mod tests {
         let plan = plan_control_plane(&database());
         let p1 = &plan.members[P1];
         assert_eq!(p1.len(), 1);
-        assert_eq!(p1[0].membership.id, "m1");
-        assert_eq!(p1[0].source_rows, ["m1", "m2"]);
+        assert_eq!(p1[0].membership.id, "019d0000-0000-7000-8000-000000000001");
+        assert_eq!(
+            p1[0].source_rows,
+            [
+                "019d0000-0000-7000-8000-000000000001",
+                "019d0000-0000-7000-8000-000000000002"
+            ]
+        );
         // m1 said "member"; with no other owner the earliest member owns it.
         assert_eq!(p1[0].membership.role, Role::Owner);
         let p2 = &plan.members[P2];
@@ -546,9 +559,20 @@ mod tests {
                 .map(|n| n.kind)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(about("project_user m3"), [NoteKind::Skipped]);
-        assert_eq!(about("project_user m4"), [NoteKind::Warning], "empty role");
-        assert_eq!(about("project_user m1"), [NoteKind::Warning], "collapsed");
+        assert_eq!(
+            about("project_user 019d0000-0000-7000-8000-000000000003"),
+            [NoteKind::Skipped]
+        );
+        assert_eq!(
+            about("project_user 019d0000-0000-7000-8000-000000000004"),
+            [NoteKind::Warning],
+            "empty role"
+        );
+        assert_eq!(
+            about("project_user 019d0000-0000-7000-8000-000000000001"),
+            [NoteKind::Warning],
+            "collapsed"
+        );
         assert_eq!(about(&format!("project {P1}")), [NoteKind::Warning]);
     }
 

@@ -73,15 +73,17 @@ pub trait ImportStore: Send + Sync {
     /// `member:<row id>`, `key:<id>`, `update:<dir>#<platform>`,
     /// `rollback:<dir>#<platform>`), with the id of the row it became.
     async fn ledger(&self) -> StoreResult<HashMap<String, String>>;
-    /// Every login key (case-folded username or email, see
-    /// [`crate::user::login_key`]) already taken.
-    async fn taken_login_keys(&self) -> StoreResult<HashSet<String>>;
+    /// Every case-folded username already taken (see
+    /// [`crate::user::login_key`]); usernames and emails are unique apart.
+    async fn taken_username_keys(&self) -> StoreResult<HashSet<String>>;
+    /// Every case-folded email already taken.
+    async fn taken_email_keys(&self) -> StoreResult<HashSet<String>>;
     /// Every project slug already taken.
     async fn taken_slugs(&self) -> StoreResult<HashSet<String>>;
     /// Every API-key hash already stored.
     async fn taken_key_hashes(&self) -> StoreResult<HashSet<String>>;
-    /// Every (project id, user id) membership already stored.
-    async fn memberships(&self) -> StoreResult<HashSet<(String, String)>>;
+    /// Every membership already stored, by (project id, user id).
+    async fn memberships(&self) -> StoreResult<HashMap<(String, String), Membership>>;
 
     async fn insert_user(&self, user: &User, lookup: LoginLookup, source: &str) -> StoreResult<()>;
     async fn insert_project(&self, project: &Project, source: &str) -> StoreResult<()>;
@@ -91,10 +93,21 @@ pub trait ImportStore: Send + Sync {
         sources: &[String],
     ) -> StoreResult<()>;
     async fn insert_key(&self, key: &ApiKey, source: &str) -> StoreResult<()>;
-    /// Stores the updates of one Go update directory under the project's
-    /// reference lock, with their ledger sources (one per update, in the
-    /// same order), and announces the change to every instance.
-    async fn insert_updates(&self, updates: &[Update], sources: &[String]) -> StoreResult<()>;
+    /// Gives a membership an earlier import made the role the Go server now
+    /// gives it, and records more Go rows for it (the Go server changed a
+    /// role by removing a member and adding them again). `LastOwner` when
+    /// it would leave the project without an owner.
+    async fn update_membership(
+        &self,
+        membership: &Membership,
+        sources: &[String],
+    ) -> StoreResult<()>;
+    /// Takes the project's reference lock (see
+    /// [`crate::ports::UpdateStore::lock_references`]) to store the updates
+    /// of one Go update directory: no collection of the project's blobs
+    /// runs until they are committed. `ProjectGone` when there is no such
+    /// project.
+    async fn lock_for_import(&self, project_id: &str) -> StoreResult<Box<dyn ImportLock>>;
 
     /// Removes what an earlier import brought and the Go server no longer
     /// has, with its ledger entries: a key revoked there, a membership
@@ -103,4 +116,14 @@ pub trait ImportStore: Send + Sync {
     async fn remove_key(&self, key_id: &str, sources: &[String]) -> StoreResult<()>;
     async fn remove_membership(&self, membership_id: &str, sources: &[String]) -> StoreResult<()>;
     async fn remove_update(&self, update_id: &str, sources: &[String]) -> StoreResult<()>;
+}
+
+/// A transaction holding a project's reference lock, for an import.
+/// Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait ImportLock: Send {
+    /// Stores updates with their ledger sources (one per update, in order).
+    async fn insert_updates(&mut self, updates: &[Update], sources: &[String]) -> StoreResult<()>;
+    /// Commits and announces the change to every instance.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

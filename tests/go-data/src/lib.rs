@@ -798,6 +798,26 @@ pub async fn write(root: &Path, options: &Options) -> GoDataDir {
     }
 }
 
+/// Publishes one more update into an existing data dir, as the Go server
+/// does (files, `metadata.json`, `expoConfig.json`, index files), from an
+/// export directory; `path` is `<project>/<runtime version>/<go id>`.
+pub fn add_update(root: &Path, path: &str, go_id: u64, export: &Path) -> Dir {
+    let tree = root.join("updates");
+    let mut dirs = BTreeMap::new();
+    Publish {
+        tree: &tree,
+        path: path.to_owned(),
+        go_id,
+        metadata: Some(read(export, "metadata.json")),
+        expo_config: Some(read(export, "expoConfig.json")),
+        files: export_files(export),
+        with_index: true,
+        rollback: false,
+    }
+    .write(&mut dirs);
+    dirs.remove(path).unwrap()
+}
+
 /// Whether the rows written last are only in the WAL: the main database
 /// file, read as if no WAL existed, lacks them.
 pub async fn wal_holds_rows(root: &Path) -> bool {
