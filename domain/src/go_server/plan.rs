@@ -112,19 +112,58 @@ pub fn plan_control_plane(db: &GoDatabase) -> ControlPlanePlan {
     plan
 }
 
-fn plan_users(rows: &[GoUser], plan: &mut ControlPlanePlan) {
-    let mut rows: Vec<&GoUser> = rows.iter().collect();
-    rows.sort_by_key(|row| (time_of(row.created_at.as_deref(), &row.id), row.id.clone()));
-    let mut seen_ids = HashSet::new();
-    for row in rows {
-        let subject = format!("user {}", row.id);
-        if !crate::id::is_valid_id(&row.id) || !seen_ids.insert(row.id.clone()) {
+/// A row with an id and a creation time.
+trait DatedRow {
+    fn id(&self) -> &str;
+    fn created_at(&self) -> Option<&str>;
+}
+
+impl DatedRow for GoUser {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> Option<&str> {
+        self.created_at.as_deref()
+    }
+}
+
+impl DatedRow for GoProject {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created_at(&self) -> Option<&str> {
+        self.created_at.as_deref()
+    }
+}
+
+/// The rows oldest first (then by id), without those whose id is no UUID
+/// or was seen already: each of those gets a problem note (`what` names
+/// the kind of row).
+fn oldest_first_with_unique_ids<'a, R: DatedRow>(
+    rows: &'a [R],
+    kind: &str,
+    what: &str,
+    plan: &mut ControlPlanePlan,
+) -> Vec<&'a R> {
+    let mut rows: Vec<&R> = rows.iter().collect();
+    rows.sort_by_key(|row| (time_of(row.created_at(), row.id()), row.id().to_owned()));
+    let mut seen = HashSet::new();
+    rows.retain(|row| {
+        let fine = crate::id::is_valid_id(row.id()) && seen.insert(row.id().to_owned());
+        if !fine {
             plan.notes.push(Note::problem(
-                subject,
-                "the id is not a UUID or appears twice; the account was not imported",
+                format!("{kind} {}", row.id()),
+                format!("the id is not a UUID or appears twice; the {what} was not imported"),
             ));
-            continue;
         }
+        fine
+    });
+    rows
+}
+
+fn plan_users(rows: &[GoUser], plan: &mut ControlPlanePlan) {
+    for row in oldest_first_with_unique_ids(rows, "user", "account", plan) {
+        let subject = format!("user {}", row.id);
         if row_time(row.created_at.as_deref(), &row.id).is_none() {
             plan.notes.push(Note::warning(
                 &subject,
@@ -160,18 +199,8 @@ fn plan_users(rows: &[GoUser], plan: &mut ControlPlanePlan) {
 }
 
 fn plan_projects(rows: &[GoProject], plan: &mut ControlPlanePlan) {
-    let mut rows: Vec<&GoProject> = rows.iter().collect();
-    rows.sort_by_key(|row| (time_of(row.created_at.as_deref(), &row.id), row.id.clone()));
-    let mut seen_ids = HashSet::new();
-    for row in rows {
+    for row in oldest_first_with_unique_ids(rows, "project", "project", plan) {
         let subject = format!("project {}", row.id);
-        if !crate::id::is_valid_id(&row.id) || !seen_ids.insert(row.id.clone()) {
-            plan.notes.push(Note::problem(
-                subject,
-                "the id is not a UUID or appears twice; the project was not imported",
-            ));
-            continue;
-        }
         let name = match ProjectName::parse(&row.name) {
             Ok(name) => name.into_inner(),
             Err(_) => {
