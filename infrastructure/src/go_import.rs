@@ -88,6 +88,11 @@ impl ImportProgress for TerminalProgress {
 
     fn file_done(&self, bytes: u64) {
         if let Some(bar) = &self.bar {
+            // A file both platforms list is read twice: never past the end.
+            let done = bar.position() + bytes;
+            if bar.length().is_some_and(|length| done > length) {
+                bar.set_length(done);
+            }
             bar.inc(bytes);
         }
     }
