@@ -347,11 +347,13 @@ impl TestApp {
         let mut env = HashMap::new();
         env.insert("HOST".to_owned(), "127.0.0.1".to_owned());
         env.insert("PORT".to_owned(), "0".to_owned());
-        // Tests register, sign in and publish far faster than people do; the
-        // rate-limit tests set their own limits.
+        // Tests register, sign in, publish and check for updates far faster
+        // than people and one project's fleet do (a rollout test sends
+        // thousands of checks a second); the rate-limit tests set their own.
         for limit in [
             "RATE_LIMIT_AUTH_PER_MINUTE",
             "RATE_LIMIT_PUBLISH_PER_MINUTE",
+            "RATE_LIMIT_DEVICE_PER_SECOND",
         ] {
             env.insert(limit.to_owned(), "1000000".to_owned());
         }
