@@ -75,10 +75,23 @@ async fn open(path: &Path, immutable: bool) -> Result<DatabaseConnection, DbErr>
     Ok(db)
 }
 
+/// How to read a file SQLite cannot open read-only in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fallback {
+    /// Read a copy in a temporary directory (the import: the WAL's rows
+    /// count).
+    Copy,
+    /// Read the main file as immutable, the WAL aside (the start-up check,
+    /// which must not copy a database of any size; tables are created long
+    /// before the WAL is last checkpointed).
+    Immutable,
+}
+
 /// Opens a SQLite file read-only (see the module header); the temporary
 /// directory, when a copy was needed, lives as long as the connection.
 async fn open_read_only(
     path: &Path,
+    fallback: Fallback,
 ) -> Result<(DatabaseConnection, Option<tempfile::TempDir>), GoSourceError> {
     if !path.is_file() {
         return Err(unusable(path, "no such file"));
@@ -93,6 +106,12 @@ async fn open_read_only(
     }
     if let Ok(db) = open(path, false).await {
         return Ok((db, None));
+    }
+    if fallback == Fallback::Immutable {
+        return open(path, true)
+            .await
+            .map(|db| (db, None))
+            .map_err(|error| unusable(path, format!("cannot be opened read-only ({error})")));
     }
     let copy = tempfile::tempdir().map_err(|error| unusable(path, error))?;
     let copied = copy.path().join("ota.db");
@@ -158,7 +177,7 @@ pub async fn sqlite_kind(path: &Path) -> Result<Option<SqliteKind>, String> {
     if !path.exists() {
         return Ok(None);
     }
-    let (db, _copy) = open_read_only(path)
+    let (db, _copy) = open_read_only(path, Fallback::Immutable)
         .await
         .map_err(|error| error.to_string())?;
     let tables = tables(&db).await.map_err(|error| error.to_string())?;
@@ -282,7 +301,7 @@ async fn read_rows(db: &DatabaseConnection) -> Result<GoDatabase, DbErr> {
 #[async_trait]
 impl GoDatabaseSource for GoDatabaseFile {
     async fn read_all(&self) -> Result<GoDatabase, GoSourceError> {
-        let (db, _copy) = open_read_only(&self.path).await?;
+        let (db, _copy) = open_read_only(&self.path, Fallback::Copy).await?;
         let tables = tables(&db)
             .await
             .map_err(|error| unusable(&self.path, error))?;
