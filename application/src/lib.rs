@@ -20,6 +20,7 @@ pub mod releases;
 pub mod retention;
 pub mod serve;
 mod serve_cache;
+mod services;
 pub mod signing_keys;
 pub mod storage_gc;
 
@@ -43,6 +44,7 @@ pub use serve::{
     AssetRequest, LocatedAsset, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService,
     SignedBody,
 };
+pub use services::Services;
 pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};
 pub use storage_gc::{GarbageCollector, GcReport};
 

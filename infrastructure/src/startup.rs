@@ -6,9 +6,9 @@ use std::time::Duration;
 use adapter_crypto::{
     AesGcmKeySealer, Argon2Passwords, JwtTokens, RsaManifestSigner, RsaSigningKeys, Sha256Secrets,
 };
-use adapter_http::Services;
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
+use application::Services;
 use application::{
     AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, InsightRecorder,
     InsightService, Keyring, MemberService, ProjectService, PublishService, RegistrationPolicy,

@@ -23,8 +23,9 @@ use crate::middleware::{
     request_log,
 };
 use crate::rate_limit::{self, RateLimits};
-use crate::state::{HttpSettings, Services};
+use crate::state::HttpSettings;
 use crate::{assets, dashboard, ops, protocol};
+use application::Services;
 
 /// Largest JSON body the control-plane routes accept.
 const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
@@ -58,18 +59,18 @@ type Apis = (
     insights::InsightsApi,
 );
 
-fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
+fn api_service() -> OpenApiService<Apis, ()> {
     let apis = (
-        accounts::AccountsApi(services.clone()),
-        projects::ProjectsApi(services.clone()),
-        members::MembersApi(services.clone()),
-        api_keys::ApiKeysApi(services.clone()),
-        updates::UpdatesApi(services.clone()),
-        releases::ReleasesApi(services.clone()),
-        releases::PipelineReleasesApi(services.clone()),
-        audit::AuditApi(services.clone()),
-        signing_keys::SigningKeysApi(services.clone()),
-        insights::InsightsApi(services),
+        accounts::AccountsApi,
+        projects::ProjectsApi,
+        members::MembersApi,
+        api_keys::ApiKeysApi,
+        updates::UpdatesApi,
+        releases::ReleasesApi,
+        releases::PipelineReleasesApi,
+        audit::AuditApi,
+        signing_keys::SigningKeysApi,
+        insights::InsightsApi,
     );
     OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
         "Self-hosted, multi-tenant server for Expo over-the-air updates. \
@@ -80,7 +81,7 @@ fn api_service(services: Option<Services>) -> OpenApiService<Apis, ()> {
 /// The OpenAPI document, as served at `/api/openapi.json` and committed in
 /// `openapi/openapi.json`.
 pub fn openapi_document() -> String {
-    mark_optional_properties_nullable(&api_service(None).spec())
+    mark_optional_properties_nullable(&api_service().spec())
 }
 
 /// poem-openapi describes an `Option` field as an optional property that
@@ -136,7 +137,7 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
     let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
-    let api = api_service(Some(services.clone()));
+    let api = api_service();
     let docs = api.swagger_ui();
     Route::new()
         .nest(
@@ -224,12 +225,4 @@ fn route_table() -> RouteTable {
 /// instead of the JSON one.
 fn is_upload(req: &poem::Request) -> bool {
     req.method() == poem::http::Method::POST && req.uri().path().ends_with("/publish")
-}
-
-/// The services, which exist whenever requests are served; `None` only when
-/// the API is built to print its spec.
-fn require(services: &Option<Services>) -> Result<&Services, application::AppError> {
-    services
-        .as_ref()
-        .ok_or_else(|| application::AppError::Internal("API built without services".to_owned()))
 }

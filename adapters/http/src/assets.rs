@@ -19,7 +19,7 @@ use poem::{Body, Request, Response, ResponseBuilder, handler};
 
 use crate::metrics::AssetServed;
 use crate::protocol::error_response;
-use crate::state::Services;
+use application::Services;
 
 /// `GET /api/updates/{project}/assets?update=…&asset=…` (and the old
 /// server's `?asset=…&runtimeVersion=…&platform=…`).

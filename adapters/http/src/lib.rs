@@ -19,4 +19,4 @@ pub use api::{openapi_document, routes};
 pub use dashboard::DashboardSettings;
 pub use metrics::CounterSource;
 pub use rate_limit::RateLimitSettings;
-pub use state::{HttpSettings, Services};
+pub use state::HttpSettings;

@@ -5,7 +5,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use serde_json::{Value, json};
 
-use crate::state::Services;
+use application::Services;
 
 /// A key no blob ever has: asking whether it exists is a cheap round trip
 /// (one HEAD on S3) that fails only when the storage is unreachable.

@@ -15,7 +15,7 @@ use poem::{IntoResponse, Request, Response, handler};
 
 use crate::error::classify;
 use crate::metrics::ManifestServed;
-use crate::state::Services;
+use application::Services;
 
 /// The request headers that change a manifest answer.
 const MANIFEST_VARY: &str = "accept, expo-platform, expo-runtime-version, expo-protocol-version, \

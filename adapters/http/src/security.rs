@@ -9,7 +9,7 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
 use crate::error::classify;
-use crate::state::Services;
+use application::Services;
 
 /// A user's session token (JWT HS256 from register or login).
 #[derive(SecurityScheme)]

@@ -1,16 +1,17 @@
 //! `/api/auth`: register, log in, who am I.
 
 use application::Registration;
+use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::schema::{LoginRequest, RegisterRequest, SessionBody, UserBody};
 use crate::security::UserAuth;
-use crate::state::Services;
+use application::Services;
 
-pub struct AccountsApi(pub Option<Services>);
+pub struct AccountsApi;
 
 #[derive(ApiResponse)]
 enum Registered {
@@ -54,14 +55,18 @@ error_responses!(SessionError {
 impl AccountsApi {
     /// Create an account
     #[oai(path = "/auth/register", method = "post")]
-    async fn register(&self, body: Json<RegisterRequest>) -> Result<Registered, RegisterError> {
+    async fn register(
+        &self,
+        services: Data<&Services>,
+        body: Json<RegisterRequest>,
+    ) -> Result<Registered, RegisterError> {
         let Json(body) = body;
         let request = Registration {
             username: body.username,
             email: body.email,
             password: body.password,
         };
-        let session = require(&self.0)?.accounts.register(request).await?;
+        let session = services.accounts.register(request).await?;
         Ok(Registered::Created(Json(SessionBody {
             user: session.user.into(),
             token: session.token,
@@ -70,8 +75,11 @@ impl AccountsApi {
 
     /// Log in with a username or email
     #[oai(path = "/auth/login", method = "post")]
-    async fn login(&self, body: Json<LoginRequest>) -> Result<Json<SessionBody>, LoginError> {
-        let services = require(&self.0)?;
+    async fn login(
+        &self,
+        services: Data<&Services>,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<SessionBody>, LoginError> {
         let session = services.accounts.login(&body.login, &body.password).await?;
         Ok(Json(SessionBody {
             user: session.user.into(),

@@ -1,17 +1,18 @@
 //! `/api/projects/{id}/keys`: create, list, rename and revoke API keys; and
 //! `/api/keys/current`, which tells a pipeline whether its key works.
 
+use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::schema::{CreateKeyRequest, CreatedKeyBody, KeyBody, RenameKeyRequest};
 use crate::security::{ApiKeyAuth, UserAuth};
-use crate::state::Services;
+use application::Services;
 
-pub struct ApiKeysApi(pub Option<Services>);
+pub struct ApiKeysApi;
 
 #[derive(ApiResponse)]
 enum KeyCreated {
@@ -78,11 +79,11 @@ impl ApiKeysApi {
     #[oai(path = "/projects/:id/keys", method = "post")]
     async fn create(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<CreateKeyRequest>,
     ) -> Result<KeyCreated, CreateKeyError> {
-        let services = require(&self.0)?;
         let created = services
             .api_keys
             .create(&auth.0, &id, body.name.as_deref())
@@ -97,10 +98,11 @@ impl ApiKeysApi {
     #[oai(path = "/projects/:id/keys", method = "get")]
     async fn list(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<KeyBody>>, ListKeysError> {
-        let keys = require(&self.0)?.api_keys.list(&auth.0, &id).await?;
+        let keys = services.api_keys.list(&auth.0, &id).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
 
@@ -108,12 +110,12 @@ impl ApiKeysApi {
     #[oai(path = "/projects/:id/keys/:keyId", method = "patch")]
     async fn rename(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "keyId")] key_id: Path<String>,
         body: Json<RenameKeyRequest>,
     ) -> Result<KeyChanged, RenameKeyError> {
-        let services = require(&self.0)?;
         services
             .api_keys
             .rename(&auth.0, &id, &key_id, &body.name)
@@ -125,14 +127,12 @@ impl ApiKeysApi {
     #[oai(path = "/projects/:id/keys/:keyId", method = "delete")]
     async fn revoke(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "keyId")] key_id: Path<String>,
     ) -> Result<KeyChanged, RevokeKeyError> {
-        require(&self.0)?
-            .api_keys
-            .revoke(&auth.0, &id, &key_id)
-            .await?;
+        services.api_keys.revoke(&auth.0, &id, &key_id).await?;
         Ok(KeyChanged::NoContent)
     }
 

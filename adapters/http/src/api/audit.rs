@@ -1,17 +1,18 @@
 //! `/api/projects/{id}/audit` and `/api/projects/{id}/storage/gc`: what
 //! owners use to see who changed what, and to reclaim storage.
 
+use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::schema::{AuditPageBody, GcReportBody};
 use crate::security::UserAuth;
-use crate::state::Services;
+use application::Services;
 
-pub struct AuditApi(pub Option<Services>);
+pub struct AuditApi;
 
 error_responses!(AuditError {
     /// An invalid limit or cursor.
@@ -35,13 +36,13 @@ impl AuditApi {
     #[oai(path = "/projects/:id/audit", method = "get")]
     async fn audit(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         cursor: Query<Option<String>>,
         /// 1 to 200; default 20.
         limit: Query<Option<u64>>,
     ) -> Result<Json<AuditPageBody>, AuditError> {
-        let services = require(&self.0)?;
         let page = services
             .audit
             .list(&auth.0, &id, cursor.0.as_deref(), limit.0)
@@ -56,10 +57,10 @@ impl AuditApi {
     #[oai(path = "/projects/:id/storage/gc", method = "post")]
     async fn collect_garbage(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<GcReportBody>, GcError> {
-        let services = require(&self.0)?;
         let report = services.gc.collect_project(&auth.0, &id).await?;
         Ok(Json(report.into()))
     }

@@ -1,16 +1,17 @@
 //! `/api/projects/{id}/updates/{updateId}/insights`: how an update does in
 //! the field, by day and platform.
 
+use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::security::UserAuth;
-use crate::state::Services;
+use application::Services;
 
-pub struct InsightsApi(pub Option<Services>);
+pub struct InsightsApi;
 
 /// Counts for one platform, on one day or in total.
 #[derive(Debug, Object)]
@@ -75,14 +76,12 @@ impl InsightsApi {
     #[oai(path = "/projects/:id/updates/:updateId/insights", method = "get")]
     async fn insights(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Json<InsightsBody>, InsightsError> {
-        let insights = require(&self.0)?
-            .insights
-            .insights(&auth.0, &id, &update_id)
-            .await?;
+        let insights = services.insights.insights(&auth.0, &id, &update_id).await?;
         Ok(Json(InsightsBody {
             update_id: update_id.0,
             days: insights.days.into_iter().map(Into::into).collect(),

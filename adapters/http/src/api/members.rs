@@ -1,17 +1,18 @@
 //! `/api/projects/{id}/users`: add, list, change and remove members.
 
 use application::MemberRef;
+use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::schema::{AddMemberRequest, ChangeRoleRequest, MemberBody, MembershipBody};
 use crate::security::UserAuth;
-use crate::state::Services;
+use application::Services;
 
-pub struct MembersApi(pub Option<Services>);
+pub struct MembersApi;
 
 #[derive(ApiResponse)]
 enum MemberAdded {
@@ -68,13 +69,13 @@ impl MembersApi {
     #[oai(path = "/projects/:id/users", method = "post")]
     async fn add(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<AddMemberRequest>,
     ) -> Result<MemberAdded, ChangeMemberError> {
         let Json(body) = body;
         let who = MemberRef::from_fields(body.user_id, body.username, body.email)?;
-        let services = require(&self.0)?;
         let membership = services.members.add(&auth.0, &id, who, &body.role).await?;
         Ok(MemberAdded::Created(Json(membership.into())))
     }
@@ -83,10 +84,11 @@ impl MembersApi {
     #[oai(path = "/projects/:id/users", method = "get")]
     async fn list(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<MemberBody>>, ListMembersError> {
-        let members = require(&self.0)?.members.list(&auth.0, &id).await?;
+        let members = services.members.list(&auth.0, &id).await?;
         Ok(Json(members.into_iter().map(Into::into).collect()))
     }
 
@@ -94,12 +96,12 @@ impl MembersApi {
     #[oai(path = "/projects/:id/users/:userId", method = "patch")]
     async fn change_role(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "userId")] user_id: Path<String>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<Json<MembershipBody>, ChangeMemberError> {
-        let services = require(&self.0)?;
         let membership = services
             .members
             .change_role(&auth.0, &id, &user_id, &body.role)
@@ -111,14 +113,12 @@ impl MembersApi {
     #[oai(path = "/projects/:id/users/:userId", method = "delete")]
     async fn remove(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "userId")] user_id: Path<String>,
     ) -> Result<MemberRemoved, RemoveMemberError> {
-        require(&self.0)?
-            .members
-            .remove(&auth.0, &id, &user_id)
-            .await?;
+        services.members.remove(&auth.0, &id, &user_id).await?;
         Ok(MemberRemoved::NoContent)
     }
 }

@@ -1,17 +1,18 @@
 //! `/api/projects`: create, list, read, change and delete projects.
 
 use application::ProjectChanges;
+use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::schema::{CreateProjectRequest, ProjectBody, UpdateProjectRequest};
 use crate::security::UserAuth;
-use crate::state::Services;
+use application::Services;
 
-pub struct ProjectsApi(pub Option<Services>);
+pub struct ProjectsApi;
 
 #[derive(ApiResponse)]
 enum ProjectCreated {
@@ -69,10 +70,10 @@ impl ProjectsApi {
     #[oai(path = "/projects", method = "post")]
     async fn create(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         body: Json<CreateProjectRequest>,
     ) -> Result<ProjectCreated, CreateProjectError> {
-        let services = require(&self.0)?;
         let project = services
             .projects
             .create(&auth.0, &body.name, &body.slug)
@@ -82,8 +83,12 @@ impl ProjectsApi {
 
     /// The caller's projects, newest first
     #[oai(path = "/projects", method = "get")]
-    async fn list(&self, auth: UserAuth) -> Result<Json<Vec<ProjectBody>>, ListProjectsError> {
-        let projects = require(&self.0)?.projects.list(&auth.0).await?;
+    async fn list(
+        &self,
+        services: Data<&Services>,
+        auth: UserAuth,
+    ) -> Result<Json<Vec<ProjectBody>>, ListProjectsError> {
+        let projects = services.projects.list(&auth.0).await?;
         Ok(Json(projects.into_iter().map(Into::into).collect()))
     }
 
@@ -91,10 +96,11 @@ impl ProjectsApi {
     #[oai(path = "/projects/:id", method = "get")]
     async fn get(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<ProjectBody>, ProjectAccessError> {
-        let project = require(&self.0)?.projects.get(&auth.0, &id).await?;
+        let project = services.projects.get(&auth.0, &id).await?;
         Ok(Json(project.into()))
     }
 
@@ -102,6 +108,7 @@ impl ProjectsApi {
     #[oai(path = "/projects/:id", method = "patch")]
     async fn update(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<UpdateProjectRequest>,
@@ -111,10 +118,7 @@ impl ProjectsApi {
             name: body.name,
             slug: body.slug,
         };
-        let project = require(&self.0)?
-            .projects
-            .update(&auth.0, &id, changes)
-            .await?;
+        let project = services.projects.update(&auth.0, &id, changes).await?;
         Ok(Json(project.into()))
     }
 
@@ -122,10 +126,11 @@ impl ProjectsApi {
     #[oai(path = "/projects/:id", method = "delete")]
     async fn delete(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<ProjectDeleted, ProjectAccessError> {
-        require(&self.0)?.projects.delete(&auth.0, &id).await?;
+        services.projects.delete(&auth.0, &id).await?;
         Ok(ProjectDeleted::NoContent)
     }
 }

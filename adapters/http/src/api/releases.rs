@@ -4,12 +4,13 @@
 //! `/api/updates/{project}/...` with the project's API key.
 
 use application::{Caller, ChannelChange, HistoryRequest, NewChannel, Patch, RepublishRequest};
+use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::schema::{
     BranchBody, ChangeChannelRequest, ChannelBody, CreateChannelRequest,
@@ -17,12 +18,12 @@ use crate::schema::{
     UpdateSummaryBody,
 };
 use crate::security::{ApiKeyAuth, UserAuth};
-use crate::state::Services;
+use application::Services;
 
-pub struct ReleasesApi(pub Option<Services>);
+pub struct ReleasesApi;
 
 /// The same operations for release pipelines, with the project's API key.
-pub struct PipelineReleasesApi(pub Option<Services>);
+pub struct PipelineReleasesApi;
 
 #[derive(ApiResponse)]
 enum ChannelCreated {
@@ -243,21 +244,23 @@ impl ReleasesApi {
     #[oai(path = "/projects/:id/channels", method = "get")]
     async fn list_channels(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<ChannelBody>>, ReadError> {
-        ops::list_channels(require(&self.0)?, &Caller::User(auth.0), &id).await
+        ops::list_channels(&services, &Caller::User(auth.0), &id).await
     }
 
     /// Create a channel → branch mapping (members)
     #[oai(path = "/projects/:id/channels", method = "post")]
     async fn create_channel(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<CreateChannelRequest>,
     ) -> Result<ChannelCreated, WriteError> {
-        ops::create_channel(require(&self.0)?, &Caller::User(auth.0), &id, body.0).await
+        ops::create_channel(&services, &Caller::User(auth.0), &id, body.0).await
     }
 
     /// Repoint a channel, or split it between two branches (members)
@@ -267,33 +270,36 @@ impl ReleasesApi {
     #[oai(path = "/projects/:id/channels/:name", method = "patch")]
     async fn change_channel(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         name: Path<String>,
         body: Json<ChangeChannelRequest>,
     ) -> Result<Json<ChannelBody>, WriteError> {
-        ops::change_channel(require(&self.0)?, &Caller::User(auth.0), &id, &name, body.0).await
+        ops::change_channel(&services, &Caller::User(auth.0), &id, &name, body.0).await
     }
 
     /// Remove a channel's mapping: it serves the branch of its own name again (members)
     #[oai(path = "/projects/:id/channels/:name", method = "delete")]
     async fn delete_channel(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         name: Path<String>,
     ) -> Result<Deleted, WriteError> {
-        ops::delete_channel(require(&self.0)?, &Caller::User(auth.0), &id, &name).await
+        ops::delete_channel(&services, &Caller::User(auth.0), &id, &name).await
     }
 
     /// Branches with their latest update per runtime version and platform (members)
     #[oai(path = "/projects/:id/branches", method = "get")]
     async fn branches(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<BranchBody>>, ReadError> {
-        ops::branches(require(&self.0)?, &Caller::User(auth.0), &id).await
+        ops::branches(&services, &Caller::User(auth.0), &id).await
     }
 
     /// Update history, newest first, cursor-paginated (members)
@@ -301,6 +307,7 @@ impl ReleasesApi {
     #[allow(clippy::too_many_arguments)]
     async fn history(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         branch: Query<Option<String>>,
@@ -311,67 +318,57 @@ impl ReleasesApi {
         limit: Query<Option<u64>>,
     ) -> Result<Json<UpdatePageBody>, ReadError> {
         let request = history_request(branch, runtime_version, platform, cursor, limit);
-        ops::history(require(&self.0)?, &Caller::User(auth.0), &id, request).await
+        ops::history(&services, &Caller::User(auth.0), &id, request).await
     }
 
     /// One update with its files (members)
     #[oai(path = "/projects/:id/updates/:updateId", method = "get")]
     async fn get(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Json<UpdateDetailBody>, ReadError> {
-        ops::get(require(&self.0)?, &Caller::User(auth.0), &id, &update_id).await
+        ops::get(&services, &Caller::User(auth.0), &id, &update_id).await
     }
 
     /// Change an update's rollout percentage: 100 completes it, 0 halts it (members)
     #[oai(path = "/projects/:id/updates/:updateId", method = "patch")]
     async fn set_rollout(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
         body: Json<RolloutRequest>,
     ) -> Result<Json<UpdateSummaryBody>, WriteError> {
-        ops::set_rollout(
-            require(&self.0)?,
-            &Caller::User(auth.0),
-            &id,
-            &update_id,
-            body.0,
-        )
-        .await
+        ops::set_rollout(&services, &Caller::User(auth.0), &id, &update_id, body.0).await
     }
 
     /// Republish an update as the latest of a branch: rollback to it, or promotion (members)
     #[oai(path = "/projects/:id/updates/:updateId/republish", method = "post")]
     async fn republish(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
         body: Json<RepublishBody>,
     ) -> Result<Republished, WriteError> {
-        ops::republish(
-            require(&self.0)?,
-            &Caller::User(auth.0),
-            &id,
-            &update_id,
-            body.0,
-        )
-        .await
+        ops::republish(&services, &Caller::User(auth.0), &id, &update_id, body.0).await
     }
 
     /// Delete an update: the one before it is served again (owners)
     #[oai(path = "/projects/:id/updates/:updateId", method = "delete")]
     async fn delete(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Deleted, WriteError> {
-        ops::delete(require(&self.0)?, &Caller::User(auth.0), &id, &update_id).await
+        ops::delete(&services, &Caller::User(auth.0), &id, &update_id).await
     }
 }
 
@@ -381,61 +378,59 @@ impl PipelineReleasesApi {
     #[oai(path = "/updates/:project/channels", method = "get")]
     async fn key_list_channels(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
     ) -> Result<Json<Vec<ChannelBody>>, ReadError> {
-        ops::list_channels(require(&self.0)?, &Caller::Key(auth.0), &project).await
+        ops::list_channels(&services, &Caller::Key(auth.0), &project).await
     }
 
     /// Create a channel → branch mapping (API key)
     #[oai(path = "/updates/:project/channels", method = "post")]
     async fn key_create_channel(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         body: Json<CreateChannelRequest>,
     ) -> Result<ChannelCreated, WriteError> {
-        ops::create_channel(require(&self.0)?, &Caller::Key(auth.0), &project, body.0).await
+        ops::create_channel(&services, &Caller::Key(auth.0), &project, body.0).await
     }
 
     /// Repoint a channel, or split it between two branches (API key)
     #[oai(path = "/updates/:project/channels/:name", method = "patch")]
     async fn key_change_channel(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         name: Path<String>,
         body: Json<ChangeChannelRequest>,
     ) -> Result<Json<ChannelBody>, WriteError> {
-        ops::change_channel(
-            require(&self.0)?,
-            &Caller::Key(auth.0),
-            &project,
-            &name,
-            body.0,
-        )
-        .await
+        ops::change_channel(&services, &Caller::Key(auth.0), &project, &name, body.0).await
     }
 
     /// Remove a channel's mapping (API key)
     #[oai(path = "/updates/:project/channels/:name", method = "delete")]
     async fn key_delete_channel(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         name: Path<String>,
     ) -> Result<Deleted, WriteError> {
-        ops::delete_channel(require(&self.0)?, &Caller::Key(auth.0), &project, &name).await
+        ops::delete_channel(&services, &Caller::Key(auth.0), &project, &name).await
     }
 
     /// Branches with their latest update per runtime version and platform (API key)
     #[oai(path = "/updates/:project/branches", method = "get")]
     async fn key_branches(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
     ) -> Result<Json<Vec<BranchBody>>, ReadError> {
-        ops::branches(require(&self.0)?, &Caller::Key(auth.0), &project).await
+        ops::branches(&services, &Caller::Key(auth.0), &project).await
     }
 
     /// Update history, newest first, cursor-paginated (API key)
@@ -443,6 +438,7 @@ impl PipelineReleasesApi {
     #[allow(clippy::too_many_arguments)]
     async fn key_history(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         branch: Query<Option<String>>,
@@ -453,37 +449,33 @@ impl PipelineReleasesApi {
         limit: Query<Option<u64>>,
     ) -> Result<Json<UpdatePageBody>, ReadError> {
         let request = history_request(branch, runtime_version, platform, cursor, limit);
-        ops::history(require(&self.0)?, &Caller::Key(auth.0), &project, request).await
+        ops::history(&services, &Caller::Key(auth.0), &project, request).await
     }
 
     /// One update with its files (API key)
     #[oai(path = "/updates/:project/updates/:updateId", method = "get")]
     async fn key_get(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Json<UpdateDetailBody>, ReadError> {
-        ops::get(
-            require(&self.0)?,
-            &Caller::Key(auth.0),
-            &project,
-            &update_id,
-        )
-        .await
+        ops::get(&services, &Caller::Key(auth.0), &project, &update_id).await
     }
 
     /// Change an update's rollout percentage (API key)
     #[oai(path = "/updates/:project/updates/:updateId", method = "patch")]
     async fn key_set_rollout(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
         body: Json<RolloutRequest>,
     ) -> Result<Json<UpdateSummaryBody>, WriteError> {
         ops::set_rollout(
-            require(&self.0)?,
+            &services,
             &Caller::Key(auth.0),
             &project,
             &update_id,
@@ -499,13 +491,14 @@ impl PipelineReleasesApi {
     )]
     async fn key_republish(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
         body: Json<RepublishBody>,
     ) -> Result<Republished, WriteError> {
         ops::republish(
-            require(&self.0)?,
+            &services,
             &Caller::Key(auth.0),
             &project,
             &update_id,
@@ -518,16 +511,11 @@ impl PipelineReleasesApi {
     #[oai(path = "/updates/:project/updates/:updateId", method = "delete")]
     async fn key_delete(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Deleted, WriteError> {
-        ops::delete(
-            require(&self.0)?,
-            &Caller::Key(auth.0),
-            &project,
-            &update_id,
-        )
-        .await
+        ops::delete(&services, &Caller::Key(auth.0), &project, &update_id).await
     }
 }

@@ -3,16 +3,17 @@
 //! Private keys go in and never come out.
 
 use chrono::{DateTime, Utc};
+use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::security::UserAuth;
-use crate::state::Services;
+use application::Services;
 
-pub struct SigningKeysApi(pub Option<Services>);
+pub struct SigningKeysApi;
 
 /// A signing key, without its private part.
 #[derive(Debug, Object)]
@@ -117,6 +118,7 @@ impl SigningKeysApi {
     #[oai(path = "/projects/:id/signing-keys", method = "post")]
     async fn upload(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<UploadSigningKeyRequest>,
@@ -127,10 +129,7 @@ impl SigningKeysApi {
             private_key_pem: request.private_key,
             certificate_pem: request.certificate,
         };
-        let key = require(&self.0)?
-            .signing_keys
-            .add(&auth.0, &id, new_key)
-            .await?;
+        let key = services.signing_keys.add(&auth.0, &id, new_key).await?;
         Ok(SigningKeyAdded::Created(Json(self::body(key, true))))
     }
 
@@ -142,6 +141,7 @@ impl SigningKeysApi {
     #[oai(path = "/projects/:id/signing-keys/generate", method = "post")]
     async fn generate(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<GenerateSigningKeyRequest>,
@@ -152,10 +152,7 @@ impl SigningKeysApi {
             common_name: request.common_name,
             validity_years: request.validity_years,
         };
-        let key = require(&self.0)?
-            .signing_keys
-            .add(&auth.0, &id, new_key)
-            .await?;
+        let key = services.signing_keys.add(&auth.0, &id, new_key).await?;
         Ok(SigningKeyAdded::Created(Json(self::body(key, true))))
     }
 
@@ -163,10 +160,11 @@ impl SigningKeysApi {
     #[oai(path = "/projects/:id/signing-keys", method = "get")]
     async fn list(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<SigningKeyBody>>, ListSigningKeysError> {
-        let keys = require(&self.0)?.signing_keys.list(&auth.0, &id).await?;
+        let keys = services.signing_keys.list(&auth.0, &id).await?;
         Ok(Json(
             keys.into_iter()
                 .enumerate()
@@ -179,14 +177,12 @@ impl SigningKeysApi {
     #[oai(path = "/projects/:id/signing-keys/:keyId", method = "delete")]
     async fn remove(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "keyId")] key_id: Path<String>,
     ) -> Result<SigningKeyRemoved, RemoveSigningKeyError> {
-        require(&self.0)?
-            .signing_keys
-            .remove(&auth.0, &id, &key_id)
-            .await?;
+        services.signing_keys.remove(&auth.0, &id, &key_id).await?;
         Ok(SigningKeyRemoved::NoContent)
     }
 }

@@ -3,18 +3,19 @@
 use application::{AppError, AppResult, Caller, RollbackRequest, UploadPart, UploadParts};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
+use poem::web::Data;
 use poem::{Request, RequestBody};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
 
-use super::{ApiTags, require};
+use super::ApiTags;
 use crate::error::error_responses;
 use crate::security::{ApiKeyAuth, UserAuth};
-use crate::state::Services;
+use application::Services;
 
-pub struct UpdatesApi(pub Option<Services>);
+pub struct UpdatesApi;
 
 /// The answer to a publish, with the old server's field names.
 #[derive(Debug, Object)]
@@ -250,11 +251,12 @@ impl UpdatesApi {
     #[oai(path = "/updates/:project/publish", method = "post")]
     async fn publish(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         mut form: PublishForm,
     ) -> Result<Json<PublishedBody>, PublishError> {
-        let publish = require(&self.0)?.publish.clone();
+        let publish = services.publish.clone();
         let (key, project) = (auth.0, project.0);
         // Run the publish as its own task: if the client goes away, the
         // request is dropped but the task still sees the broken body and
@@ -275,11 +277,11 @@ impl UpdatesApi {
     #[oai(path = "/updates/:project/assets/missing", method = "post")]
     async fn missing_files(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         body: Json<FileHashesBody>,
     ) -> Result<Json<MissingFilesBody>, MissingFilesError> {
-        let services = require(&self.0)?;
         let missing = services
             .publish
             .missing_files(&auth.0, &project, &body.sha256)
@@ -294,11 +296,11 @@ impl UpdatesApi {
     #[oai(path = "/updates/:project/rollback", method = "post")]
     async fn rollback_with_key(
         &self,
+        services: Data<&Services>,
         auth: ApiKeyAuth,
         project: Path<String>,
         body: Json<RollbackBody>,
     ) -> Result<Json<PublishedBody>, RollbackError> {
-        let services = require(&self.0)?;
         let request = RollbackRequest::from(body.0);
         let published = services
             .publish
@@ -311,11 +313,11 @@ impl UpdatesApi {
     #[oai(path = "/projects/:id/rollback", method = "post")]
     async fn rollback_as_member(
         &self,
+        services: Data<&Services>,
         auth: UserAuth,
         id: Path<String>,
         body: Json<RollbackBody>,
     ) -> Result<Json<PublishedBody>, RollbackError> {
-        let services = require(&self.0)?;
         let request = RollbackRequest::from(body.0);
         let published = services
             .publish

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::classify;
-use crate::state::Services;
+use application::Services;
 
 use super::PREFIX;
 
