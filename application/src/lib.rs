@@ -8,9 +8,9 @@ pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+mod bounded_cache;
 pub mod error;
 pub mod go_import;
-mod hot_files;
 pub mod insights;
 pub mod members;
 mod precompress;
@@ -19,7 +19,6 @@ pub mod publish;
 pub mod releases;
 pub mod retention;
 pub mod serve;
-mod serve_cache;
 mod services;
 pub mod signing_keys;
 pub mod storage_gc;
@@ -41,8 +40,9 @@ pub use releases::{
 };
 pub use retention::Retention;
 pub use serve::{
-    AssetRequest, LocatedAsset, ManifestAnswer, ManifestRequest, ProtocolVersion, ServeService,
-    SignedBody,
+    AcceptedEncodings, AssetAnswer, AssetRequest, AssetTarget, ByteRange, IfNoneMatch,
+    ManifestAnswer, ManifestRequest, ProtocolVersion, Representation, ServeService, ServedManifest,
+    SignatureRequest, SignedBody,
 };
 pub use services::Services;
 pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};

@@ -5,10 +5,13 @@
 //! so shared caches keep the encodings apart.
 
 use std::collections::HashMap;
-use std::ops::Range;
 
-use application::{AppError, AssetRequest, LocatedAsset};
-use domain::update::ContentEncoding;
+use application::{
+    AcceptedEncodings, AppError, AssetAnswer, AssetRequest, AssetTarget, ByteRange, IfNoneMatch,
+    Representation,
+};
+use domain::id::{ProjectId, UpdateId};
+use domain::update::{ContentEncoding, Platform, RuntimeVersion};
 use poem::http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
     CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, VARY,
@@ -30,171 +33,171 @@ pub async fn download(
     Query(query): Query<HashMap<String, String>>,
     services: Data<&Services>,
 ) -> Response {
-    let request = match asset_request(query) {
+    let request = match asset_request(req, &project, query) {
         Ok(request) => request,
         Err(error) => return error_response(error),
     };
-    let serve = &services.serve;
-    let asset = match serve.locate_asset(&project, &request).await {
-        Ok(asset) => asset,
-        Err(error) => return error_response(error),
-    };
-    let headers = req.headers();
-    let range = requested_range(headers, &asset);
-    // A range is of the uncompressed bytes: a ranged request gets those.
-    let encoding = match range {
-        Some(_) => None,
-        None => {
-            serve
-                .stored_encoding(&asset, &accepted_encodings(headers))
-                .await
-        }
-    };
-    if none_match(headers, &etag(&asset, encoding)) {
-        return representation(&asset, encoding)
-            .status(StatusCode::NOT_MODIFIED)
-            .finish();
+    match services.serve.asset(&request).await {
+        Ok(answer) => framed(answer, request.head_only),
+        Err(error) => error_response(error),
     }
-    match serve.asset_redirect(&asset, encoding).await {
-        Ok(None) => {}
-        // The storage answers the range, if any, itself.
-        Ok(Some(location)) => {
-            if range.is_none() && req.method() == Method::GET {
-                serve.record_download(&asset);
-            }
-            return redirect(&asset, &location);
-        }
-        Err(error) => return error_response(error),
-    }
-    let (status, window) = match range {
-        None => (StatusCode::OK, None),
-        Some(Ok(window)) => (StatusCode::PARTIAL_CONTENT, Some(window)),
-        Some(Err(Unsatisfiable)) => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(CONTENT_RANGE, format!("bytes */{}", asset.size))
-                .header(CONTENT_TYPE, "application/json")
-                .body(r#"{"error":"The range is outside the file."}"#);
-        }
-    };
-    let (reader, encoding) = match serve.open_asset(&asset, encoding, window.clone()).await {
-        Ok(opened) => opened,
-        Err(error) => return error_response(error),
-    };
-    if status == StatusCode::OK && req.method() == Method::GET {
-        serve.record_download(&asset);
-    }
-    let mut response = representation(&asset, encoding);
-    if let Some(window) = &window {
-        response = response.header(
-            CONTENT_RANGE,
-            format!("bytes {}-{}/{}", window.start, window.end - 1, asset.size),
-        );
-    }
-    if let Some(encoding) = encoding {
-        response = response.header(CONTENT_ENCODING, encoding.token());
-    }
-    response
-        .status(status)
-        .header(CONTENT_TYPE, asset.content_type.as_str())
-        .header(CONTENT_LENGTH, reader.size)
-        .extension(AssetServed {
-            encoding: encoding.map_or("identity", |encoding| encoding.token()),
-            // A HEAD sends no body.
-            bytes: if req.method() == Method::HEAD {
-                0
-            } else {
-                reader.size
-            },
-        })
-        .body(Body::from_bytes_stream(reader.body))
 }
 
-/// Sends the client to a presigned storage URL. A URL naming a file forever
-/// may be cached as long as the presigned URL lives; the old "latest" form
-/// must not be.
-fn redirect(asset: &LocatedAsset, location: &str) -> Response {
-    let cache = if asset.immutable {
-        "public, max-age=600"
-    } else {
-        "no-cache"
-    };
-    let mut response = Response::builder()
-        .status(StatusCode::FOUND)
-        .header(LOCATION, location)
-        .header(CACHE_CONTROL, cache);
-    if asset.compressible {
-        response = response.header(VARY, "accept-encoding");
+/// The answer as HTTP: status, headers, and the body unless it is a HEAD.
+fn framed(answer: AssetAnswer, head_only: bool) -> Response {
+    match answer {
+        AssetAnswer::NotModified(representation) => with_representation(&representation)
+            .status(StatusCode::NOT_MODIFIED)
+            .finish(),
+        AssetAnswer::Redirect {
+            location,
+            immutable,
+            varies_by_encoding,
+        } => {
+            // A URL naming a file forever may be cached as long as the
+            // presigned URL lives; the old "latest" form must not be.
+            let cache = if immutable {
+                "public, max-age=600"
+            } else {
+                "no-cache"
+            };
+            let mut response = Response::builder()
+                .status(StatusCode::FOUND)
+                .header(LOCATION, location)
+                .header(CACHE_CONTROL, cache);
+            if varies_by_encoding {
+                response = response.header(VARY, "accept-encoding");
+            }
+            response.finish()
+        }
+        AssetAnswer::RangeNotSatisfiable { size } => Response::builder()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(CONTENT_RANGE, format!("bytes */{size}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(r#"{"error":"The range is outside the file."}"#),
+        AssetAnswer::Body {
+            representation,
+            body,
+            range,
+        } => {
+            let mut response = with_representation(&representation).status(StatusCode::OK);
+            if let Some((window, size)) = &range {
+                response = response.status(StatusCode::PARTIAL_CONTENT).header(
+                    CONTENT_RANGE,
+                    format!("bytes {}-{}/{size}", window.start, window.end - 1),
+                );
+            }
+            if let Some(encoding) = representation.encoding {
+                response = response.header(CONTENT_ENCODING, encoding.token());
+            }
+            response
+                .header(CONTENT_TYPE, representation.content_type.as_str())
+                .header(CONTENT_LENGTH, body.size)
+                .extension(AssetServed {
+                    encoding: representation
+                        .encoding
+                        .map_or("identity", |encoding| encoding.token()),
+                    // A HEAD sends no body.
+                    bytes: if head_only { 0 } else { body.size },
+                })
+                .body(Body::from_bytes_stream(body.body))
+        }
     }
-    response.finish()
 }
 
 /// The headers of a representation, for 200, 206 and 304 alike: its
 /// validator, how long it may be cached, and what it varies on.
-fn representation(asset: &LocatedAsset, encoding: Option<ContentEncoding>) -> ResponseBuilder {
+fn with_representation(representation: &Representation) -> ResponseBuilder {
+    let cache_control = if representation.immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=0, must-revalidate"
+    };
     let mut response = Response::builder()
-        .header(ETAG, etag(asset, encoding))
-        .header(CACHE_CONTROL, cache_control(asset))
+        .header(ETAG, representation.etag.as_str())
+        .header(CACHE_CONTROL, cache_control)
         .header(ACCEPT_RANGES, "bytes");
-    if asset.compressible {
+    if representation.varies_by_encoding {
         response = response.header(VARY, "accept-encoding");
     }
     response
 }
 
-fn asset_request(query: HashMap<String, String>) -> Result<AssetRequest, AppError> {
-    let mut query = query;
+/// Reads a download request once into typed values. Ids and names that
+/// cannot name a file are "not found", as a file that is not there.
+fn asset_request(
+    req: &Request,
+    project: &str,
+    mut query: HashMap<String, String>,
+) -> Result<AssetRequest, AppError> {
+    let not_found = || AppError::NotFound("Asset not found.".to_owned());
     let path = query
         .remove("asset")
         .ok_or_else(|| AppError::Invalid("No asset provided.".to_owned()))?;
-    match (
+    let target = match (
         query.remove("update"),
         query.remove("runtimeVersion"),
         query.remove("platform"),
     ) {
-        (Some(update_id), _, _) => Ok(AssetRequest::OfUpdate { update_id, path }),
-        (None, Some(runtime_version), Some(platform)) => Ok(AssetRequest::Latest {
-            runtime_version,
-            platform,
+        (Some(update_id), _, _) => AssetTarget::OfUpdate {
+            update_id: UpdateId::parse(&update_id).map_err(|_| not_found())?,
             path,
+        },
+        (None, Some(runtime_version), Some(platform)) => AssetTarget::Latest {
+            runtime_version: RuntimeVersion::parse(&runtime_version).map_err(|_| not_found())?,
+            platform: Platform::parse(&platform).ok_or_else(not_found)?,
+            path,
+        },
+        _ => {
+            return Err(AppError::Invalid(
+                "Name the update (update=…) or the runtime version and platform.".to_owned(),
+            ));
+        }
+    };
+    let headers = req.headers();
+    Ok(AssetRequest {
+        project_id: ProjectId::parse(project).map_err(|_| not_found())?,
+        target,
+        accepted_encodings: accepted_encodings(headers),
+        range: headers
+            .get(RANGE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_range),
+        if_range: headers.get(IF_RANGE).map(|value| {
+            value
+                .to_str()
+                .map_or_else(|_| String::new(), |v| v.trim().to_owned())
         }),
-        _ => Err(AppError::Invalid(
-            "Name the update (update=…) or the runtime version and platform.".to_owned(),
-        )),
-    }
+        if_none_match: if_none_match(headers),
+        head_only: req.method() == Method::HEAD,
+    })
 }
 
-fn cache_control(asset: &LocatedAsset) -> &'static str {
-    if asset.immutable {
-        "public, max-age=31536000, immutable"
-    } else {
-        "public, max-age=0, must-revalidate"
-    }
-}
-
-/// A strong validator per representation: the content hash, suffixed for
-/// a compressed copy (its bytes differ).
-fn etag(asset: &LocatedAsset, encoding: Option<ContentEncoding>) -> String {
-    match encoding {
-        None => format!("\"{}\"", asset.sha256_hex),
-        Some(encoding) => format!("\"{}-{}\"", asset.sha256_hex, encoding.token()),
-    }
-}
-
-/// `If-None-Match` (RFC 9110 §13.1.2): weak comparison, `*` matches.
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
+/// `If-None-Match` (RFC 9110 §13.1.2): the tags listed, for a weak
+/// comparison; `*` matches any.
+fn if_none_match(headers: &HeaderMap) -> IfNoneMatch {
+    let mut tags = Vec::new();
+    let listed = headers
         .get_all(IF_NONE_MATCH)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim())
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+        .map(str::trim);
+    for tag in listed {
+        if tag == "*" {
+            return IfNoneMatch::Any;
+        }
+        tags.push(tag.trim_start_matches("W/").to_owned());
+    }
+    match tags.is_empty() {
+        true => IfNoneMatch::Absent,
+        false => IfNoneMatch::Tags(tags),
+    }
 }
 
 /// The encodings the client accepts (q > 0). `identity` is always fine.
-fn accepted_encodings(headers: &HeaderMap) -> Vec<ContentEncoding> {
-    let mut accepted = Vec::new();
+fn accepted_encodings(headers: &HeaderMap) -> AcceptedEncodings {
+    let mut accepted = AcceptedEncodings::default();
     let values = headers
         .get_all(ACCEPT_ENCODING)
         .iter()
@@ -216,65 +219,32 @@ fn accepted_encodings(headers: &HeaderMap) -> Vec<ContentEncoding> {
             _ => None,
         };
         if let (Some(encoding), false) = (encoding, refused) {
-            accepted.push(encoding);
+            accepted.accept(encoding);
         }
     }
     accepted
 }
 
-/// A `Range` that cannot be served: 416.
-#[derive(Debug, PartialEq, Eq)]
-struct Unsatisfiable;
-
-/// The byte window a `Range` header asks for, if it asks for one the server
-/// honours: a single `bytes` range. Several ranges, other units, a
-/// malformed header or an `If-Range` naming another version get the whole
-/// file (RFC 9110 §14.2 lets a server ignore `Range`).
-fn requested_range(
-    headers: &HeaderMap,
-    asset: &LocatedAsset,
-) -> Option<Result<Range<u64>, Unsatisfiable>> {
-    let value = headers.get(RANGE)?.to_str().ok()?;
-    if let Some(validator) = headers.get(IF_RANGE) {
-        let identity = etag(asset, None);
-        if validator.to_str().ok().map(str::trim) != Some(identity.as_str()) {
-            return None;
-        }
-    }
-    parse_range(value, asset.size)
-}
-
-fn parse_range(value: &str, size: u64) -> Option<Result<Range<u64>, Unsatisfiable>> {
+/// The byte range a `Range` header asks for, if it asks for one the server
+/// honours: a single `bytes` range. Several ranges, other units or a
+/// malformed header get the whole file (RFC 9110 §14.2 lets a server
+/// ignore `Range`).
+fn parse_range(value: &str) -> Option<ByteRange> {
     let spec = value.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
-    let window = if first.is_empty() {
-        // The last `n` bytes.
-        let n: u64 = last.parse().ok()?;
-        if n == 0 {
-            return Some(Err(Unsatisfiable));
-        }
-        size.saturating_sub(n)..size
-    } else {
-        let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() {
-            size
-        } else {
-            let last: u64 = last.parse().ok()?;
-            if last < start {
-                return None;
-            }
-            last.saturating_add(1).min(size)
-        };
-        start..end
-    };
-    if window.start >= size || window.is_empty() {
-        return Some(Err(Unsatisfiable));
+    if first.is_empty() {
+        return last.parse().ok().map(ByteRange::Suffix);
     }
-    Some(Ok(window))
+    let first: u64 = first.parse().ok()?;
+    let last = match last.is_empty() {
+        true => None,
+        false => Some(last.parse::<u64>().ok().filter(|last| *last >= first)?),
+    };
+    Some(ByteRange::From { first, last })
 }
 
 #[cfg(test)]
@@ -283,40 +253,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok(0..10)));
-        assert_eq!(parse_range("bytes=90-", 100), Some(Ok(90..100)));
-        assert_eq!(parse_range("bytes=-10", 100), Some(Ok(90..100)));
-        assert_eq!(parse_range("bytes=-1000", 100), Some(Ok(0..100)));
-        assert_eq!(parse_range("bytes=50-1000", 100), Some(Ok(50..100)));
-        assert_eq!(parse_range("bytes=100-", 100), Some(Err(Unsatisfiable)));
-        assert_eq!(parse_range("bytes=-0", 100), Some(Err(Unsatisfiable)));
+    fn only_single_byte_ranges_are_honoured() {
+        let from = |first, last| Some(ByteRange::From { first, last });
+        assert_eq!(parse_range("bytes=0-9"), from(0, Some(9)));
+        assert_eq!(parse_range("bytes=90-"), from(90, None));
+        assert_eq!(parse_range("bytes=-10"), Some(ByteRange::Suffix(10)));
+        assert_eq!(parse_range(" bytes=-0"), Some(ByteRange::Suffix(0)));
         // Ignored: the whole file is sent.
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-        assert_eq!(parse_range("bytes=9-1", 100), None);
-        assert_eq!(parse_range("bytes=a-b", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6"), None);
+        assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(parse_range("bytes=9-1"), None);
+        assert_eq!(parse_range("bytes=a-b"), None);
     }
 
     #[test]
     fn accept_encoding_honours_q_zero() {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT_ENCODING, "gzip, br;q=0, deflate".parse().unwrap());
-        assert_eq!(accepted_encodings(&headers), vec![ContentEncoding::Gzip]);
+        let accepted = accepted_encodings(&headers);
+        assert!(accepted.accepts(ContentEncoding::Gzip));
+        assert!(!accepted.accepts(ContentEncoding::Brotli));
         headers.insert(ACCEPT_ENCODING, "br;q=0.5, gzip;q=1".parse().unwrap());
-        assert_eq!(
-            accepted_encodings(&headers),
-            vec![ContentEncoding::Brotli, ContentEncoding::Gzip]
-        );
+        let accepted = accepted_encodings(&headers);
+        assert!(accepted.accepts(ContentEncoding::Brotli));
+        assert!(accepted.accepts(ContentEncoding::Gzip));
     }
 
     #[test]
     fn if_none_match_lists_and_weak_tags_match() {
         let mut headers = HeaderMap::new();
         headers.insert(IF_NONE_MATCH, "\"x\", W/\"abc\"".parse().unwrap());
-        assert!(none_match(&headers, "\"abc\""));
-        assert!(!none_match(&headers, "\"abd\""));
+        assert!(if_none_match(&headers).matches("\"abc\""));
+        assert!(!if_none_match(&headers).matches("\"abd\""));
         headers.insert(IF_NONE_MATCH, "*".parse().unwrap());
-        assert!(none_match(&headers, "\"abc\""));
+        assert_eq!(if_none_match(&headers), IfNoneMatch::Any);
+        assert_eq!(if_none_match(&HeaderMap::new()), IfNoneMatch::Absent);
     }
 }

@@ -60,7 +60,7 @@ impl Collector for Sources {
 #[derive(Debug, Clone)]
 pub struct ManifestServed {
     pub project_id: String,
-    pub platform: String,
+    pub platform: &'static str,
     pub answer: &'static str,
 }
 
@@ -162,7 +162,7 @@ impl Metrics {
         self.observe_request(method, route, status, elapsed);
         let extensions = response.extensions();
         if let Some(served) = extensions.get::<ManifestServed>() {
-            self.observe_manifest(&served.project_id, &served.platform, served.answer);
+            self.observe_manifest(&served.project_id, served.platform, served.answer);
         }
         if let Some(served) = extensions.get::<AssetServed>() {
             self.observe_asset_bytes(served.encoding, served.bytes);

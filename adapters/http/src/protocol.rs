@@ -7,7 +7,13 @@
 
 use std::collections::HashMap;
 
-use application::{AppError, ManifestAnswer, ManifestRequest, ProtocolVersion, SignedBody};
+use application::{
+    AppError, ManifestAnswer, ManifestRequest, ProtocolVersion, ServedManifest, SignatureRequest,
+    SignedBody,
+};
+use domain::id::ProjectId;
+use domain::release::ChannelName;
+use domain::update::{Platform, RuntimeVersion};
 use poem::http::HeaderMap;
 use poem::http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
 use poem::web::{Data, Path, Query};
@@ -144,87 +150,43 @@ pub async fn manifest(
     Query(query): Query<HashMap<String, String>>,
     services: Data<&Services>,
 ) -> Response {
-    let headers = req.headers();
-    // A value that is not text is refused rather than read as absent: an
-    // unreadable protocol version would otherwise be served as protocol 0.
-    for name in DEVICE_HEADERS {
-        if let Err(error) = ascii_header(headers, name) {
-            return error_response(error);
-        }
+    let (request, structure) = match manifest_request(req.headers(), &query, &project) {
+        Ok(parsed) => parsed,
+        Err(error) => return error_response(error),
+    };
+    match services.serve.manifest(&request).await {
+        Ok(served) => framed(&request, structure, served, project),
+        Err(error) => error_response(error),
     }
-    let protocol = match header(headers, "expo-protocol-version") {
-        None | Some("0") => ProtocolVersion::V0,
-        Some("1") => ProtocolVersion::V1,
-        Some(other) => {
-            return error_response(AppError::Invalid(format!(
-                "Unsupported expo-protocol-version {other:?}; this server speaks 0 and 1."
-            )));
-        }
-    };
-    let Some(structure) = negotiate(header(headers, "accept")) else {
-        return error_response(AppError::NotAcceptable(
-            "Acceptable responses are multipart/mixed, application/expo+json and application/json."
-                .to_owned(),
-        ));
-    };
-    let from_header_or_query = |name: &str, param: &str| {
-        header(headers, name)
-            .map(str::to_owned)
-            .or_else(|| query.get(param).cloned())
-    };
-    let signature_key_id = match expected_signature(headers) {
-        Ok(expected) => expected,
-        Err(error) => return error_response(error),
-    };
-    let request = ManifestRequest {
-        project_id: project,
-        platform: from_header_or_query("expo-platform", "platform"),
-        runtime_version: from_header_or_query("expo-runtime-version", "runtime-version")
-            .or_else(|| query.get("runtimeVersion").cloned()),
-        protocol,
-        current_update_id: header(headers, "expo-current-update-id").map(str::to_ascii_lowercase),
-        embedded_update_id: header(headers, "expo-embedded-update-id").map(str::to_ascii_lowercase),
-        expects_signature: signature_key_id.is_some(),
-        signature_key_id: signature_key_id.flatten(),
-        channel: match ascii_header(headers, "expo-channel-name") {
-            Ok(channel) => channel
-                .map(str::to_owned)
-                .or_else(|| query.get("channel").cloned()),
-            Err(error) => return error_response(error),
-        },
-        client_id: header(headers, "eas-client-id").map(str::to_owned),
-        failed_update_ids: recent_failed_update_ids(headers),
-        fatal_error: headers.contains_key("expo-fatal-error"),
-        directives_allowed: structure == Structure::Multipart,
-    };
-    let served = match services.serve.manifest(&request).await {
-        Ok(served) => served,
-        Err(error) => return error_response(error),
-    };
+}
+
+/// The answer framed as the device asked: multipart or JSON, with the
+/// protocol's headers, and what the metrics count.
+fn framed(
+    request: &ManifestRequest,
+    structure: Structure,
+    served: ServedManifest,
+    project: String,
+) -> Response {
     let served_metric = ManifestServed {
-        project_id: request.project_id.clone(),
-        platform: request.platform.clone().unwrap_or_default(),
-        answer: match &served.answer {
-            ManifestAnswer::Manifest(_) => "update",
-            ManifestAnswer::Directive(body) if body.json.contains("noUpdateAvailable") => {
-                "noUpdateAvailable"
-            }
-            ManifestAnswer::Directive(_) => "rollBackToEmbedded",
-        },
+        project_id: project,
+        platform: request.platform.as_str(),
+        answer: served.answer.label(),
     };
-    let mut response = match (structure, served.answer) {
-        (Structure::Multipart, ManifestAnswer::Manifest(body)) => multipart(&[
-            Part::signed("manifest", &body),
+    let mut response = match (structure, &served.answer) {
+        (Structure::Multipart, ManifestAnswer::Update(body)) => multipart(&[
+            Part::signed("manifest", body),
             Part {
                 name: "extensions",
                 json: EXTENSIONS,
                 signature: None,
             },
         ]),
-        (Structure::Multipart, ManifestAnswer::Directive(body)) => {
-            multipart(&[Part::signed("directive", &body)])
+        (Structure::Multipart, directive) => {
+            multipart(&[Part::signed("directive", directive.body())])
         }
-        (json, ManifestAnswer::Manifest(body) | ManifestAnswer::Directive(body)) => {
+        (json, answer) => {
+            let body = answer.body();
             let mut response = Response::builder()
                 .header(
                     CONTENT_TYPE,
@@ -238,7 +200,7 @@ pub async fn manifest(
         }
     };
     response.extensions_mut().insert(served_metric);
-    let version = match protocol {
+    let version = match request.protocol {
         ProtocolVersion::V0 => "0",
         ProtocolVersion::V1 => "1",
     };
@@ -261,6 +223,79 @@ pub async fn manifest(
         headers.insert("expo-manifest-filters", filters);
     }
     response
+}
+
+/// Reads an update check once into typed values: each header (or, for the
+/// old server's clients, query parameter) is checked here and nowhere else.
+fn manifest_request(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    project: &str,
+) -> Result<(ManifestRequest, Structure), AppError> {
+    // A value that is not text is refused rather than read as absent: an
+    // unreadable protocol version would otherwise be served as protocol 0.
+    for name in DEVICE_HEADERS {
+        ascii_header(headers, name)?;
+    }
+    let protocol = match header(headers, "expo-protocol-version") {
+        None | Some("0") => ProtocolVersion::V0,
+        Some("1") => ProtocolVersion::V1,
+        Some(other) => {
+            return Err(AppError::Invalid(format!(
+                "Unsupported expo-protocol-version {other:?}; this server speaks 0 and 1."
+            )));
+        }
+    };
+    let structure = negotiate(header(headers, "accept")).ok_or_else(|| {
+        AppError::NotAcceptable(
+            "Acceptable responses are multipart/mixed, application/expo+json and application/json."
+                .to_owned(),
+        )
+    })?;
+    let from_header_or_query = |name: &str, param: &str| {
+        header(headers, name).or_else(|| query.get(param).map(String::as_str))
+    };
+    let signature = match expected_signature(headers)? {
+        None => SignatureRequest::NotRequested,
+        Some(None) => SignatureRequest::AnyKey,
+        Some(Some(key_id)) => SignatureRequest::Key(key_id),
+    };
+    let channel = ascii_header(headers, "expo-channel-name")?
+        .or_else(|| query.get("channel").map(String::as_str));
+    let platform = from_header_or_query("expo-platform", "platform")
+        .and_then(Platform::parse)
+        .ok_or_else(|| {
+            AppError::Invalid("No platform provided. Expected \"ios\" or \"android\".".to_owned())
+        })?;
+    let runtime_version = from_header_or_query("expo-runtime-version", "runtime-version")
+        .or_else(|| query.get("runtimeVersion").map(String::as_str))
+        .filter(|version| !version.is_empty())
+        .ok_or_else(|| AppError::Invalid("No runtimeVersion provided.".to_owned()))?;
+    // Checked before it reaches a query: PostgreSQL refuses NUL bytes.
+    let runtime_version = RuntimeVersion::parse(runtime_version)?;
+    let channel = match channel {
+        None => ChannelName::default_channel(),
+        Some(raw) => ChannelName::parse(raw)
+            .map_err(|error| AppError::Invalid(format!("expo-channel-name: {error}")))?,
+    };
+    // Not a project id at all: no project by that id.
+    let project_id = ProjectId::parse(project)
+        .map_err(|_| AppError::NotFound("Project not found.".to_owned()))?;
+    let request = ManifestRequest {
+        project_id,
+        platform,
+        runtime_version,
+        channel,
+        protocol,
+        current_update_id: header(headers, "expo-current-update-id").map(str::to_ascii_lowercase),
+        embedded_update_id: header(headers, "expo-embedded-update-id").map(str::to_ascii_lowercase),
+        signature,
+        failed_update_ids: recent_failed_update_ids(headers),
+        fatal_error: headers.contains_key("expo-fatal-error"),
+        client_id: header(headers, "eas-client-id").map(str::to_owned),
+        directives_allowed: structure == Structure::Multipart,
+    };
+    Ok((request, structure))
 }
 
 /// The `extensions` part: no extra headers are needed to fetch our assets.

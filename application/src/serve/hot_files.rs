@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use crate::serve_cache::bounded_cache;
+use crate::bounded_cache::bounded_cache;
 
 /// Larger files are streamed from storage on every request.
 pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;

@@ -1,0 +1,276 @@
+//! Downloads: the file an asset request names, in the representation the
+//! client should get (a stored compressed copy, a range, a redirect to
+//! storage, or "not modified"), and whether it counts as a download.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use domain::blob::{BlobError, BlobReader, BlobStore};
+use domain::update::{ContentEncoding, Update, asset_blob_key, is_compressible};
+
+use super::answer::{AssetAnswer, Representation};
+use super::hot_files::HotFiles;
+use super::request::{AcceptedEncodings, AssetRequest, Unsatisfiable};
+use crate::error::{AppError, AppResult};
+
+/// How long a presigned asset URL stays valid: far longer than a download
+/// takes, short enough that a leaked URL soon stops working.
+pub const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How many blobs' compressed-copy answers are remembered.
+const COPIES_REMEMBERED: usize = 100_000;
+
+/// An asset a request named, found but not opened.
+#[derive(Debug, Clone)]
+pub(crate) struct LocatedAsset {
+    /// The blob key of the uncompressed bytes.
+    pub key: String,
+    pub sha256_hex: String,
+    /// Of the uncompressed bytes.
+    pub size: u64,
+    pub content_type: String,
+    /// Whether the URL always names these bytes (long, immutable caching).
+    pub immutable: bool,
+    /// Whether compressed copies may exist (see `is_compressible`).
+    pub compressible: bool,
+    /// The update whose launch asset (bundle) this is, for insights.
+    pub launch_asset_of: Option<Arc<Update>>,
+}
+
+impl LocatedAsset {
+    /// The file at `path` (`\` read as `/`) of `update`, if it has one.
+    pub(crate) fn find(update: &Arc<Update>, path: &str, immutable: bool) -> Option<Self> {
+        let path = path.replace('\\', "/");
+        let asset = update.assets.iter().find(|asset| asset.path == path)?;
+        Some(Self {
+            key: asset_blob_key(&update.project_id, &asset.sha256_hex),
+            sha256_hex: asset.sha256_hex.clone(),
+            size: asset.size,
+            content_type: asset.content_type.clone(),
+            immutable,
+            compressible: is_compressible(&asset.content_type),
+            launch_asset_of: asset.is_launch_asset.then(|| Arc::clone(update)),
+        })
+    }
+
+    fn representation(&self, encoding: Option<ContentEncoding>) -> Representation {
+        Representation {
+            etag: etag(&self.sha256_hex, encoding),
+            content_type: self.content_type.clone(),
+            encoding,
+            immutable: self.immutable,
+            varies_by_encoding: self.compressible,
+        }
+    }
+}
+
+/// A strong validator per representation: the content hash, suffixed for
+/// a compressed copy (its bytes differ).
+fn etag(sha256_hex: &str, encoding: Option<ContentEncoding>) -> String {
+    match encoding {
+        None => format!("\"{sha256_hex}\""),
+        Some(encoding) => format!("\"{sha256_hex}-{}\"", encoding.token()),
+    }
+}
+
+/// The stored files and what is known about their copies.
+pub(crate) struct AssetFiles {
+    blobs: Arc<dyn BlobStore>,
+    /// Whether a compressed copy of a blob exists. Copies are made before
+    /// the publish that names them commits and removed only with their
+    /// blob, so an answer never goes stale while the asset is served.
+    copies: quick_cache::sync::Cache<String, bool>,
+    hot_files: HotFiles,
+    /// Send devices to presigned storage URLs instead of streaming bytes.
+    pub redirect: bool,
+}
+
+/// An answer, and whether it hands the client the whole file (a download,
+/// for insights).
+pub(crate) struct Answered {
+    pub answer: AssetAnswer,
+    pub whole_download: bool,
+}
+
+impl AssetFiles {
+    pub(crate) fn new(blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
+            blobs,
+            copies: quick_cache::sync::Cache::new(COPIES_REMEMBERED),
+            hot_files: HotFiles::new(0),
+            redirect: false,
+        }
+    }
+
+    pub(crate) fn keep_hot_files(&mut self, max_bytes: u64) {
+        self.hot_files = HotFiles::new(max_bytes);
+    }
+
+    /// Answers a request for `asset` under its HTTP conditions.
+    pub(crate) async fn answer(
+        &self,
+        asset: &LocatedAsset,
+        request: &AssetRequest,
+    ) -> AppResult<Answered> {
+        let range = self.honoured_range(asset, request);
+        // A range is of the uncompressed bytes: a ranged request gets those.
+        let encoding = match range {
+            Some(_) => None,
+            None => {
+                self.stored_encoding(asset, request.accepted_encodings)
+                    .await
+            }
+        };
+        let representation = asset.representation(encoding);
+        if request.if_none_match.matches(&representation.etag) {
+            return Ok(Answered {
+                answer: AssetAnswer::NotModified(representation),
+                whole_download: false,
+            });
+        }
+        let whole = range.is_none() && !request.head_only;
+        // The storage answers the range, if any, itself.
+        if let Some(location) = self.redirect_for(asset, encoding).await? {
+            return Ok(Answered {
+                answer: AssetAnswer::Redirect {
+                    location,
+                    immutable: asset.immutable,
+                    varies_by_encoding: asset.compressible,
+                },
+                whole_download: whole,
+            });
+        }
+        let window = match range {
+            None => None,
+            Some(Ok(window)) => Some(window),
+            Some(Err(Unsatisfiable)) => {
+                return Ok(Answered {
+                    answer: AssetAnswer::RangeNotSatisfiable { size: asset.size },
+                    whole_download: false,
+                });
+            }
+        };
+        let (body, encoding) = self.open(asset, encoding, window.clone()).await?;
+        let representation = match encoding == representation.encoding {
+            true => representation,
+            false => asset.representation(encoding),
+        };
+        Ok(Answered {
+            answer: AssetAnswer::Body {
+                representation,
+                body,
+                range: window.map(|window| (window, asset.size)),
+            },
+            whole_download: whole,
+        })
+    }
+
+    /// The range to serve: none when none was asked for, or when `If-Range`
+    /// names another version (RFC 9110 §13.1.5: then the whole file).
+    fn honoured_range(
+        &self,
+        asset: &LocatedAsset,
+        request: &AssetRequest,
+    ) -> Option<Result<Range<u64>, Unsatisfiable>> {
+        let range = request.range?;
+        if let Some(validator) = &request.if_range
+            && *validator != etag(&asset.sha256_hex, None)
+        {
+            return None;
+        }
+        Some(range.window(asset.size))
+    }
+
+    /// The encoding to send the asset in: the first of the server's
+    /// preferences that the client accepts and that has a stored copy.
+    async fn stored_encoding(
+        &self,
+        asset: &LocatedAsset,
+        accepted: AcceptedEncodings,
+    ) -> Option<ContentEncoding> {
+        if !asset.compressible {
+            return None;
+        }
+        for encoding in ContentEncoding::ALL {
+            if accepted.accepts(encoding) && self.has_copy(&encoding.blob_key(&asset.key)).await {
+                return Some(encoding);
+            }
+        }
+        None
+    }
+
+    async fn has_copy(&self, key: &str) -> bool {
+        if let Some(known) = self.copies.get(key) {
+            return known;
+        }
+        match self.blobs.exists(key).await {
+            Ok(exists) => {
+                self.copies.insert(key.to_owned(), exists);
+                exists
+            }
+            Err(error) => {
+                tracing::warn!(%error, key, "could not check for a compressed copy");
+                false
+            }
+        }
+    }
+
+    /// Where to send the client for the asset (or its compressed copy), when
+    /// redirects are on and the storage can presign: a URL valid for
+    /// [`PRESIGNED_URL_LIFETIME`] that answers with the asset's own headers.
+    async fn redirect_for(
+        &self,
+        asset: &LocatedAsset,
+        encoding: Option<ContentEncoding>,
+    ) -> AppResult<Option<String>> {
+        if !self.redirect {
+            return Ok(None);
+        }
+        let (key, mut headers) = match encoding {
+            Some(encoding) => (
+                encoding.blob_key(&asset.key),
+                vec![("Content-Encoding", encoding.token())],
+            ),
+            None => (asset.key.clone(), Vec::new()),
+        };
+        headers.push(("Content-Type", asset.content_type.as_str()));
+        self.blobs
+            .presigned_get(&key, &headers, PRESIGNED_URL_LIFETIME)
+            .await
+            .map_err(AppError::from)
+    }
+
+    /// Opens the asset's bytes, or its compressed copy, whole or a range of
+    /// the uncompressed bytes; returns the encoding actually opened. A copy
+    /// that has gone from storage (collected with its file, which a later
+    /// publish stored again) is forgotten and the file served as it is.
+    async fn open(
+        &self,
+        asset: &LocatedAsset,
+        encoding: Option<ContentEncoding>,
+        range: Option<Range<u64>>,
+    ) -> AppResult<(BlobReader, Option<ContentEncoding>)> {
+        let blobs = self.blobs.as_ref();
+        if let (Some(encoding), None) = (encoding, &range) {
+            let key = encoding.blob_key(&asset.key);
+            // A copy is smaller than the file it copies.
+            match self.hot_files.open(blobs, &key, asset.size).await {
+                Ok(reader) => return Ok((reader, Some(encoding))),
+                Err(BlobError::NotFound(_)) => {
+                    tracing::warn!(key, "a compressed copy is missing; serving the file");
+                    self.copies.remove(&key);
+                }
+                Err(other) => return Err(AppError::Internal(other.to_string())),
+            }
+        }
+        let opened = match range {
+            Some(range) => self.hot_files.open_range(blobs, &asset.key, range).await,
+            None => self.hot_files.open(blobs, &asset.key, asset.size).await,
+        };
+        let reader = opened.map_err(|error| match error {
+            BlobError::NotFound(_) => AppError::Internal(format!("blob {} is missing", asset.key)),
+            other => other.into(),
+        })?;
+        Ok((reader, None))
+    }
+}
