@@ -13,16 +13,16 @@ mod updates;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt};
 use poem_openapi::{OpenApiService, Tags};
 use serde_json::Value;
 
 use crate::metrics::{self, Metrics, MetricsToken};
 use crate::middleware::{
-    RouteTable, allow_header, json_errors, limit_body, limit_headers, normalize_empty_json_body,
-    request_log,
+    allow_header, json_errors, limit_body, limit_headers, normalize_empty_json_body, request_log,
 };
 use crate::rate_limit::{self, RateLimits};
+use crate::routes::{RouteList, RouteTable};
 use crate::state::HttpSettings;
 use crate::{assets, dashboard, ops, protocol};
 use application::Services;
@@ -131,98 +131,43 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
     let limits = RateLimits::new(settings.rate_limits);
     limits.forget_idle_in_background();
     let metrics = Arc::new(Metrics::new(settings.metrics_sources));
-    let route_table = Arc::new(route_table());
-    let logged_routes = Arc::clone(&route_table);
     let observed = Arc::clone(&metrics);
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
     let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
     let api = api_service();
     let docs = api.swagger_ui();
-    Route::new()
+    let (others, declared) = RouteList::new("")
+        .device(
+            "/api/updates/{project}/manifest",
+            rate_limit::device(protocol::manifest),
+        )
+        .device(
+            "/api/updates/{project}/assets",
+            rate_limit::device(assets::download),
+        )
+        .get("/api/openapi.json", openapi_json)
+        .get("/healthz", ops::healthz)
+        .get("/readyz", ops::readyz)
+        .get("/metrics", metrics::metrics_endpoint)
+        .nest(dashboard::PREFIX, dashboard::routes(settings.dashboard))
+        .answered_by_middleware("/", &["GET", "HEAD"])
+        .finish();
+    let table = RouteTable::new(&openapi_document(), declared);
+    others
         .nest(
             "/",
-            api.around(move |next, req| {
-                let limit = if is_upload(&req) {
-                    upload_limit
-                } else {
-                    MAX_JSON_BODY_BYTES
-                };
-                limit_body(next, req, limit)
-            }),
+            api.around(move |next, req| limit_body(next, req, MAX_JSON_BODY_BYTES, upload_limit)),
         )
-        .at("/api/openapi.json", poem::get(openapi_json))
         .nest("/api/docs", docs)
-        .at(
-            "/api/updates/:project/manifest",
-            poem::get(protocol::manifest),
-        )
-        // HEAD is routed explicitly so the handler sees it (and does not
-        // count it as a download); hyper sends no body for HEAD.
-        .at(
-            "/api/updates/:project/assets",
-            poem::get(assets::download).head(assets::download),
-        )
-        .at("/healthz", ops::healthz)
-        .at("/readyz", ops::readyz)
-        .at("/metrics", poem::get(metrics::metrics_endpoint))
-        .nest(dashboard::PREFIX, dashboard::routes(settings.dashboard))
         .around(dashboard::root_redirect)
         .around(normalize_empty_json_body)
-        .around(move |next, req| rate_limit::enforce(next, req, limits.clone()))
+        .data(limits)
         .data(services)
         .data(metrics)
         .data(MetricsToken(settings.metrics_token))
         .catch_all_error(json_errors)
-        .around(move |next, req| allow_header(next, req, Arc::clone(&route_table)))
+        .around(allow_header)
         .around(limit_headers)
-        .around(move |next, req| {
-            request_log(next, req, Arc::clone(&observed), Arc::clone(&logged_routes))
-        })
-}
-
-/// The methods of every route: the documented ones from the OpenAPI
-/// document, and those it does not describe.
-fn route_table() -> RouteTable {
-    let document: Value = serde_json::from_str(&openapi_document()).unwrap_or_default();
-    let mut routes: Vec<(String, Vec<String>)> = document["paths"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(path, operations)| {
-            let mut methods: Vec<String> = operations
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(method, _)| method.to_ascii_uppercase())
-                .collect();
-            if methods.iter().any(|method| method == "GET") {
-                methods.push("HEAD".to_owned());
-            }
-            (path.clone(), methods)
-        })
-        .collect();
-    for path in [
-        crate::middleware::MANIFEST_ROUTE,
-        crate::middleware::ASSETS_ROUTE,
-        "/api/openapi.json",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    ] {
-        routes.push((path.to_owned(), vec!["GET".to_owned(), "HEAD".to_owned()]));
-    }
-    for (path, methods) in dashboard::ROUTE_TEMPLATES {
-        routes.push((
-            (*path).to_owned(),
-            methods.iter().map(|method| (*method).to_owned()).collect(),
-        ));
-    }
-    RouteTable::new(routes)
-}
-
-/// Whether a request is a publish upload, which gets the upload size limit
-/// instead of the JSON one.
-fn is_upload(req: &poem::Request) -> bool {
-    req.method() == poem::http::Method::POST && req.uri().path().ends_with("/publish")
+        .around(move |next, req| request_log(next, req, Arc::clone(&observed), table))
 }

@@ -11,6 +11,7 @@ mod middleware;
 mod ops;
 mod protocol;
 mod rate_limit;
+mod routes;
 mod schema;
 mod security;
 mod state;

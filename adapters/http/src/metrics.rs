@@ -167,7 +167,7 @@ impl Metrics {
         if let Some(served) = extensions.get::<AssetServed>() {
             self.observe_asset_bytes(served.encoding, served.bytes);
         }
-        if publish && route.ends_with("/publish") {
+        if publish {
             self.observe_publish(match status {
                 200..=299 => "published",
                 400..=499 => "refused",

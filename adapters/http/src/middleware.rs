@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
+use crate::routes::{MatchedRoute, RouteKind, RouteTable};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -25,13 +26,18 @@ const REQUEST_ID: &str = "x-request-id";
 /// a third of the server's capacity on that path. `RUST_LOG=debug` shows them.
 pub async fn request_log<E: Endpoint>(
     next: Arc<E>,
-    req: Request,
+    mut req: Request,
     metrics: Arc<Metrics>,
-    routes: Arc<RouteTable>,
+    routes: &'static RouteTable,
 ) -> poem::Result<Response> {
     let method = req.method().clone();
-    let route = routes.template(req.uri().path()).unwrap_or("unmatched");
-    let publish = req.method() == Method::POST && req.uri().path().ends_with("/publish");
+    let matched = routes.matching(req.uri().path());
+    let route = matched.map_or("unmatched", |route| route.template);
+    let kind = matched.map(|route| route.kind).unwrap_or_default();
+    if let Some(matched) = matched {
+        req.extensions_mut().insert(MatchedRoute(matched));
+    }
+    let publish = req.method() == Method::POST && kind == RouteKind::Upload;
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -39,7 +45,7 @@ pub async fn request_log<E: Endpoint>(
         .filter(|id| is_sane_request_id(id))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let device_traffic = is_device_traffic(req.uri().path());
+    let device_traffic = kind == RouteKind::Device;
     let span = if device_traffic {
         tracing::debug_span!(
             "request",
@@ -77,11 +83,6 @@ pub async fn request_log<E: Endpoint>(
     }
     .instrument(span)
     .await
-}
-
-/// `GET /api/updates/{project}/manifest` and `.../assets`: what devices ask.
-fn is_device_traffic(path: &str) -> bool {
-    path.starts_with("/api/updates/") && (path.ends_with("/manifest") || path.ends_with("/assets"))
 }
 
 fn is_sane_request_id(id: &str) -> bool {
@@ -125,14 +126,20 @@ pub async fn json_errors(error: poem::Error) -> Response {
         .into_response()
 }
 
-/// Refuses a body larger than `max_bytes` with 413: at once when the
-/// declared length says so, after reading when a small body is chunked. A
-/// chunked upload is cut off at the limit instead (see below).
+/// Refuses a body larger than the route's limit with 413 (`upload_bytes`
+/// for uploads, `json_bytes` for the rest): at once when the declared length
+/// says so, after reading when a small body is chunked. A chunked upload is
+/// cut off at the limit instead (see below).
 pub async fn limit_body<E: Endpoint>(
     next: Arc<E>,
     mut req: Request,
-    max_bytes: u64,
+    json_bytes: u64,
+    upload_bytes: u64,
 ) -> poem::Result<Response> {
+    let max_bytes = match MatchedRoute::of(&req).map(|route| route.kind) {
+        Some(RouteKind::Upload) => upload_bytes,
+        _ => json_bytes,
+    };
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -217,94 +224,14 @@ pub async fn limit_headers<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Res
     next.call(req).await.map(IntoResponse::into_response)
 }
 
-/// Every route template with the methods it answers: for the `Allow` header
-/// of a 405, and for metrics labels (a template, never a client's path).
-///
-/// Templates are `&'static str` (the table is built once per server): they
-/// label metrics on every request without an allocation.
-pub struct RouteTable(Vec<(&'static str, Vec<String>, String)>);
-
-impl RouteTable {
-    /// From `(template, methods)` pairs; `{name}` and `:name` segments match
-    /// any one segment.
-    pub fn new(routes: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
-        Self(
-            routes
-                .into_iter()
-                .map(|(template, methods)| {
-                    let segments = template
-                        .trim_matches('/')
-                        .split('/')
-                        .map(str::to_owned)
-                        .collect();
-                    let template: &'static str = Box::leak(template.into_boxed_str());
-                    (template, segments, methods.join(", "))
-                })
-                .collect(),
-        )
-    }
-
-    /// The template of the route `path` belongs to, if any.
-    pub fn template(&self, path: &str) -> Option<&'static str> {
-        // What devices ask, without scanning the table.
-        if let Some(rest) = path.strip_prefix("/api/updates/")
-            && let Some((project, leaf)) = rest.split_once('/')
-            && !project.is_empty()
-        {
-            match leaf {
-                "manifest" => return Some(MANIFEST_ROUTE),
-                "assets" => return Some(ASSETS_ROUTE),
-                _ => {}
-            }
-        }
-        self.matching(path).map(|(template, _, _)| *template)
-    }
-
-    fn allowed(&self, path: &str) -> Option<&str> {
-        self.matching(path).map(|(_, _, methods)| methods.as_str())
-    }
-
-    fn matching(&self, path: &str) -> Option<&(&'static str, Vec<String>, String)> {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let is_parameter = |segment: &str| segment.starts_with('{') || segment.starts_with(':');
-        // The template with the most literal segments wins, as in routing:
-        // `signing-keys/generate` before `signing-keys/{keyId}`.
-        self.0
-            .iter()
-            .filter(|(_, template, _)| {
-                template.len() == segments.len()
-                    && template
-                        .iter()
-                        .zip(&segments)
-                        .all(|(expected, actual)| is_parameter(expected) || expected == actual)
-            })
-            .max_by_key(|(_, template, _)| {
-                template
-                    .iter()
-                    .filter(|segment| !is_parameter(segment))
-                    .count()
-            })
-    }
-}
-
-/// The update-check route's template.
-pub const MANIFEST_ROUTE: &str = "/api/updates/{project}/manifest";
-/// The asset route's template.
-pub const ASSETS_ROUTE: &str = "/api/updates/{project}/assets";
-
 /// Adds `Allow` to a 405 (RFC 9110 §15.5.6), naming the methods the path
 /// answers.
-pub async fn allow_header<E: Endpoint>(
-    next: Arc<E>,
-    req: Request,
-    routes: Arc<RouteTable>,
-) -> poem::Result<Response> {
-    // A cheap clone (shared bytes), read only for a 405.
-    let uri = req.uri().clone();
+pub async fn allow_header<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let matched = MatchedRoute::of(&req);
     let mut response = next.call(req).await?.into_response();
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = routes.allowed(uri.path())
-        && let Ok(value) = HeaderValue::from_str(methods)
+        && let Some(route) = matched
+        && let Ok(value) = HeaderValue::from_str(route.allowed_methods())
     {
         response
             .headers_mut()

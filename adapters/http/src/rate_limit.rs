@@ -8,7 +8,9 @@
 //!   client stuck in a loop) takes at most its share of the server and never
 //!   starves another tenant's devices.
 //!
-//! Each limit is a GCRA bucket per key (governor). A refused request gets
+//! A route is limited by wrapping its endpoint where it is declared
+//! ([`sign_in`], [`publish`], [`device`]). Each limit is a GCRA bucket per
+//! key (governor). A refused request gets
 //! 429, `Retry-After` in whole seconds, and `{"error": "..."}`.
 
 use std::hash::{BuildHasher, Hash};
@@ -19,9 +21,11 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use poem::http::{HeaderValue, Method, StatusCode};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::http::{HeaderValue, StatusCode};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use uuid::Uuid;
+
+use crate::routes::MatchedRoute;
 
 /// How many requests each limit allows; `None` turns a limit off.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,11 +80,30 @@ impl WeakRateLimits {
     }
 }
 
-/// What a request is counted against.
-enum Limited {
-    Auth(IpAddr),
-    Publish(u128),
-    Device(u128),
+/// Which limit a route counts its requests against: declared where the
+/// route is, by wrapping its endpoint ([`sign_in`], [`publish`],
+/// [`device`]).
+#[derive(Debug, Clone, Copy)]
+enum RateClass {
+    /// Per client address.
+    SignIn,
+    /// Per project and credential.
+    Publish,
+    /// Per project.
+    Device,
+}
+
+/// The project a route's `{project}` segment names, as a number. Only
+/// well-formed ids are counted: anything else is refused by the handler at
+/// once, and must not grow the limiter's state.
+fn project_of(req: &Request) -> Option<u128> {
+    // poem-openapi operations do not see the router's path parameters in
+    // their transforms; the matched route reads them from the path.
+    let project = match req.raw_path_param("project") {
+        Some(project) => project,
+        None => MatchedRoute::of(req)?.param(req.uri().path(), "project")?,
+    };
+    Uuid::try_parse(project).ok().map(|id| id.as_u128())
 }
 
 impl RateLimits {
@@ -137,53 +160,30 @@ impl RateLimits {
         });
     }
 
-    /// How long the caller must wait, when the request is over its limit.
-    fn wait_for(&self, req: &Request) -> Option<Duration> {
-        let outcome = match self.classify(req)? {
-            Limited::Auth(address) => self.auth.as_ref()?.check_key(&address),
-            Limited::Publish(project) => self.publish.as_ref()?.check_key(&project),
-            Limited::Device(project) => self.devices.as_ref()?.check_key(&project),
-        };
-        outcome
-            .err()
-            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
-    }
-
-    fn classify(&self, req: &Request) -> Option<Limited> {
-        let path = req.uri().path();
-        let method = req.method();
-        if method == Method::POST
-            && matches!(
-                path,
-                "/api/auth/login"
-                    | "/api/auth/register"
-                    | "/dashboard/login"
-                    | "/dashboard/register"
-            )
-        {
-            return self.client_address(req).map(Limited::Auth);
-        }
-        let project = path.strip_prefix("/api/updates/")?;
-        let (project, rest) = project.split_once('/')?;
-        // Only well-formed ids are counted: anything else is refused by the
-        // handler at once, and must not grow the limiter's state.
-        let project = Uuid::try_parse(project).ok()?.as_u128();
-        match (method, rest) {
-            // Counted per project *and* credential: requests with a wrong or
-            // no key (refused cheaply, before the body is read) cannot use
-            // up the allowance of the project's real pipeline.
-            (&Method::POST, "publish") => {
+    /// How long the caller must wait, when the request is over the limit
+    /// of `class`.
+    fn wait_for(&self, req: &Request, class: RateClass) -> Option<Duration> {
+        let outcome = match class {
+            RateClass::SignIn => self.auth.as_ref()?.check_key(&self.client_address(req)?),
+            RateClass::Publish => {
+                let project = project_of(req)?;
+                // Counted per project *and* credential: requests with a
+                // wrong or no key (refused cheaply, before the body is
+                // read) cannot use up the allowance of the project's real
+                // pipeline.
                 let credential = req
                     .headers()
                     .get(poem::http::header::AUTHORIZATION)
                     .map(|value| value.as_bytes())
                     .unwrap_or_default();
-                let key = self.hasher.hash_one((project, credential));
-                Some(Limited::Publish(u128::from(key)))
+                let key = u128::from(self.hasher.hash_one((project, credential)));
+                self.publish.as_ref()?.check_key(&key)
             }
-            (&Method::GET | &Method::HEAD, "manifest" | "assets") => Some(Limited::Device(project)),
-            _ => None,
-        }
+            RateClass::Device => self.devices.as_ref()?.check_key(&project_of(req)?),
+        };
+        outcome
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     fn client_address(&self, req: &Request) -> Option<IpAddr> {
@@ -233,26 +233,57 @@ fn per_subscriber(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Middleware: answers 429 with `Retry-After` when the request is over its
-/// limit, and passes it on otherwise.
-pub async fn enforce<E: Endpoint>(
-    next: Arc<E>,
-    req: Request,
-    limits: RateLimits,
-) -> poem::Result<Response> {
-    if let Some(wait) = limits.wait_for(&req) {
+/// Sign-in and registration: limited per client address.
+pub(crate) fn sign_in(endpoint: impl Endpoint + 'static) -> impl Endpoint {
+    limited(endpoint, RateClass::SignIn, None)
+}
+
+/// The dashboard's sign-in and registration forms: limited as [`sign_in`],
+/// answered over the limit with the page `render` makes (same status and
+/// `Retry-After`).
+pub(crate) fn sign_in_page(
+    endpoint: impl Endpoint + 'static,
+    render: fn() -> Response,
+) -> impl Endpoint {
+    limited(endpoint, RateClass::SignIn, Some(render))
+}
+
+/// Publishing: limited per project and credential.
+pub(crate) fn publish(endpoint: impl Endpoint + 'static) -> impl Endpoint {
+    limited(endpoint, RateClass::Publish, None)
+}
+
+/// Update checks and downloads: limited per project.
+pub(crate) fn device(endpoint: impl Endpoint + 'static) -> impl Endpoint {
+    limited(endpoint, RateClass::Device, None)
+}
+
+/// Answers 429 with `Retry-After` when the request is over the limit of
+/// `class` (the server's [`RateLimits`] are in the request's data), and
+/// passes it on otherwise.
+fn limited(
+    endpoint: impl Endpoint + 'static,
+    class: RateClass,
+    page: Option<fn() -> Response>,
+) -> impl Endpoint {
+    endpoint.around(move |next, req| async move {
+        let wait = req
+            .data::<RateLimits>()
+            .and_then(|limits| limits.wait_for(&req, class));
+        let Some(wait) = wait else {
+            return next.call(req).await.map(IntoResponse::into_response);
+        };
         let mut response = too_many_requests(wait);
-        if req.uri().path().starts_with(crate::dashboard::PREFIX) {
-            // A browser gets a page, with the same status and Retry-After.
+        if let Some(render) = page {
             let retry_after = response.headers().get("retry-after").cloned();
-            response = crate::dashboard::too_many_requests_page();
-            if let Some(value) = retry_after {
-                response.headers_mut().insert("retry-after", value);
-            }
+            response = render();
+            response.headers_mut().insert(
+                "retry-after",
+                retry_after.unwrap_or_else(|| HeaderValue::from_static("1")),
+            );
         }
-        return Ok(response);
-    }
-    next.call(req).await.map(IntoResponse::into_response)
+        Ok(response)
+    })
 }
 
 fn too_many_requests(wait: Duration) -> Response {

@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::rate_limit::sign_in as rate_limited_sign_in;
 use crate::schema::{LoginRequest, RegisterRequest, SessionBody, UserBody};
 use crate::security::UserAuth;
 use application::Services;
@@ -54,7 +55,11 @@ error_responses!(SessionError {
 #[OpenApi(prefix_path = "/api", tag = "ApiTags::Auth")]
 impl AccountsApi {
     /// Create an account
-    #[oai(path = "/auth/register", method = "post")]
+    #[oai(
+        path = "/auth/register",
+        method = "post",
+        transform = "rate_limited_sign_in"
+    )]
     async fn register(
         &self,
         services: Data<&Services>,
@@ -74,7 +79,11 @@ impl AccountsApi {
     }
 
     /// Log in with a username or email
-    #[oai(path = "/auth/login", method = "post")]
+    #[oai(
+        path = "/auth/login",
+        method = "post",
+        transform = "rate_limited_sign_in"
+    )]
     async fn login(
         &self,
         services: Data<&Services>,

@@ -12,6 +12,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, 
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::rate_limit::publish as rate_limited_publish;
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
 
@@ -248,7 +249,11 @@ impl UploadParts for PublishForm {
 #[OpenApi(prefix_path = "/api", tag = "ApiTags::Updates")]
 impl UpdatesApi {
     /// Publish an `npx expo export` (API key)
-    #[oai(path = "/updates/:project/publish", method = "post")]
+    #[oai(
+        path = "/updates/:project/publish",
+        method = "post",
+        transform = "rate_limited_publish"
+    )]
     async fn publish(
         &self,
         services: Data<&Services>,

@@ -31,141 +31,86 @@ use std::sync::Arc;
 
 use poem::http::{Method, StatusCode};
 use poem::web::Redirect;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, post};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 
 pub use session::DashboardSettings;
 
-/// The dashboard's routes, to be nested at [`PREFIX`].
-pub fn routes(settings: DashboardSettings) -> impl Endpoint {
+use crate::rate_limit;
+use crate::routes::{DeclaredRoute, RouteList};
+
+/// The dashboard's routes, to be nested at [`PREFIX`], and their entries
+/// for the route table.
+pub(crate) fn routes(settings: DashboardSettings) -> (impl Endpoint, Vec<DeclaredRoute>) {
     let settings = Arc::new(settings);
-    Route::new()
-        .at("/", get(projects::project_list))
-        .at("/login", get(auth::sign_in_page).post(auth::sign_in))
-        .at("/register", get(auth::sign_up_page).post(auth::sign_up))
-        .at("/logout", post(auth::sign_out))
-        .at("/projects", post(projects::create_project))
-        .at("/projects/:id", get(updates::timeline))
-        .at("/projects/:id/setup", get(projects::setup_page))
-        .at("/projects/:id/rename", post(projects::rename_project))
-        .at("/projects/:id/rollback", post(updates::roll_back))
-        .at(
-            "/projects/:id/updates/:update/rollout",
-            post(updates::change_rollout),
+    let limited = |endpoint| rate_limit::sign_in_page(endpoint, too_many_requests_page);
+    let (route, declared) = RouteList::new(PREFIX)
+        .get("/", projects::project_list)
+        .get_post("/login", auth::sign_in_page, limited(auth::sign_in.boxed()))
+        .get_post(
+            "/register",
+            auth::sign_up_page,
+            limited(auth::sign_up.boxed()),
         )
-        .at(
-            "/projects/:id/updates/:update/republish",
-            post(updates::republish),
+        .post("/logout", auth::sign_out)
+        .post("/projects", projects::create_project)
+        .get("/projects/{id}", updates::timeline)
+        .get("/projects/{id}/setup", projects::setup_page)
+        .post("/projects/{id}/rename", projects::rename_project)
+        .post("/projects/{id}/rollback", updates::roll_back)
+        .post(
+            "/projects/{id}/updates/{update}/rollout",
+            updates::change_rollout,
         )
-        .at(
-            "/projects/:id/updates/:update/delete",
-            post(updates::delete_update),
+        .post(
+            "/projects/{id}/updates/{update}/republish",
+            updates::republish,
         )
-        .at(
-            "/projects/:id/members",
-            get(team::member_list).post(team::add_member),
+        .post(
+            "/projects/{id}/updates/{update}/delete",
+            updates::delete_update,
         )
-        .at("/projects/:id/members/:user/role", post(team::change_role))
-        .at(
-            "/projects/:id/members/:user/remove",
-            post(team::remove_member),
+        .get_post(
+            "/projects/{id}/members",
+            team::member_list,
+            team::add_member,
         )
-        .at(
-            "/projects/:id/keys",
-            get(team::key_list).post(team::create_key),
+        .post("/projects/{id}/members/{user}/role", team::change_role)
+        .post("/projects/{id}/members/{user}/remove", team::remove_member)
+        .get_post("/projects/{id}/keys", team::key_list, team::create_key)
+        .post("/projects/{id}/keys/{key}/rename", team::rename_key)
+        .post("/projects/{id}/keys/{key}/revoke", team::revoke_key)
+        .get("/projects/{id}/channels", channels::channel_list)
+        .post("/projects/{id}/channels/point", channels::point_channel)
+        .post("/projects/{id}/channels/split", channels::split_channel)
+        .post("/projects/{id}/channels/unsplit", channels::end_split)
+        .post("/projects/{id}/channels/delete", channels::delete_mapping)
+        .get("/projects/{id}/signing-keys", signing::key_page)
+        .post(
+            "/projects/{id}/signing-keys/generate",
+            signing::generate_key,
         )
-        .at("/projects/:id/keys/:key/rename", post(team::rename_key))
-        .at("/projects/:id/keys/:key/revoke", post(team::revoke_key))
-        .at("/projects/:id/channels", get(channels::channel_list))
-        .at(
-            "/projects/:id/channels/point",
-            post(channels::point_channel),
+        .post("/projects/{id}/signing-keys/upload", signing::upload_key)
+        .post("/projects/{id}/signing-keys/remove", signing::remove_key)
+        .get(
+            "/projects/{id}/signing-keys/certificate",
+            signing::download_certificate,
         )
-        .at(
-            "/projects/:id/channels/split",
-            post(channels::split_channel),
-        )
-        .at("/projects/:id/channels/unsplit", post(channels::end_split))
-        .at(
-            "/projects/:id/channels/delete",
-            post(channels::delete_mapping),
-        )
-        .at("/projects/:id/signing-keys", get(signing::key_page))
-        .at(
-            "/projects/:id/signing-keys/generate",
-            post(signing::generate_key),
-        )
-        .at(
-            "/projects/:id/signing-keys/upload",
-            post(signing::upload_key),
-        )
-        .at(
-            "/projects/:id/signing-keys/remove",
-            post(signing::remove_key),
-        )
-        .at(
-            "/projects/:id/signing-keys/certificate",
-            get(signing::download_certificate),
-        )
-        .at("/projects/:id/audit", get(audit::audit_log))
+        .get("/projects/{id}/audit", audit::audit_log)
+        .finish();
+    let endpoint = route
         .data(settings)
         .around(same_site_posts_only)
         .after(|result| async move {
             result.map(|response| html::with_security_headers(response.into_response()))
-        })
+        });
+    (endpoint, declared)
 }
-
-/// The dashboard's routes as templates, for the access log, the metrics
-/// and `Allow` (kept beside [`routes`], which they mirror).
-pub const ROUTE_TEMPLATES: &[(&str, &[&str])] = &[
-    ("/", &["GET", "HEAD"]),
-    ("/dashboard", &["GET", "HEAD"]),
-    ("/dashboard/login", &["GET", "HEAD", "POST"]),
-    ("/dashboard/register", &["GET", "HEAD", "POST"]),
-    ("/dashboard/logout", &["POST"]),
-    ("/dashboard/projects", &["POST"]),
-    ("/dashboard/projects/{id}", &["GET", "HEAD"]),
-    ("/dashboard/projects/{id}/setup", &["GET", "HEAD"]),
-    ("/dashboard/projects/{id}/rename", &["POST"]),
-    ("/dashboard/projects/{id}/rollback", &["POST"]),
-    (
-        "/dashboard/projects/{id}/updates/{update}/rollout",
-        &["POST"],
-    ),
-    (
-        "/dashboard/projects/{id}/updates/{update}/republish",
-        &["POST"],
-    ),
-    (
-        "/dashboard/projects/{id}/updates/{update}/delete",
-        &["POST"],
-    ),
-    ("/dashboard/projects/{id}/members", &["GET", "HEAD", "POST"]),
-    ("/dashboard/projects/{id}/members/{user}/role", &["POST"]),
-    ("/dashboard/projects/{id}/members/{user}/remove", &["POST"]),
-    ("/dashboard/projects/{id}/keys", &["GET", "HEAD", "POST"]),
-    ("/dashboard/projects/{id}/keys/{key}/rename", &["POST"]),
-    ("/dashboard/projects/{id}/keys/{key}/revoke", &["POST"]),
-    ("/dashboard/projects/{id}/channels", &["GET", "HEAD"]),
-    ("/dashboard/projects/{id}/channels/point", &["POST"]),
-    ("/dashboard/projects/{id}/channels/split", &["POST"]),
-    ("/dashboard/projects/{id}/channels/unsplit", &["POST"]),
-    ("/dashboard/projects/{id}/channels/delete", &["POST"]),
-    ("/dashboard/projects/{id}/signing-keys", &["GET", "HEAD"]),
-    ("/dashboard/projects/{id}/signing-keys/generate", &["POST"]),
-    ("/dashboard/projects/{id}/signing-keys/upload", &["POST"]),
-    ("/dashboard/projects/{id}/signing-keys/remove", &["POST"]),
-    (
-        "/dashboard/projects/{id}/signing-keys/certificate",
-        &["GET", "HEAD"],
-    ),
-    ("/dashboard/projects/{id}/audit", &["GET", "HEAD"]),
-];
 
 /// Where the dashboard lives.
 pub const PREFIX: &str = "/dashboard";
 
 /// The page a rate-limited sign-in or registration gets.
-pub fn too_many_requests_page() -> Response {
+fn too_many_requests_page() -> Response {
     html::plain_error(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts from your address. Wait a minute and try again.",
