@@ -52,7 +52,11 @@ impl MatchedRoute {
 /// Every route template with the methods it answers. Built once per server
 /// and kept for its lifetime, so templates label metrics on every request
 /// without an allocation.
-pub(crate) struct RouteTable(Vec<RouteInfo>);
+pub(crate) struct RouteTable {
+    /// Device routes first.
+    routes: Vec<RouteInfo>,
+    devices: usize,
+}
 
 impl RouteTable {
     /// The API's routes from its OpenAPI document, then `others`.
@@ -84,42 +88,50 @@ impl RouteTable {
             })
             .collect();
         routes.extend(others);
-        let table = Self(
-            routes
-                .into_iter()
-                .map(|route| RouteInfo {
-                    segments: route
-                        .template
-                        .trim_matches('/')
-                        .split('/')
-                        .map(str::to_owned)
-                        .collect(),
-                    template: Box::leak(route.template.into_boxed_str()),
-                    kind: route.kind,
-                    methods: route.methods.join(", "),
-                })
-                .collect(),
-        );
-        Box::leak(Box::new(table))
+        routes.sort_by_key(|route| route.kind != RouteKind::Device);
+        let devices = routes
+            .iter()
+            .filter(|route| route.kind == RouteKind::Device)
+            .count();
+        let routes = routes
+            .into_iter()
+            .map(|route| RouteInfo {
+                segments: route
+                    .template
+                    .trim_matches('/')
+                    .split('/')
+                    .map(str::to_owned)
+                    .collect(),
+                template: Box::leak(route.template.into_boxed_str()),
+                kind: route.kind,
+                methods: route.methods.join(", "),
+            })
+            .collect();
+        Box::leak(Box::new(Self { routes, devices }))
     }
 
     /// The route `path` belongs to, if any: the template with the most
     /// literal segments wins, as in routing (`signing-keys/generate` before
     /// `signing-keys/{keyId}`).
     pub(crate) fn matching(&'static self, path: &str) -> Option<&'static RouteInfo> {
-        let is_parameter = |segment: &str| segment.starts_with('{');
         let path = path.trim_matches('/');
         let segment_count = path.split('/').count();
-        self.0
+        let matches = |route: &&RouteInfo| {
+            route.segments.len() == segment_count
+                && route
+                    .segments
+                    .iter()
+                    .zip(path.split('/'))
+                    .all(|(expected, actual)| is_parameter(expected) || expected == actual)
+        };
+        // What devices ask (every app launch) is looked up first; no other
+        // route has the same shape, so the first match is the match.
+        if let Some(device) = self.routes[..self.devices].iter().find(matches) {
+            return Some(device);
+        }
+        self.routes[self.devices..]
             .iter()
-            .filter(|route| {
-                route.segments.len() == segment_count
-                    && route
-                        .segments
-                        .iter()
-                        .zip(path.split('/'))
-                        .all(|(expected, actual)| is_parameter(expected) || expected == actual)
-            })
+            .filter(matches)
             .max_by_key(|route| {
                 route
                     .segments
@@ -128,6 +140,10 @@ impl RouteTable {
                     .count()
             })
     }
+}
+
+fn is_parameter(segment: &str) -> bool {
+    segment.starts_with('{')
 }
 
 impl RouteInfo {
