@@ -12,17 +12,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+/// Labels of the per-request counter: all static, so counting a request
+/// allocates nothing.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: &'static str,
+}
 
-/// Labels of the per-request metrics: all static, so counting a request
-/// allocates one small vector and no strings.
-type RequestLabels = Vec<(&'static str, &'static str)>;
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+/// Update checks by project: the project id is the one the request carried,
+/// moved in, not copied.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ManifestLabels {
+    project: String,
+    platform: &'static str,
+    answer: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EncodingLabels {
+    encoding: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
 
 /// A counter kept elsewhere (an application service, an adapter), read at
 /// each scrape.
@@ -75,10 +102,10 @@ pub struct AssetServed {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
-    manifests: Family<Labels, Counter>,
-    asset_bytes: Family<Labels, Counter>,
-    publishes: Family<Labels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    manifests: Family<ManifestLabels, Counter>,
+    asset_bytes: Family<EncodingLabels, Counter>,
+    publishes: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,7 +128,7 @@ impl Metrics {
             "HTTP requests by route template, method and status",
             requests.clone(),
         );
-        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
         registry.register(
@@ -109,19 +136,19 @@ impl Metrics {
             "Time to answer, by route template",
             latency.clone(),
         );
-        let manifests = Family::<Labels, Counter>::default();
+        let manifests = Family::<ManifestLabels, Counter>::default();
         registry.register(
             "manifest_answers",
             "Update checks answered, by project, platform and answer (update, noUpdateAvailable, rollBackToEmbedded)",
             manifests.clone(),
         );
-        let asset_bytes = Family::<Labels, Counter>::default();
+        let asset_bytes = Family::<EncodingLabels, Counter>::default();
         registry.register(
             "asset_bytes",
             "Asset bytes sent to devices, by content encoding",
             asset_bytes.clone(),
         );
-        let publishes = Family::<Labels, Counter>::default();
+        let publishes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "publishes",
             "Publish requests, by outcome (published, refused, failed)",
@@ -145,7 +172,7 @@ impl Metrics {
         method: &str,
         route: &'static str,
         publish: bool,
-        response: &poem::Response,
+        response: &mut poem::Response,
         elapsed: Duration,
     ) {
         let status = response.status().as_u16();
@@ -160,9 +187,9 @@ impl Metrics {
             _ => "OTHER",
         };
         self.observe_request(method, route, status, elapsed);
-        let extensions = response.extensions();
-        if let Some(served) = extensions.get::<ManifestServed>() {
-            self.observe_manifest(&served.project_id, served.platform, served.answer);
+        let extensions = response.extensions_mut();
+        if let Some(served) = extensions.remove::<ManifestServed>() {
+            self.observe_manifest(served.project_id, served.platform, served.answer);
         }
         if let Some(served) = extensions.get::<AssetServed>() {
             self.observe_asset_bytes(served.encoding, served.bytes);
@@ -184,36 +211,36 @@ impl Metrics {
         elapsed: Duration,
     ) {
         self.requests
-            .get_or_create(&vec![
-                ("route", route),
-                ("method", method),
-                ("status", status_label(status)),
-            ])
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status: status_label(status),
+            })
             .inc();
         self.latency
-            .get_or_create(&vec![("route", route)])
+            .get_or_create(&RouteLabels { route })
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn observe_manifest(&self, project_id: &str, platform: &str, answer: &'static str) {
+    pub fn observe_manifest(&self, project: String, platform: &'static str, answer: &'static str) {
         self.manifests
-            .get_or_create(&vec![
-                ("project", project_id.to_owned()),
-                ("platform", platform.to_owned()),
-                ("answer", answer.to_owned()),
-            ])
+            .get_or_create(&ManifestLabels {
+                project,
+                platform,
+                answer,
+            })
             .inc();
     }
 
     pub fn observe_asset_bytes(&self, encoding: &'static str, bytes: u64) {
         self.asset_bytes
-            .get_or_create(&vec![("encoding", encoding.to_owned())])
+            .get_or_create(&EncodingLabels { encoding })
             .inc_by(bytes);
     }
 
     pub fn observe_publish(&self, outcome: &'static str) {
         self.publishes
-            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 
@@ -283,7 +310,7 @@ mod tests {
             read: Arc::new(|| 7),
         }]);
         metrics.observe_request("GET", "/healthz", 200, Duration::from_millis(2));
-        metrics.observe_manifest("p1", "ios", "update");
+        metrics.observe_manifest("p1".to_owned(), "ios", "update");
         let text = metrics.render();
         assert!(text.contains(
             "expo_updates_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1"

@@ -72,7 +72,7 @@ pub async fn request_log<E: Endpoint>(
         }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        metrics.observe_response(method.as_str(), route, publish, &response, elapsed);
+        metrics.observe_response(method.as_str(), route, publish, &mut response, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if device_traffic && status < 500 {
             tracing::debug!(status, latency_ms, "request served");
