@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 /// environment, so a CI pipeline needs only the three variables.
 #[derive(Clone, Default, Args)]
 pub struct ClientOptions {
-    /// Base URL of the server, e.g. https://ota.example.com (defaults to
+    /// Base URL of the server, e.g. `https://ota.example.com` (defaults to
     /// the URL of the last `login`).
     #[arg(long, env = "EXPO_UPDATES_URL", global = true)]
     pub url: Option<String>,
