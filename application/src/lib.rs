@@ -44,7 +44,7 @@ pub use serve::{
     ManifestAnswer, ManifestRequest, ProtocolVersion, Representation, ServeService, ServedManifest,
     SignatureRequest, SignedBody,
 };
-pub use services::Services;
+pub use services::{ServiceSet, Services};
 pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};
 pub use storage_gc::{GarbageCollector, GcReport};
 

@@ -11,10 +11,28 @@ use crate::{
     ProjectService, PublishService, ReleaseService, Retention, ServeService, SigningKeyService,
 };
 
-/// The application services, shared by every handler. Cloning is cheap
-/// (every field is an `Arc`).
+/// The application services, shared by every handler. One pointer: cloning
+/// it (once per request, into the request's data) is one atomic increment,
+/// not one per service.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<ServiceSet>);
+
+impl Services {
+    pub fn new(set: ServiceSet) -> Self {
+        Self(Arc::new(set))
+    }
+}
+
+impl std::ops::Deref for Services {
+    type Target = ServiceSet;
+
+    fn deref(&self) -> &ServiceSet {
+        &self.0
+    }
+}
+
+/// Every service, built once at start-up.
+pub struct ServiceSet {
     pub accounts: Arc<AccountService>,
     pub projects: Arc<ProjectService>,
     pub members: Arc<MemberService>,

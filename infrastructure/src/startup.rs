@@ -8,7 +8,7 @@ use adapter_crypto::{
 };
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
-use application::Services;
+use application::{ServiceSet, Services};
 use application::{
     AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, InsightRecorder,
     InsightService, Keyring, MemberService, ProjectService, PublishService, RegistrationPolicy,
@@ -327,7 +327,7 @@ fn wire(
         store.clone(),
         audit.clone(),
     );
-    Ok(Services {
+    Ok(Services::new(ServiceSet {
         accounts: Arc::new(AccountService::new(
             store.clone(),
             Arc::new(passwords),
@@ -404,7 +404,7 @@ fn wire(
         )),
         health: store,
         blobs,
-    })
+    }))
 }
 
 /// Writes update insights every `every` (`INSIGHTS_WRITE_SECONDS`); a

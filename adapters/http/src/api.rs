@@ -165,7 +165,7 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .data(limits)
         .data(services)
         .data(metrics)
-        .data(MetricsToken(settings.metrics_token))
+        .data(MetricsToken(settings.metrics_token.map(Arc::from)))
         .catch_all_error(json_errors)
         .around(allow_header)
         .around(limit_headers)

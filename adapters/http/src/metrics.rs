@@ -296,7 +296,7 @@ pub async fn metrics_endpoint(
 
 /// `METRICS_TOKEN`, when set.
 #[derive(Clone, Default)]
-pub struct MetricsToken(pub Option<String>);
+pub struct MetricsToken(pub Option<Arc<str>>);
 
 #[cfg(test)]
 mod tests {
