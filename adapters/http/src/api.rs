@@ -162,7 +162,7 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
         .nest("/api/docs", docs)
         .around(dashboard::root_redirect)
         .around(normalize_empty_json_body)
-        .data(limits)
+        .data(Arc::new(limits))
         .data(services)
         .data(metrics)
         .data(MetricsToken(settings.metrics_token.map(Arc::from)))

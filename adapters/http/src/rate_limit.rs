@@ -268,7 +268,7 @@ fn limited(
 ) -> impl Endpoint {
     endpoint.around(move |next, req| async move {
         let wait = req
-            .data::<RateLimits>()
+            .data::<Arc<RateLimits>>()
             .and_then(|limits| limits.wait_for(&req, class));
         let Some(wait) = wait else {
             return next.call(req).await.map(IntoResponse::into_response);
