@@ -5,11 +5,10 @@
 
 use domain::api_key::ApiKey;
 use domain::audit::{Actor, ActorKind};
+use domain::id::ProjectId;
 use domain::member::{Membership, Role};
 use domain::ports::MemberStore;
 use domain::user::User;
-
-use domain::id::is_valid_id;
 
 use crate::error::{AppError, AppResult, permission_denied};
 
@@ -26,18 +25,15 @@ pub const OWNER_FOR_PROJECT: Need = Need::Owner("Only owner can manage the proje
 pub const OWNER_FOR_MEMBERS: Need = Need::Owner("Only owner can manage project members.");
 pub const OWNER_FOR_KEYS: Need = Need::Owner("Only owner can manage project keys.");
 
-/// The caller's membership of the project if it grants `need`.
+/// The user's membership of the project if it grants `need`.
 pub async fn authorize(
     members: &dyn MemberStore,
-    user_id: &str,
-    project_id: &str,
+    user: &User,
+    project_id: &ProjectId,
     need: Need,
 ) -> AppResult<Membership> {
-    if !is_valid_id(project_id) {
-        return Err(permission_denied());
-    }
     let membership = members
-        .find(project_id, user_id)
+        .find(project_id.as_str(), &user.id)
         .await?
         .ok_or_else(permission_denied)?;
     match need {
@@ -64,23 +60,38 @@ pub enum Caller {
 pub async fn authorize_caller(
     members: &dyn MemberStore,
     caller: &Caller,
-    project_id: &str,
+    project_id: &ProjectId,
     need: Need,
 ) -> AppResult<Actor> {
     match caller {
         Caller::User(user) => {
-            authorize(members, &user.id, project_id, need).await?;
+            authorize(members, user, project_id, need).await?;
             Ok(user_actor(user))
         }
-        Caller::Key(key) if key.project_id == project_id => Ok(Actor {
+        Caller::Key(key) if *project_id == *key.project_id => Ok(Actor {
             kind: ActorKind::ApiKey,
             id: key.id.clone(),
             name: key.name.clone(),
         }),
-        Caller::Key(_) => Err(AppError::Forbidden(
-            "API key does not belong to this project.".to_owned(),
-        )),
+        Caller::Key(_) => Err(not_callers_project(caller)),
     }
+}
+
+/// The refusal of a project that is not the caller's: for a user, the one
+/// for any project they are not a member of (so project ids cannot be
+/// probed); for an API key, that it is another project's. A driving adapter
+/// answers a project id it cannot parse with this, exactly as the services
+/// answer an id that names no project of the caller's.
+pub fn not_callers_project(caller: &Caller) -> AppError {
+    match caller {
+        Caller::User(_) => permission_denied(),
+        Caller::Key(_) => not_the_keys_project(),
+    }
+}
+
+/// The refusal of an API key for a project other than its own.
+pub fn not_the_keys_project() -> AppError {
+    AppError::Forbidden("API key does not belong to this project.".to_owned())
 }
 
 /// A user as the audit log names them.

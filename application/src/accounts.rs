@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use domain::id::is_valid_id;
+use domain::id::UserId;
 use domain::ports::{PasswordHasher, TokenService, UserStore};
 use domain::user::{Email, Password, User, Username};
 
@@ -144,17 +144,15 @@ impl AccountService {
     /// The user a session token belongs to. A token for an account that no
     /// longer exists is refused like a forged one.
     pub async fn authenticate(&self, token: &str) -> AppResult<User> {
-        let user_id = self
+        let subject = self
             .tokens
             .verify(token)
             .map_err(|error| AppError::Unauthenticated(error.to_string()))?;
-        if !is_valid_id(&user_id) {
-            return Err(AppError::Unauthenticated(
-                "Token invalid or expired".to_owned(),
-            ));
-        }
+        // A token is the client's text until its subject parses as an id.
+        let user_id = UserId::parse(&subject)
+            .map_err(|_| AppError::Unauthenticated("Token invalid or expired".to_owned()))?;
         self.users
-            .find_by_id(&user_id)
+            .find_by_id(user_id.as_str())
             .await?
             .ok_or_else(|| AppError::Unauthenticated("Token invalid or expired".to_owned()))
     }

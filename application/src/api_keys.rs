@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use domain::api_key::{ApiKey, KeyName, NewApiKey, looks_like_secret};
-use domain::id::is_valid_id;
+use domain::id::{ApiKeyId, ProjectId};
 use domain::ports::{ApiKeyStore, MemberStore, SecretGenerator};
 use domain::user::User;
 
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::access::{OWNER_FOR_KEYS, authorize, user_actor};
 use crate::audit::AuditLog;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, not_found};
 use crate::new_id;
 
 /// A key just created, with the secret that is shown this once.
@@ -49,10 +49,10 @@ impl ApiKeyService {
     pub async fn create(
         &self,
         actor: &User,
-        project_id: &str,
+        project_id: &ProjectId,
         name: Option<&str>,
     ) -> AppResult<CreatedApiKey> {
-        authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
         let name = match name.filter(|n| !n.trim().is_empty()) {
             Some(name) => Some(KeyName::parse(name)?),
             None => None,
@@ -60,7 +60,7 @@ impl ApiKeyService {
         let generated = self.secrets.generate();
         let new_key = NewApiKey {
             id: new_id(),
-            project_id: project_id.to_owned(),
+            project_id: project_id.to_string(),
             created_by: actor.id.clone(),
             name,
             key_hash: generated.hash,
@@ -68,7 +68,7 @@ impl ApiKeyService {
             created_at: Utc::now(),
         };
         let key = self.keys.insert(&new_key).await?;
-        tracing::info!(project_id, key_id = %key.id, "api key created");
+        tracing::info!(%project_id, key_id = %key.id, "api key created");
         self.audit
             .record(
                 &user_actor(actor),
@@ -84,43 +84,56 @@ impl ApiKeyService {
     }
 
     /// The project's keys, without secrets (owners only).
-    pub async fn list(&self, actor: &User, project_id: &str) -> AppResult<Vec<ApiKey>> {
-        authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
-        Ok(self.keys.list(project_id).await?)
+    pub async fn list(&self, actor: &User, project_id: &ProjectId) -> AppResult<Vec<ApiKey>> {
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
+        Ok(self.keys.list(project_id.as_str()).await?)
     }
 
     pub async fn rename(
         &self,
         actor: &User,
-        project_id: &str,
-        key_id: &str,
+        project_id: &ProjectId,
+        key_id: &ApiKeyId,
         name: &str,
     ) -> AppResult<()> {
-        authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
         let name = KeyName::parse(name)?;
-        found_or_404(is_valid_id(key_id) && self.keys.rename(project_id, key_id, &name).await?)?;
+        found_or_404(
+            self.keys
+                .rename(project_id.as_str(), key_id.as_str(), &name)
+                .await?,
+        )?;
         self.audit
             .record(
                 &user_actor(actor),
                 project_id,
                 "key.rename",
-                json!({ "keyId": key_id, "name": name.as_str() }),
+                json!({ "keyId": key_id.as_str(), "name": name.as_str() }),
             )
             .await;
         Ok(())
     }
 
     /// Revokes (deletes) a key: it stops working at once.
-    pub async fn revoke(&self, actor: &User, project_id: &str, key_id: &str) -> AppResult<()> {
-        authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
-        found_or_404(is_valid_id(key_id) && self.keys.delete(project_id, key_id).await?)?;
-        tracing::info!(project_id, key_id, "api key revoked");
+    pub async fn revoke(
+        &self,
+        actor: &User,
+        project_id: &ProjectId,
+        key_id: &ApiKeyId,
+    ) -> AppResult<()> {
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
+        found_or_404(
+            self.keys
+                .delete(project_id.as_str(), key_id.as_str())
+                .await?,
+        )?;
+        tracing::info!(%project_id, %key_id, "api key revoked");
         self.audit
             .record(
                 &user_actor(actor),
                 project_id,
                 "key.revoke",
-                json!({ "keyId": key_id }),
+                json!({ "keyId": key_id.as_str() }),
             )
             .await;
         Ok(())
@@ -154,6 +167,6 @@ fn found_or_404(found: bool) -> AppResult<()> {
     if found {
         Ok(())
     } else {
-        Err(AppError::NotFound("Key not found.".to_owned()))
+        Err(not_found::api_key())
     }
 }

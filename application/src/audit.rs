@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use domain::audit::{Actor, AuditEvent};
+use domain::id::{AuditEventId, InvalidId, ProjectId};
 use domain::ports::{AuditStore, MemberStore};
 use domain::user::User;
 use serde_json::Value;
@@ -29,10 +30,16 @@ impl AuditLog {
     /// Records a change that has been made. The change stands even if the
     /// log cannot be written (it is not undone); the failure goes to the
     /// operator's log with everything the event would have said.
-    pub async fn record(&self, actor: &Actor, project_id: &str, action: &str, details: Value) {
+    pub async fn record(
+        &self,
+        actor: &Actor,
+        project_id: &ProjectId,
+        action: &str,
+        details: Value,
+    ) {
         let event = AuditEvent {
             id: new_id(),
-            project_id: project_id.to_owned(),
+            project_id: project_id.to_string(),
             actor: actor.clone(),
             action: action.to_owned(),
             details: details.to_string(),
@@ -41,7 +48,7 @@ impl AuditLog {
         if let Err(error) = self.store.record(&event).await {
             tracing::error!(
                 %error,
-                project_id,
+                %project_id,
                 action,
                 actor_id = %actor.id,
                 details = %event.details,
@@ -73,20 +80,27 @@ impl AuditService {
     pub async fn list(
         &self,
         actor: &User,
-        project_id: &str,
+        project_id: &ProjectId,
         cursor: Option<&str>,
         limit: Option<u64>,
     ) -> AppResult<AuditPage> {
         authorize(
             self.members.as_ref(),
-            &actor.id,
+            actor,
             project_id,
             Need::Owner("Only owner can read the audit log."),
         )
         .await?;
         let limit = page_limit(limit, MAX_AUDIT_PAGE)?;
-        let cursor = valid_cursor(cursor)?;
-        let mut events = self.store.list(project_id, cursor, limit + 1).await?;
+        let cursor = valid_cursor(cursor, AuditEventId::parse)?;
+        let mut events = self
+            .store
+            .list(
+                project_id.as_str(),
+                cursor.as_ref().map(AuditEventId::as_str),
+                limit + 1,
+            )
+            .await?;
         let next_cursor = if events.len() as u64 > limit {
             events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             events.last().map(|event| event.id.clone())
@@ -109,13 +123,19 @@ pub(crate) fn page_limit(limit: Option<u64>, max: u64) -> AppResult<u64> {
     }
 }
 
-/// A cursor is an id this server handed out; anything else is refused
-/// before it reaches a query.
-pub(crate) fn valid_cursor(cursor: Option<&str>) -> AppResult<Option<&str>> {
-    match cursor {
-        Some(cursor) if !domain::id::is_valid_id(cursor) => Err(AppError::Invalid(
-            "cursor is not one this server returned.".to_owned(),
-        )),
-        other => Ok(other),
-    }
+/// A cursor is an id this server handed out (`parse` says of which kind);
+/// anything else is refused before it reaches a query. Parsed here, with
+/// the page's other parameters, so a bad limit and a bad cursor are
+/// answered in the order they always were.
+pub(crate) fn valid_cursor<Id>(
+    cursor: Option<&str>,
+    parse: fn(&str) -> Result<Id, InvalidId>,
+) -> AppResult<Option<Id>> {
+    cursor
+        .map(|cursor| {
+            parse(cursor).map_err(|_| {
+                AppError::Invalid("cursor is not one this server returned.".to_owned())
+            })
+        })
+        .transpose()
 }

@@ -101,9 +101,38 @@ fn conflict_message(field: &str) -> String {
 }
 
 /// The answer for a project the caller cannot see: the same whether it does
-/// not exist, was just deleted, or belongs to someone else.
-pub(crate) fn permission_denied() -> AppError {
+/// not exist, was just deleted, or belongs to someone else. Public so that a
+/// driving adapter refuses a project id it cannot even parse in the same
+/// words (see also [`crate::access::not_callers_project`]).
+pub fn permission_denied() -> AppError {
     AppError::Forbidden("Permission denied.".to_owned())
+}
+
+/// The answers for an id that names nothing in the project. The services
+/// give them for an id they do not find; a driving adapter gives the same
+/// for an id it cannot parse, so a malformed id reads like an unknown one.
+pub mod not_found {
+    use super::AppError;
+
+    /// No publish (`updateId` in the API) with this id in the project.
+    pub fn update(id: impl std::fmt::Display) -> AppError {
+        AppError::NotFound(format!("Update {id} not found."))
+    }
+
+    /// No API key with this id in the project.
+    pub fn api_key() -> AppError {
+        AppError::NotFound("Key not found.".to_owned())
+    }
+
+    /// The user is not a member of the project (or is no user at all).
+    pub fn member() -> AppError {
+        AppError::NotFound("User is not a member of this project.".to_owned())
+    }
+
+    /// No signing key with this key id in the project.
+    pub fn signing_key() -> AppError {
+        AppError::NotFound("Signing key not found.".to_owned())
+    }
 }
 
 /// The answer to a request that leaves out a required field, as the old

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDate, Utc};
 use domain::audit::{Actor, ActorKind};
+use domain::id::{ProjectId, PublishId};
 use domain::insights::{DeviceSketch, InsightCounts};
 use domain::ports::{InsightStore, MemberStore, UpdateStore};
 use domain::release::RolloutPercentage;
@@ -18,7 +19,7 @@ use serde_json::json;
 
 use crate::access::{Need, authorize};
 use crate::audit::AuditLog;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppResult, not_found};
 
 /// At most this many counts from failed writes wait for the next one.
 const MAX_PENDING: usize = 4096;
@@ -287,10 +288,16 @@ impl InsightService {
             return Err(error.into());
         }
         if let Some(rule) = self.auto_halt {
-            let mut failing: Vec<(String, String)> = counts
+            // The ids of updates the serving path loaded from the store.
+            let mut failing: Vec<(ProjectId, PublishId)> = counts
                 .iter()
                 .filter(|counts| counts.failure_reports > 0)
-                .map(|counts| (counts.project_id.clone(), counts.publish_id.clone()))
+                .map(|counts| {
+                    (
+                        ProjectId::from_trusted(counts.project_id.clone()),
+                        PublishId::from_trusted(counts.publish_id.clone()),
+                    )
+                })
                 .collect();
             failing.sort();
             failing.dedup();
@@ -306,8 +313,8 @@ impl InsightService {
     async fn halt_if_failing(
         &self,
         rule: AutoHalt,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
     ) -> AppResult<()> {
         let (devices, failed) = self.device_totals(project_id, publish_id).await?;
         let devices_estimate = devices.estimate();
@@ -319,7 +326,10 @@ impl InsightService {
         if rate < rule.failure_rate {
             return Ok(());
         }
-        let publish = self.updates.find_publish(project_id, publish_id).await?;
+        let publish = self
+            .updates
+            .find_publish(project_id.as_str(), publish_id.as_str())
+            .await?;
         let Some(first) = publish.first() else {
             return Ok(());
         };
@@ -332,12 +342,12 @@ impl InsightService {
         let halted = RolloutPercentage::parse(0)?;
         if self
             .updates
-            .set_rollout(project_id, publish_id, halted)
+            .set_rollout(project_id.as_str(), publish_id.as_str(), halted)
             .await?
         {
             tracing::warn!(
-                project_id,
-                publish_id,
+                %project_id,
+                %publish_id,
                 rate,
                 devices = devices_estimate,
                 "rollout halted: failure rate over the threshold"
@@ -353,7 +363,7 @@ impl InsightService {
                     project_id,
                     "update.autoHalt",
                     json!({
-                        "updateId": publish_id,
+                        "updateId": publish_id.as_str(),
                         "from": from,
                         "to": 0,
                         "devices": devices_estimate,
@@ -368,10 +378,13 @@ impl InsightService {
 
     async fn device_totals(
         &self,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
     ) -> AppResult<(DeviceSketch, DeviceSketch)> {
-        let rows = self.store.for_publish(project_id, publish_id).await?;
+        let rows = self
+            .store
+            .for_publish(project_id.as_str(), publish_id.as_str())
+            .await?;
         let mut devices = DeviceSketch::default();
         let mut failed = DeviceSketch::default();
         for row in &rows {
@@ -386,25 +399,22 @@ impl InsightService {
     pub async fn insights(
         &self,
         actor: &User,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
     ) -> AppResult<UpdateInsights> {
-        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
-        let not_found = || AppError::NotFound(format!("Update {publish_id} not found."));
-        if !domain::id::is_valid_id(publish_id) {
-            return Err(not_found());
-        }
+        authorize(self.members.as_ref(), actor, project_id, Need::Read).await?;
+        let (project, publish) = (project_id.as_str(), publish_id.as_str());
         if self
             .updates
-            .find_publish(project_id, publish_id)
+            .find_publish(project, publish)
             .await?
             .is_empty()
         {
-            return Err(not_found());
+            return Err(not_found::update(publish_id));
         }
         self.flush_before_reading().await;
-        let rows = self.store.for_publish(project_id, publish_id).await?;
-        Ok(summarize(project_id, publish_id, rows))
+        let rows = self.store.for_publish(project, publish).await?;
+        Ok(summarize(project, publish, rows))
     }
 
     /// The insights of several publishes of one project, as a history page
@@ -413,19 +423,16 @@ impl InsightService {
     pub async fn insights_of_page(
         &self,
         actor: &User,
-        project_id: &str,
-        publish_ids: &[String],
+        project_id: &ProjectId,
+        publish_ids: &[PublishId],
     ) -> AppResult<Vec<UpdateInsights>> {
-        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
+        authorize(self.members.as_ref(), actor, project_id, Need::Read).await?;
         self.flush_before_reading().await;
         let mut page = Vec::with_capacity(publish_ids.len());
         for publish_id in publish_ids {
-            let rows = if domain::id::is_valid_id(publish_id) {
-                self.store.for_publish(project_id, publish_id).await?
-            } else {
-                Vec::new()
-            };
-            page.push(summarize(project_id, publish_id, rows));
+            let (project, publish) = (project_id.as_str(), publish_id.as_str());
+            let rows = self.store.for_publish(project, publish).await?;
+            page.push(summarize(project, publish, rows));
         }
         Ok(page)
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use domain::id::is_valid_id;
+use domain::id::{ProjectId, UserId};
 use domain::member::{MemberProfile, Membership, Role};
 use domain::ports::{MemberStore, UserStore};
 use domain::user::{Email, User, Username};
@@ -12,11 +12,13 @@ use serde_json::json;
 
 use crate::access::{Need, OWNER_FOR_MEMBERS, authorize, user_actor};
 use crate::audit::AuditLog;
-use crate::error::{AppError, AppResult, missing_parameters};
+use crate::error::{AppError, AppResult, missing_parameters, not_found};
 use crate::new_id;
 
 /// How an owner names the user to add: by id, or by username or email so
-/// that a colleague can be added without knowing their id.
+/// that a colleague can be added without knowing their id. The text is the
+/// client's, parsed by [`MemberService::add`] with the request's other
+/// fields, so one that cannot be of its kind is answered like a stranger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberRef {
     UserId(String),
@@ -59,17 +61,11 @@ impl MemberService {
     pub async fn add(
         &self,
         actor: &User,
-        project_id: &str,
+        project_id: &ProjectId,
         who: MemberRef,
         role: &str,
     ) -> AppResult<Membership> {
-        authorize(
-            self.members.as_ref(),
-            &actor.id,
-            project_id,
-            OWNER_FOR_MEMBERS,
-        )
-        .await?;
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_MEMBERS).await?;
         let role = Role::parse(role)?;
         let user = self
             .find_user(&who)
@@ -77,7 +73,7 @@ impl MemberService {
             .ok_or_else(|| AppError::NotFound("User not found.".to_owned()))?;
         let membership = Membership {
             id: new_id(),
-            project_id: project_id.to_owned(),
+            project_id: project_id.to_string(),
             user_id: user.id.clone(),
             role,
             created_at: Utc::now(),
@@ -98,9 +94,10 @@ impl MemberService {
     /// that is no UUID, a username with '@', an email without) names nobody.
     async fn find_user(&self, who: &MemberRef) -> AppResult<Option<User>> {
         let user = match who {
-            MemberRef::UserId(id) if is_valid_id(id.trim()) => {
-                self.users.find_by_id(id.trim()).await?
-            }
+            MemberRef::UserId(id) => match UserId::parse(id.trim()) {
+                Ok(id) => self.users.find_by_id(id.as_str()).await?,
+                Err(_) => None,
+            },
             MemberRef::Username(name) if Username::parse(name).is_ok() => self
                 .users
                 .find_by_login(name.trim())
@@ -119,41 +116,36 @@ impl MemberService {
     }
 
     /// The project's members with their usernames and emails (any member).
-    pub async fn list(&self, actor: &User, project_id: &str) -> AppResult<Vec<MemberProfile>> {
-        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
-        Ok(self.members.list(project_id).await?)
+    pub async fn list(
+        &self,
+        actor: &User,
+        project_id: &ProjectId,
+    ) -> AppResult<Vec<MemberProfile>> {
+        authorize(self.members.as_ref(), actor, project_id, Need::Read).await?;
+        Ok(self.members.list(project_id.as_str()).await?)
     }
 
     /// Changes a member's role (owners only); the last owner stays an owner.
     pub async fn change_role(
         &self,
         actor: &User,
-        project_id: &str,
-        user_id: &str,
+        project_id: &ProjectId,
+        user_id: &UserId,
         role: &str,
     ) -> AppResult<Membership> {
-        authorize(
-            self.members.as_ref(),
-            &actor.id,
-            project_id,
-            OWNER_FOR_MEMBERS,
-        )
-        .await?;
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_MEMBERS).await?;
         let role = Role::parse(role)?;
-        if !is_valid_id(user_id) {
-            return Err(not_a_member());
-        }
         let membership = self
             .members
-            .change_role(project_id, user_id, role)
+            .change_role(project_id.as_str(), user_id.as_str(), role)
             .await?
-            .ok_or_else(not_a_member)?;
+            .ok_or_else(not_found::member)?;
         self.audit
             .record(
                 &user_actor(actor),
                 project_id,
                 "member.role",
-                json!({ "userId": user_id, "role": role.as_str() }),
+                json!({ "userId": user_id.as_str(), "role": role.as_str() }),
             )
             .await;
         Ok(membership)
@@ -161,32 +153,31 @@ impl MemberService {
 
     /// Removes a member (owners only). Owners cannot remove themselves, so a
     /// project is never left without anyone to manage it.
-    pub async fn remove(&self, actor: &User, project_id: &str, user_id: &str) -> AppResult<()> {
-        authorize(
-            self.members.as_ref(),
-            &actor.id,
-            project_id,
-            OWNER_FOR_MEMBERS,
-        )
-        .await?;
-        if user_id == actor.id {
+    pub async fn remove(
+        &self,
+        actor: &User,
+        project_id: &ProjectId,
+        user_id: &UserId,
+    ) -> AppResult<()> {
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_MEMBERS).await?;
+        if *user_id == *actor.id {
             return Err(AppError::Invalid("Cannot remove yourself.".to_owned()));
         }
-        if !(is_valid_id(user_id) && self.members.remove(project_id, user_id).await?) {
-            return Err(not_a_member());
+        if !self
+            .members
+            .remove(project_id.as_str(), user_id.as_str())
+            .await?
+        {
+            return Err(not_found::member());
         }
         self.audit
             .record(
                 &user_actor(actor),
                 project_id,
                 "member.remove",
-                json!({ "userId": user_id }),
+                json!({ "userId": user_id.as_str() }),
             )
             .await;
         Ok(())
     }
-}
-
-fn not_a_member() -> AppError {
-    AppError::NotFound("User is not a member of this project.".to_owned())
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use domain::id::ProjectId;
 use domain::member::{Membership, Role};
 use domain::ports::{MemberStore, ProjectStore};
 use domain::project::{Project, ProjectName, Slug};
@@ -47,8 +48,9 @@ impl ProjectService {
             return Err(missing_parameters());
         }
         let now = Utc::now();
+        let project_id = ProjectId::from_trusted(new_id());
         let project = Project {
-            id: new_id(),
+            id: project_id.to_string(),
             name: ProjectName::parse(name)?.into_inner(),
             slug: Slug::parse(slug)?.into_inner(),
             created_at: now,
@@ -65,7 +67,7 @@ impl ProjectService {
         self.audit
             .record(
                 &user_actor(actor),
-                &project.id,
+                &project_id,
                 "project.create",
                 json!({ "name": project.name, "slug": project.slug }),
             )
@@ -78,8 +80,8 @@ impl ProjectService {
         Ok(self.projects.list_for_user(&actor.id).await?)
     }
 
-    pub async fn get(&self, actor: &User, project_id: &str) -> AppResult<Project> {
-        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
+    pub async fn get(&self, actor: &User, project_id: &ProjectId) -> AppResult<Project> {
+        authorize(self.members.as_ref(), actor, project_id, Need::Read).await?;
         self.load(project_id).await
     }
 
@@ -87,16 +89,10 @@ impl ProjectService {
     pub async fn update(
         &self,
         actor: &User,
-        project_id: &str,
+        project_id: &ProjectId,
         changes: ProjectChanges,
     ) -> AppResult<Project> {
-        authorize(
-            self.members.as_ref(),
-            &actor.id,
-            project_id,
-            OWNER_FOR_PROJECT,
-        )
-        .await?;
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_PROJECT).await?;
         let mut project = self.load(project_id).await?;
         if let Some(name) = changes.name {
             project.name = ProjectName::parse(&name)?.into_inner();
@@ -117,25 +113,19 @@ impl ProjectService {
     }
 
     /// Deletes a project with its members and keys (owners only).
-    pub async fn delete(&self, actor: &User, project_id: &str) -> AppResult<()> {
-        authorize(
-            self.members.as_ref(),
-            &actor.id,
-            project_id,
-            OWNER_FOR_PROJECT,
-        )
-        .await?;
-        self.projects.delete(project_id).await?;
-        tracing::info!(project_id, user_id = %actor.id, "project deleted");
+    pub async fn delete(&self, actor: &User, project_id: &ProjectId) -> AppResult<()> {
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_PROJECT).await?;
+        self.projects.delete(project_id.as_str()).await?;
+        tracing::info!(%project_id, user_id = %actor.id, "project deleted");
         Ok(())
     }
 
     /// Loads a project the caller is known to be a member of. Membership rows
     /// cascade with their project, so a miss here means it was deleted
     /// between the two reads: answer as for any project the caller can't see.
-    async fn load(&self, project_id: &str) -> AppResult<Project> {
+    async fn load(&self, project_id: &ProjectId) -> AppResult<Project> {
         self.projects
-            .find(project_id)
+            .find(project_id.as_str())
             .await?
             .ok_or_else(permission_denied)
     }

@@ -17,7 +17,7 @@ use domain::api_key::ApiKey;
 use domain::audit::Actor;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
 use domain::export::{self, parse_metadata};
-use domain::id::is_valid_id;
+use domain::id::{ProjectId, PublishId};
 use domain::ports::{KnownFile, MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use crate::access::{Caller, Need, authorize_caller};
 use crate::audit::AuditLog;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, not_found};
 use crate::new_id;
 use crate::precompress::precompress;
 use crate::retention::Retention;
@@ -55,7 +55,7 @@ pub trait UploadParts: Send {
 /// What a successful publish answers.
 #[derive(Debug, Clone)]
 pub struct Published {
-    pub publish_id: String,
+    pub publish_id: PublishId,
     pub updates: Vec<Update>,
 }
 
@@ -117,7 +117,7 @@ struct PublishHeader {
     /// With `created_at` and the updates' ids: empty until `store` stamps
     /// them under the project's reference lock.
     publish_id: String,
-    project_id: String,
+    project_id: ProjectId,
     runtime_version: String,
     branch: BranchName,
     message: Option<String>,
@@ -129,7 +129,7 @@ struct PublishHeader {
 
 impl PublishHeader {
     fn new(
-        project_id: &str,
+        project_id: &ProjectId,
         runtime_version: &str,
         branch: BranchName,
         message: Option<String>,
@@ -139,7 +139,7 @@ impl PublishHeader {
         Self {
             // Stamped by `store` under the project's reference lock.
             publish_id: String::new(),
-            project_id: project_id.to_owned(),
+            project_id: project_id.clone(),
             runtime_version: runtime_version.to_owned(),
             branch,
             message,
@@ -164,7 +164,7 @@ impl PublishHeader {
             manifest_id: String::new(),
             id: String::new(),
             publish_id: String::new(),
-            project_id: self.project_id.clone(),
+            project_id: self.project_id.to_string(),
             runtime_version: self.runtime_version.clone(),
             platform,
             kind,
@@ -205,7 +205,7 @@ impl PublishService {
     pub async fn rollback(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
         request: &RollbackRequest,
     ) -> AppResult<Published> {
         let actor = authorize_caller(self.members.as_ref(), caller, project_id, Need::Read).await?;
@@ -248,7 +248,7 @@ impl PublishService {
         let published = self
             .store(header, updates, "update.rollback", &HashMap::new())
             .await?;
-        tracing::info!(project_id, publish_id = %published.publish_id, "rolled back to the embedded update");
+        tracing::info!(%project_id, publish_id = %published.publish_id, "rolled back to the embedded update");
         Ok(published)
     }
 
@@ -258,8 +258,8 @@ impl PublishService {
     pub async fn republish(
         &self,
         caller: &Caller,
-        project_id: &str,
-        source_id: &str,
+        project_id: &ProjectId,
+        source_id: &PublishId,
         request: &RepublishRequest,
     ) -> AppResult<Published> {
         let actor = authorize_caller(self.members.as_ref(), caller, project_id, Need::Read).await?;
@@ -285,7 +285,7 @@ impl PublishService {
             rollout,
             actor,
         );
-        header.republished_from = Some(source_id.to_owned());
+        header.republished_from = Some(source_id.to_string());
         let updates = source
             .into_iter()
             .map(|old| header.update(old.platform, old.kind, old.expo_config, old.assets))
@@ -303,7 +303,7 @@ impl PublishService {
     pub async fn publish(
         &self,
         key: &ApiKey,
-        project_id: &str,
+        project_id: &ProjectId,
         parts: &mut dyn UploadParts,
     ) -> AppResult<Published> {
         let caller = Caller::Key(key.clone());
@@ -320,7 +320,7 @@ impl PublishService {
         }
         let published = result?;
         tracing::info!(
-            project_id,
+            %project_id,
             publish_id = %published.publish_id,
             platforms = published.updates.len(),
             "update published"
@@ -401,7 +401,12 @@ impl PublishService {
     }
 
     /// Validates the form, promotes the listed files and stores the updates.
-    async fn commit(&self, project_id: &str, form: &Form, actor: Actor) -> AppResult<Published> {
+    async fn commit(
+        &self,
+        project_id: &ProjectId,
+        form: &Form,
+        actor: Actor,
+    ) -> AppResult<Published> {
         let runtime_version = form
             .runtime_version
             .as_deref()
@@ -442,7 +447,10 @@ impl PublishService {
             }
         }
         let referenced: Vec<String> = form.references.values().cloned().collect();
-        let known = self.updates.known_files(project_id, &referenced).await?;
+        let known = self
+            .updates
+            .known_files(project_id.as_str(), &referenced)
+            .await?;
         for (path, sha256_hex) in &form.references {
             if !known.contains_key(sha256_hex) {
                 return Err(AppError::Invalid(format!(
@@ -462,12 +470,12 @@ impl PublishService {
         let mut updates = Vec::new();
         for (platform, files) in &platforms {
             let mut assets = vec![
-                self.asset(project_id, form, &known, &files.bundle, None)
+                self.asset(project_id.as_str(), form, &known, &files.bundle, None)
                     .await?,
             ];
             for (path, ext) in &files.assets {
                 assets.push(
-                    self.asset(project_id, form, &known, path, Some(ext))
+                    self.asset(project_id.as_str(), form, &known, path, Some(ext))
                         .await?,
                 );
             }
@@ -495,8 +503,8 @@ impl PublishService {
         action: &str,
         staged: &HashMap<String, &StagedBlob>,
     ) -> AppResult<Published> {
-        let project_id = header.project_id.clone();
-        let project_id = project_id.as_str();
+        let project = header.project_id.clone();
+        let project_id = project.as_str();
         let mut lock = self.updates.lock_references(project_id).await?;
         // Ids and timestamps are taken under the lock, so a project's
         // publishes are numbered in the order they commit: "latest" means
@@ -551,7 +559,7 @@ impl PublishService {
         self.audit
             .record(
                 &header.published_by,
-                project_id,
+                &project,
                 action,
                 json!({
                     "updateId": header.publish_id,
@@ -566,7 +574,7 @@ impl PublishService {
             .await;
         self.apply_retention(&header, &updates).await;
         Ok(Published {
-            publish_id: header.publish_id,
+            publish_id: PublishId::from_trusted(header.publish_id),
             updates,
         })
     }
@@ -633,7 +641,7 @@ impl PublishService {
     pub async fn missing_files(
         &self,
         key: &ApiKey,
-        project_id: &str,
+        project_id: &ProjectId,
         sha256_hexes: &[String],
     ) -> AppResult<Vec<String>> {
         authorize_caller(
@@ -653,13 +661,16 @@ impl PublishService {
             .map(|raw| parse_sha256_hex(raw))
             .collect::<AppResult<_>>()?;
         let wanted: Vec<String> = wanted.into_iter().collect();
-        let known = self.updates.known_files(project_id, &wanted).await?;
+        let known = self
+            .updates
+            .known_files(project_id.as_str(), &wanted)
+            .await?;
         // What no update references is missing; what one does may still
         // have been deleted from storage by hand or by a crash.
         let (referenced, mut missing): (Vec<String>, Vec<String>) = wanted
             .into_iter()
             .partition(|sha256_hex| known.contains_key(sha256_hex));
-        missing.extend(self.absent_blobs(project_id, referenced).await?);
+        missing.extend(self.absent_blobs(project_id.as_str(), referenced).await?);
         missing.sort();
         Ok(missing)
     }
@@ -723,18 +734,14 @@ fn optional_branch(raw: Option<&str>) -> AppResult<BranchName> {
 /// The updates of one publish, or a 404 naming it.
 pub(crate) async fn find_publish(
     updates: &dyn UpdateStore,
-    project_id: &str,
-    publish_id: &str,
+    project_id: &ProjectId,
+    publish_id: &PublishId,
 ) -> AppResult<Vec<Update>> {
-    let found = if is_valid_id(publish_id) {
-        updates.find_publish(project_id, publish_id).await?
-    } else {
-        Vec::new()
-    };
+    let found = updates
+        .find_publish(project_id.as_str(), publish_id.as_str())
+        .await?;
     if found.is_empty() {
-        return Err(AppError::NotFound(format!(
-            "Update {publish_id} not found."
-        )));
+        return Err(not_found::update(publish_id));
     }
     Ok(found)
 }

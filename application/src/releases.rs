@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::audit::Actor;
+use domain::id::{ProjectId, PublishId};
 use domain::ports::{ChannelStore, HistoryQuery, MemberStore, UpdateStore, UpdateStream};
 use domain::release::{BranchName, BranchSplit, Channel, ChannelName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateKind};
@@ -12,7 +13,7 @@ use serde_json::json;
 
 use crate::access::{Caller, Need, authorize_caller};
 use crate::audit::{AuditLog, page_limit, valid_cursor};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, not_found};
 use crate::publish::find_publish;
 use crate::retention::Retention;
 
@@ -49,7 +50,7 @@ pub struct ChannelChange {
 /// One publish as history shows it: what its platforms share.
 #[derive(Debug, Clone)]
 pub struct UpdateGroup {
-    pub publish_id: String,
+    pub publish_id: PublishId,
     pub branch: BranchName,
     pub runtime_version: String,
     pub platforms: Vec<Platform>,
@@ -69,12 +70,13 @@ impl UpdateGroup {
         let mut groups: Vec<Self> = Vec::new();
         for row in rows {
             match groups.last_mut() {
-                Some(group) if group.publish_id == row.publish_id => {
+                Some(group) if group.publish_id == *row.publish_id => {
                     group.platforms.push(row.platform);
                     group.updates.push(row);
                 }
                 _ => groups.push(Self {
-                    publish_id: row.publish_id.clone(),
+                    // Rows come from the store, which checked their ids.
+                    publish_id: PublishId::from_trusted(row.publish_id.clone()),
                     branch: row.branch.clone(),
                     runtime_version: row.runtime_version.clone(),
                     platforms: vec![row.platform],
@@ -141,24 +143,29 @@ impl ReleaseService {
         }
     }
 
-    async fn authorize(&self, caller: &Caller, project_id: &str, need: Need) -> AppResult<Actor> {
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        project_id: &ProjectId,
+        need: Need,
+    ) -> AppResult<Actor> {
         authorize_caller(self.members.as_ref(), caller, project_id, need).await
     }
 
     pub async fn list_channels(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
     ) -> AppResult<Vec<Channel>> {
         self.authorize(caller, project_id, Need::Read).await?;
-        Ok(self.channels.list(project_id).await?)
+        Ok(self.channels.list(project_id.as_str()).await?)
     }
 
     /// Creates an explicit mapping; `Conflict` when the channel has one.
     pub async fn create_channel(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
         new: &NewChannel,
     ) -> AppResult<Channel> {
         let actor = self.authorize(caller, project_id, Need::Read).await?;
@@ -172,7 +179,7 @@ impl ReleaseService {
             _ => return Err(split_needs_both()),
         };
         let channel = Channel {
-            project_id: project_id.to_owned(),
+            project_id: project_id.to_string(),
             name: ChannelName::parse(&new.name)?,
             branch: BranchName::parse(&new.branch)?,
             split,
@@ -190,7 +197,7 @@ impl ReleaseService {
                 )),
                 other => other.into(),
             })?;
-        self.record_channel(&actor, "channel.create", &channel)
+        self.record_channel(&actor, project_id, "channel.create", &channel)
             .await;
         Ok(channel)
     }
@@ -200,7 +207,7 @@ impl ReleaseService {
     pub async fn change_channel(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
         name: &str,
         change: &ChannelChange,
     ) -> AppResult<Channel> {
@@ -209,11 +216,11 @@ impl ReleaseService {
         // Optimistic: re-read and re-apply if another change landed between
         // our read and our write.
         for _ in 0..MAX_CHANNEL_ATTEMPTS {
-            let current = self.channels.find(project_id, &name).await?;
+            let current = self.channels.find(project_id.as_str(), &name).await?;
             let expected = current.as_ref().map(|channel| channel.updated_at);
             let channel = apply_change(project_id, &name, current, change)?;
             if self.channels.save_if_unchanged(&channel, expected).await? {
-                self.record_channel(&actor, "channel.update", &channel)
+                self.record_channel(&actor, project_id, "channel.update", &channel)
                     .await;
                 return Ok(channel);
             }
@@ -229,13 +236,13 @@ impl ReleaseService {
     pub async fn delete_channel(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
         name: &str,
     ) -> AppResult<()> {
         let actor = self.authorize(caller, project_id, Need::Read).await?;
         let not_found = || AppError::NotFound(format!("Channel {name} has no mapping."));
         let name = ChannelName::parse(name).map_err(|_| not_found())?;
-        if !self.channels.delete(project_id, &name).await? {
+        if !self.channels.delete(project_id.as_str(), &name).await? {
             return Err(not_found());
         }
         self.audit
@@ -249,12 +256,18 @@ impl ReleaseService {
         Ok(())
     }
 
-    async fn record_channel(&self, actor: &Actor, action: &str, channel: &Channel) {
+    async fn record_channel(
+        &self,
+        actor: &Actor,
+        project_id: &ProjectId,
+        action: &str,
+        channel: &Channel,
+    ) {
         let split = channel.split.as_ref();
         self.audit
             .record(
                 actor,
-                &channel.project_id,
+                project_id,
                 action,
                 json!({
                     "channel": channel.name.as_str(),
@@ -270,11 +283,11 @@ impl ReleaseService {
     pub async fn branches(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
     ) -> AppResult<Vec<BranchSummary>> {
         self.authorize(caller, project_id, Need::Read).await?;
         let mut branches: Vec<BranchSummary> = Vec::new();
-        for head in self.updates.branch_heads(project_id).await? {
+        for head in self.updates.branch_heads(project_id.as_str()).await? {
             match branches.last_mut() {
                 Some(branch) if branch.name == head.branch.as_str() => branch.latest.push(head),
                 _ => branches.push(BranchSummary {
@@ -290,7 +303,7 @@ impl ReleaseService {
     pub async fn history(
         &self,
         caller: &Caller,
-        project_id: &str,
+        project_id: &ProjectId,
         request: &HistoryRequest,
     ) -> AppResult<HistoryPage> {
         self.authorize(caller, project_id, Need::Read).await?;
@@ -317,15 +330,17 @@ impl ReleaseService {
                     })
                 })
                 .transpose()?,
-            before_publish: valid_cursor(request.cursor.as_deref())?.map(str::to_owned),
+            before_publish: valid_cursor(request.cursor.as_deref(), PublishId::parse)?
+                .map(PublishId::into_string),
             // A publish has at most one row per platform: one row more than
             // two per publish tells whether another page follows.
             limit_rows: limit * 2 + 1,
         };
-        let mut groups = UpdateGroup::group(self.updates.history(project_id, &query).await?);
+        let mut groups =
+            UpdateGroup::group(self.updates.history(project_id.as_str(), &query).await?);
         let next_cursor = if groups.len() as u64 > limit {
             groups.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            groups.last().map(|group| group.publish_id.clone())
+            groups.last().map(|group| group.publish_id.to_string())
         } else {
             None
         };
@@ -339,22 +354,22 @@ impl ReleaseService {
     pub async fn get(
         &self,
         caller: &Caller,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
     ) -> AppResult<UpdateGroup> {
         self.authorize(caller, project_id, Need::Read).await?;
         let updates = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
         UpdateGroup::group(updates)
             .pop()
-            .ok_or_else(|| AppError::NotFound(format!("Update {publish_id} not found.")))
+            .ok_or_else(|| not_found::update(publish_id))
     }
 
     /// Changes a publish's rollout: 100 completes it, 0 halts it.
     pub async fn set_rollout(
         &self,
         caller: &Caller,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
         percentage: i64,
     ) -> AppResult<UpdateGroup> {
         let actor = self.authorize(caller, project_id, Need::Read).await?;
@@ -362,12 +377,10 @@ impl ReleaseService {
         let before = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
         if !self
             .updates
-            .set_rollout(project_id, publish_id, rollout)
+            .set_rollout(project_id.as_str(), publish_id.as_str(), rollout)
             .await?
         {
-            return Err(AppError::NotFound(format!(
-                "Update {publish_id} not found."
-            )));
+            return Err(not_found::update(publish_id));
         }
         self.audit
             .record(
@@ -375,7 +388,7 @@ impl ReleaseService {
                 project_id,
                 "update.rollout",
                 json!({
-                    "updateId": publish_id,
+                    "updateId": publish_id.as_str(),
                     "from": before[0].rollout.value(),
                     "to": rollout.value(),
                 }),
@@ -388,7 +401,7 @@ impl ReleaseService {
         }
         let mut group = UpdateGroup::group(before)
             .pop()
-            .ok_or_else(|| AppError::NotFound(format!("Update {publish_id} not found.")))?;
+            .ok_or_else(|| not_found::update(publish_id))?;
         group.rollout = rollout;
         for update in &mut group.updates {
             update.rollout = rollout;
@@ -401,8 +414,8 @@ impl ReleaseService {
     pub async fn delete(
         &self,
         caller: &Caller,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
     ) -> AppResult<()> {
         let actor = self
             .authorize(
@@ -412,10 +425,12 @@ impl ReleaseService {
             )
             .await?;
         let before = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
-        if !self.updates.delete_publish(project_id, publish_id).await? {
-            return Err(AppError::NotFound(format!(
-                "Update {publish_id} not found."
-            )));
+        if !self
+            .updates
+            .delete_publish(project_id.as_str(), publish_id.as_str())
+            .await?
+        {
+            return Err(not_found::update(publish_id));
         }
         let first = &before[0];
         self.audit
@@ -424,7 +439,7 @@ impl ReleaseService {
                 project_id,
                 "update.delete",
                 json!({
-                    "updateId": publish_id,
+                    "updateId": publish_id.as_str(),
                     "branch": first.branch.as_str(),
                     "runtimeVersion": first.runtime_version,
                     "platforms": before.iter().map(|u| u.platform.as_str()).collect::<Vec<_>>(),
@@ -441,14 +456,14 @@ const MAX_CHANNEL_ATTEMPTS: usize = 5;
 /// A channel's mapping after a change; a channel without an explicit
 /// mapping starts from the branch of its own name.
 fn apply_change(
-    project_id: &str,
+    project_id: &ProjectId,
     name: &ChannelName,
     current: Option<Channel>,
     change: &ChannelChange,
 ) -> AppResult<Channel> {
     let now = Utc::now();
     let mut channel = current.unwrap_or_else(|| Channel {
-        project_id: project_id.to_owned(),
+        project_id: project_id.to_string(),
         branch: name.same_name_branch(),
         name: name.clone(),
         split: None,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use domain::audit::{Actor, ActorKind};
+use domain::id::ProjectId;
 use domain::ports::{UpdateStore, UpdateStream};
 use serde_json::json;
 
@@ -34,7 +35,7 @@ impl Retention {
     /// Prunes the given streams of one project, recording what went as done
     /// by `actor`. Failures are logged: the change that triggered this has
     /// succeeded, and the next run retries.
-    pub async fn apply(&self, actor: &Actor, project_id: &str, streams: &[UpdateStream]) {
+    pub async fn apply(&self, actor: &Actor, project_id: &ProjectId, streams: &[UpdateStream]) {
         let Some(keep) = self.keep else {
             return;
         };
@@ -44,7 +45,7 @@ impl Retention {
             match self
                 .updates
                 .prune(
-                    project_id,
+                    project_id.as_str(),
                     &stream.branch,
                     &stream.runtime_version,
                     stream.platform,
@@ -57,12 +58,12 @@ impl Retention {
                     .or_default()
                     .extend(ids),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, project_id, "applying retention failed"),
+                Err(error) => tracing::warn!(%error, %project_id, "applying retention failed"),
             }
         }
         for (branch, ids) in removed {
             tracing::info!(
-                project_id,
+                %project_id,
                 branch,
                 removed = ids.len(),
                 "retention removed old updates"
@@ -83,10 +84,10 @@ impl Retention {
         if self.keep.is_none() {
             return Ok(());
         }
-        let mut by_project: BTreeMap<String, Vec<UpdateStream>> = BTreeMap::new();
+        let mut by_project: BTreeMap<ProjectId, Vec<UpdateStream>> = BTreeMap::new();
         for stream in self.updates.streams().await? {
             by_project
-                .entry(stream.project_id.clone())
+                .entry(ProjectId::from_trusted(stream.project_id.clone()))
                 .or_default()
                 .push(stream);
         }

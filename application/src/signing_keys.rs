@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use domain::id::ProjectId;
 use domain::ports::{KeySealer, ManifestSigner, MemberStore, SigningKeyFactory, SigningKeyStore};
 use domain::signing_key::{SigningKey, SigningKeyId};
 use domain::user::User;
@@ -14,7 +15,7 @@ use serde_json::json;
 
 use crate::access::{Need, OWNER_FOR_KEYS, authorize, user_actor};
 use crate::audit::AuditLog;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, not_found};
 use crate::new_id;
 
 /// The common name of a generated certificate when the owner gives none.
@@ -170,12 +171,12 @@ impl SigningKeyService {
     pub async fn add(
         &self,
         actor: &User,
-        project_id: &str,
+        project_id: &ProjectId,
         new_key: NewSigningKey,
     ) -> AppResult<SigningKey> {
-        authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
         let sealer = self.keyring.sealer()?;
-        if self.keyring.store.list(project_id).await?.len() >= MAX_KEYS_PER_PROJECT {
+        if self.keyring.store.list(project_id.as_str()).await?.len() >= MAX_KEYS_PER_PROJECT {
             return Err(AppError::Conflict(format!(
                 "A project holds at most {MAX_KEYS_PER_PROJECT} signing keys; remove one first."
             )));
@@ -234,11 +235,11 @@ impl SigningKeyService {
         };
         let sealed_private_key = sealer.seal(
             private_key_pem.as_bytes(),
-            &seal_context(project_id, &key_id),
+            &seal_context(project_id.as_str(), &key_id),
         )?;
         let key = SigningKey {
             id: new_id(),
-            project_id: project_id.to_owned(),
+            project_id: project_id.to_string(),
             key_id,
             certificate_pem,
             sealed_private_key,
@@ -256,7 +257,7 @@ impl SigningKeyService {
                 )),
                 other => other.into(),
             })?;
-        tracing::info!(project_id, key_id = %key.key_id, generated, "signing key added");
+        tracing::info!(%project_id, key_id = %key.key_id, generated, "signing key added");
         self.audit
             .record(
                 &user_actor(actor),
@@ -269,21 +270,29 @@ impl SigningKeyService {
     }
 
     /// The project's keys, newest first, without private keys (members).
-    pub async fn list(&self, actor: &User, project_id: &str) -> AppResult<Vec<SigningKey>> {
-        authorize(self.members.as_ref(), &actor.id, project_id, Need::Read).await?;
-        Ok(self.keyring.store.list(project_id).await?)
+    pub async fn list(&self, actor: &User, project_id: &ProjectId) -> AppResult<Vec<SigningKey>> {
+        authorize(self.members.as_ref(), actor, project_id, Need::Read).await?;
+        Ok(self.keyring.store.list(project_id.as_str()).await?)
     }
 
     /// Removes a key (owners only): devices that name it get a 400 from now
     /// on, so remove it once every build embedding its certificate is gone.
-    pub async fn remove(&self, actor: &User, project_id: &str, key_id: &str) -> AppResult<()> {
-        authorize(self.members.as_ref(), &actor.id, project_id, OWNER_FOR_KEYS).await?;
-        let not_found = || AppError::NotFound("Signing key not found.".to_owned());
-        let key_id = SigningKeyId::parse(key_id).map_err(|_| not_found())?;
-        if !self.keyring.store.delete(project_id, &key_id).await? {
-            return Err(not_found());
+    pub async fn remove(
+        &self,
+        actor: &User,
+        project_id: &ProjectId,
+        key_id: &SigningKeyId,
+    ) -> AppResult<()> {
+        authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
+        if !self
+            .keyring
+            .store
+            .delete(project_id.as_str(), key_id)
+            .await?
+        {
+            return Err(not_found::signing_key());
         }
-        tracing::info!(project_id, key_id = %key_id, "signing key removed");
+        tracing::info!(%project_id, key_id = %key_id, "signing key removed");
         self.audit
             .record(
                 &user_actor(actor),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::blob::{BlobInfo, BlobStore};
+use domain::id::ProjectId;
 use domain::ports::{MemberStore, StoreError, UpdateStore};
 use domain::update::{asset_blob_prefix, blob_key_sha256, is_compressed_copy};
 use domain::user::User;
@@ -78,16 +79,20 @@ impl GarbageCollector {
     }
 
     /// Collects one project's storage, on an owner's request.
-    pub async fn collect_project(&self, actor: &User, project_id: &str) -> AppResult<GcReport> {
+    pub async fn collect_project(
+        &self,
+        actor: &User,
+        project_id: &ProjectId,
+    ) -> AppResult<GcReport> {
         authorize(
             self.members.as_ref(),
-            &actor.id,
+            actor,
             project_id,
             Need::Owner("Only owner can clean up project storage."),
         )
         .await?;
-        let blobs = self.list(&asset_blob_prefix(project_id)).await?;
-        let report = self.collect(project_id, blobs).await?;
+        let blobs = self.list(&asset_blob_prefix(project_id.as_str())).await?;
+        let report = self.collect(project_id.as_str(), blobs).await?;
         self.audit
             .record(
                 &user_actor(actor),

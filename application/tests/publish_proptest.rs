@@ -32,6 +32,7 @@ use domain::api_key::ApiKey;
 use domain::audit::AuditEvent;
 use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
 use domain::export::parse_metadata;
+use domain::id::ProjectId;
 use domain::member::{MemberProfile, Membership, Role};
 use domain::ports::{
     AuditStore, HistoryQuery, KnownFile, MemberStore, ReferenceLock, StoreError, StoreResult,
@@ -71,6 +72,11 @@ fn config() -> ProptestConfig {
 
 const PROJECT: &str = "0196d1c2-0000-7000-8000-000000000001";
 const OTHER_PROJECT: &str = "0196d1c2-0000-7000-8000-000000000002";
+
+/// [`PROJECT`] as the services take it.
+fn project() -> ProjectId {
+    ProjectId::from_trusted(PROJECT.to_owned())
+}
 /// Small, so the size limit is reached by generated forms.
 const MAX_UPLOAD_BYTES: u64 = 4096;
 
@@ -777,7 +783,7 @@ proptest! {
     fn any_form_is_answered_cleanly((parts, malformed) in arbitrary_form()) {
         let world = World::new();
         let mut form = Parts { parts: parts.clone().into(), malformed_at_end: malformed };
-        let result = run(world.service.publish(&key(PROJECT), PROJECT, &mut form));
+        let result = run(world.service.publish(&key(PROJECT), &project(), &mut form));
         check_after_publish(&world, &result);
         match &result {
             Ok(published) => {
@@ -830,7 +836,7 @@ proptest! {
         }
         parts.reverse();
         let mut form = Parts { parts: parts.into(), malformed_at_end: false };
-        let result = run(world.service.publish(&key(PROJECT), PROJECT, &mut form));
+        let result = run(world.service.publish(&key(PROJECT), &project(), &mut form));
         check_after_publish(&world, &result);
         if total as u64 > MAX_UPLOAD_BYTES {
             prop_assert!(matches!(result, Err(AppError::TooLarge(_))), "{result:?}");
@@ -865,7 +871,7 @@ proptest! {
             parts.push(GenPart::text(&format!("{REFERENCE_FIELD_PREFIX}{path}"), &sha.to_uppercase()));
         }
         let mut form = Parts { parts: parts.into(), malformed_at_end: false };
-        let again = run(world.service.publish(&key(PROJECT), PROJECT, &mut form));
+        let again = run(world.service.publish(&key(PROJECT), &project(), &mut form));
         check_after_publish(&world, &again);
         let again = again.unwrap();
         for (first, second) in published.updates.iter().zip(&again.updates) {
@@ -879,7 +885,7 @@ proptest! {
     fn a_foreign_key_publishes_nothing((parts, _) in arbitrary_form()) {
         let world = World::new();
         let mut form = Parts { parts: parts.into(), malformed_at_end: false };
-        let result = run(world.service.publish(&key(OTHER_PROJECT), PROJECT, &mut form));
+        let result = run(world.service.publish(&key(OTHER_PROJECT), &project(), &mut form));
         prop_assert!(matches!(result, Err(AppError::Forbidden(_))), "{result:?}");
         prop_assert!(world.blobs.keys().is_empty());
     }
@@ -890,7 +896,7 @@ proptest! {
     #[test]
     fn missing_files_reads_hashes(hashes in vec(text_value(), 0..20)) {
         let world = World::new();
-        let result = run(world.service.missing_files(&key(PROJECT), PROJECT, &hashes));
+        let result = run(world.service.missing_files(&key(PROJECT), &project(), &hashes));
         let normalised: Option<BTreeSet<String>> = hashes
             .iter()
             .map(|raw| {
@@ -925,7 +931,7 @@ proptest! {
             branch: branch.clone(),
             message: message.clone(),
         };
-        let result = run(world.service.rollback(&Caller::Key(key(PROJECT)), PROJECT, &request));
+        let result = run(world.service.rollback(&Caller::Key(key(PROJECT)), &project(), &request));
         check_after_publish(&world, &result);
         let expected_platforms: Option<BTreeSet<Platform>> = match &platforms {
             None => Some([Platform::Ios, Platform::Android].into()),
@@ -962,6 +968,8 @@ fn missing_files_refuses_too_many_hashes() {
     let hashes: Vec<String> = (0..=MAX_HASHES_PER_QUERY)
         .map(|n| format!("{n:064x}"))
         .collect();
-    let result = run(world.service.missing_files(&key(PROJECT), PROJECT, &hashes));
+    let result = run(world
+        .service
+        .missing_files(&key(PROJECT), &project(), &hashes));
     assert!(matches!(result, Err(AppError::Invalid(_))), "{result:?}");
 }

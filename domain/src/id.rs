@@ -91,6 +91,11 @@ id_type!(
     /// A project API key (its record, not its secret).
     ApiKeyId
 );
+id_type!(
+    /// An event of a project's audit log; a page of the log hands one back
+    /// as the cursor of the next page.
+    AuditEventId
+);
 
 /// True for a canonical UUID (`8-4-4-4-12` hex digits). Ids from clients are
 /// checked with this before they reach a store: anything else cannot name a

@@ -6,6 +6,7 @@ mod api;
 mod assets;
 mod dashboard;
 mod error;
+mod ids;
 mod metrics;
 mod middleware;
 mod ops;

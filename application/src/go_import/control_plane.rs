@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use domain::go_server::plan::{ControlPlanePlan, slug_candidates};
 use domain::go_server::ports::LoginLookup;
+use domain::id::ProjectId;
 use domain::member::Membership;
 use domain::ports::StoreError;
 use domain::user::login_key;
@@ -401,8 +402,10 @@ impl<'a> Run<'a> {
 
     async fn record(&self, project_id: &str, details: serde_json::Value) {
         if let (true, Some(audit)) = (self.import.writes(), &self.import.target.audit) {
+            // The plan kept only rows whose ids are ids.
+            let project_id = ProjectId::from_trusted(project_id.to_owned());
             audit
-                .record(&importer(), project_id, "project.import", details)
+                .record(&importer(), &project_id, "project.import", details)
                 .await;
         }
     }

@@ -19,6 +19,7 @@ use domain::blob::{BlobError, ByteStream, StagedBlob};
 use domain::export::{file_metadata, parse_expo_config, platform_files, strip_bom};
 use domain::go_server::ports::GoSourceError;
 use domain::go_server::{GoIndex, GoTree, UpdateDir, go_update_time, legacy_manifest_id};
+use domain::id::ProjectId;
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
     Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key, is_compressible,
@@ -410,10 +411,12 @@ impl<'a> Run<'a> {
                 .insert((dir.project_id.clone(), (*sha256_hex).to_owned()));
         }
         if let Some(audit) = &self.import.target.audit {
+            // The plan kept only directories of projects whose ids are ids.
+            let project_id = ProjectId::from_trusted(dir.project_id.clone());
             audit
                 .record(
                     &importer(),
-                    &dir.project_id,
+                    &project_id,
                     "update.import",
                     json!({
                         "source": dir.path,
@@ -1043,6 +1046,6 @@ mod tests {
         assert!(later > a);
         let parsed = uuid::Uuid::parse_str(&a).expect("uuid");
         assert_eq!(parsed.get_version_num(), 7);
-        assert!(domain::id::is_valid_id(&a));
+        assert!(domain::id::PublishId::parse(&a).is_ok());
     }
 }

@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::schema::{CreateKeyRequest, CreatedKeyBody, KeyBody, RenameKeyRequest};
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
@@ -86,7 +87,7 @@ impl ApiKeysApi {
     ) -> Result<KeyCreated, CreateKeyError> {
         let created = services
             .api_keys
-            .create(&auth.0, &id, body.name.as_deref())
+            .create(&auth.0, &ids::project(&id)?, body.name.as_deref())
             .await?;
         Ok(KeyCreated::Created(Json(CreatedKeyBody {
             key: created.key.into(),
@@ -102,7 +103,7 @@ impl ApiKeysApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<KeyBody>>, ListKeysError> {
-        let keys = services.api_keys.list(&auth.0, &id).await?;
+        let keys = services.api_keys.list(&auth.0, &ids::project(&id)?).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
 
@@ -116,9 +117,10 @@ impl ApiKeysApi {
         #[oai(name = "keyId")] key_id: Path<String>,
         body: Json<RenameKeyRequest>,
     ) -> Result<KeyChanged, RenameKeyError> {
+        let (project, key) = (ids::project(&id)?, ids::api_key(&key_id)?);
         services
             .api_keys
-            .rename(&auth.0, &id, &key_id, &body.name)
+            .rename(&auth.0, &project, &key, &body.name)
             .await?;
         Ok(KeyChanged::NoContent)
     }
@@ -132,7 +134,8 @@ impl ApiKeysApi {
         id: Path<String>,
         #[oai(name = "keyId")] key_id: Path<String>,
     ) -> Result<KeyChanged, RevokeKeyError> {
-        services.api_keys.revoke(&auth.0, &id, &key_id).await?;
+        let (project, key) = (ids::project(&id)?, ids::api_key(&key_id)?);
+        services.api_keys.revoke(&auth.0, &project, &key).await?;
         Ok(KeyChanged::NoContent)
     }
 

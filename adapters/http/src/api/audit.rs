@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::schema::{AuditPageBody, GcReportBody};
 use crate::security::UserAuth;
 use application::Services;
@@ -45,7 +46,7 @@ impl AuditApi {
     ) -> Result<Json<AuditPageBody>, AuditError> {
         let page = services
             .audit
-            .list(&auth.0, &id, cursor.0.as_deref(), limit.0)
+            .list(&auth.0, &ids::project(&id)?, cursor.0.as_deref(), limit.0)
             .await?;
         Ok(Json(page.into()))
     }
@@ -61,7 +62,10 @@ impl AuditApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<GcReportBody>, GcError> {
-        let report = services.gc.collect_project(&auth.0, &id).await?;
+        let report = services
+            .gc
+            .collect_project(&auth.0, &ids::project(&id)?)
+            .await?;
         Ok(Json(report.into()))
     }
 }

@@ -8,6 +8,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::security::UserAuth;
 use application::Services;
 
@@ -81,9 +82,13 @@ impl InsightsApi {
         id: Path<String>,
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Json<InsightsBody>, InsightsError> {
-        let insights = services.insights.insights(&auth.0, &id, &update_id).await?;
+        let (project, update) = (ids::project(&id)?, ids::update(&update_id)?);
+        let insights = services
+            .insights
+            .insights(&auth.0, &project, &update)
+            .await?;
         Ok(Json(InsightsBody {
-            update_id: update_id.0,
+            update_id: update.into_string(),
             days: insights.days.into_iter().map(Into::into).collect(),
             totals: insights.totals.into_iter().map(Into::into).collect(),
         }))

@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::schema::{AddMemberRequest, ChangeRoleRequest, MemberBody, MembershipBody};
 use crate::security::UserAuth;
 use application::Services;
@@ -76,7 +77,11 @@ impl MembersApi {
     ) -> Result<MemberAdded, ChangeMemberError> {
         let Json(body) = body;
         let who = MemberRef::from_fields(body.user_id, body.username, body.email)?;
-        let membership = services.members.add(&auth.0, &id, who, &body.role).await?;
+        let project = ids::project(&id)?;
+        let membership = services
+            .members
+            .add(&auth.0, &project, who, &body.role)
+            .await?;
         Ok(MemberAdded::Created(Json(membership.into())))
     }
 
@@ -88,7 +93,7 @@ impl MembersApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<MemberBody>>, ListMembersError> {
-        let members = services.members.list(&auth.0, &id).await?;
+        let members = services.members.list(&auth.0, &ids::project(&id)?).await?;
         Ok(Json(members.into_iter().map(Into::into).collect()))
     }
 
@@ -102,9 +107,10 @@ impl MembersApi {
         #[oai(name = "userId")] user_id: Path<String>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<Json<MembershipBody>, ChangeMemberError> {
+        let (project, user) = (ids::project(&id)?, ids::member(&user_id)?);
         let membership = services
             .members
-            .change_role(&auth.0, &id, &user_id, &body.role)
+            .change_role(&auth.0, &project, &user, &body.role)
             .await?;
         Ok(Json(membership.into()))
     }
@@ -118,7 +124,8 @@ impl MembersApi {
         id: Path<String>,
         #[oai(name = "userId")] user_id: Path<String>,
     ) -> Result<MemberRemoved, RemoveMemberError> {
-        services.members.remove(&auth.0, &id, &user_id).await?;
+        let (project, user) = (ids::project(&id)?, ids::member(&user_id)?);
+        services.members.remove(&auth.0, &project, &user).await?;
         Ok(MemberRemoved::NoContent)
     }
 }

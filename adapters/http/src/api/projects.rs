@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::schema::{CreateProjectRequest, ProjectBody, UpdateProjectRequest};
 use crate::security::UserAuth;
 use application::Services;
@@ -100,7 +101,7 @@ impl ProjectsApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<ProjectBody>, ProjectAccessError> {
-        let project = services.projects.get(&auth.0, &id).await?;
+        let project = services.projects.get(&auth.0, &ids::project(&id)?).await?;
         Ok(Json(project.into()))
     }
 
@@ -118,7 +119,10 @@ impl ProjectsApi {
             name: body.name,
             slug: body.slug,
         };
-        let project = services.projects.update(&auth.0, &id, changes).await?;
+        let project = services
+            .projects
+            .update(&auth.0, &ids::project(&id)?, changes)
+            .await?;
         Ok(Json(project.into()))
     }
 
@@ -130,7 +134,10 @@ impl ProjectsApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<ProjectDeleted, ProjectAccessError> {
-        services.projects.delete(&auth.0, &id).await?;
+        services
+            .projects
+            .delete(&auth.0, &ids::project(&id)?)
+            .await?;
         Ok(ProjectDeleted::NoContent)
     }
 }

@@ -12,6 +12,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::schema::{
     BranchBody, ChangeChannelRequest, ChannelBody, CreateChannelRequest,
     RepublishRequest as RepublishBody, RolloutRequest, UpdateDetailBody, UpdatePageBody,
@@ -122,7 +123,8 @@ fn republish_request(body: RepublishBody) -> RepublishRequest {
     }
 }
 
-/// The operations, shared by both APIs: only the caller differs.
+/// The operations, shared by both APIs: only the caller differs. Each
+/// parses the ids of its path (`p`, the project; `update`, a publish) first.
 mod ops {
     use super::*;
 
@@ -131,6 +133,7 @@ mod ops {
         c: &Caller,
         p: &str,
     ) -> Result<Json<Vec<ChannelBody>>, ReadError> {
+        let p = &ids::project_for(c, p)?;
         let channels = s.releases.list_channels(c, p).await?;
         Ok(Json(channels.iter().map(ChannelBody::from).collect()))
     }
@@ -141,6 +144,7 @@ mod ops {
         p: &str,
         body: CreateChannelRequest,
     ) -> Result<ChannelCreated, WriteError> {
+        let p = &ids::project_for(c, p)?;
         let channel = s.releases.create_channel(c, p, &new_channel(body)).await?;
         Ok(ChannelCreated::Created(Json((&channel).into())))
     }
@@ -152,6 +156,7 @@ mod ops {
         name: &str,
         body: ChangeChannelRequest,
     ) -> Result<Json<ChannelBody>, WriteError> {
+        let p = &ids::project_for(c, p)?;
         let channel = s
             .releases
             .change_channel(c, p, name, &channel_change(body))
@@ -165,6 +170,7 @@ mod ops {
         p: &str,
         name: &str,
     ) -> Result<Deleted, WriteError> {
+        let p = &ids::project_for(c, p)?;
         s.releases.delete_channel(c, p, name).await?;
         Ok(Deleted::NoContent)
     }
@@ -174,6 +180,7 @@ mod ops {
         c: &Caller,
         p: &str,
     ) -> Result<Json<Vec<BranchBody>>, ReadError> {
+        let p = &ids::project_for(c, p)?;
         let branches = s.releases.branches(c, p).await?;
         Ok(Json(branches.iter().map(BranchBody::from).collect()))
     }
@@ -184,6 +191,7 @@ mod ops {
         p: &str,
         request: HistoryRequest,
     ) -> Result<Json<UpdatePageBody>, ReadError> {
+        let p = &ids::project_for(c, p)?;
         Ok(Json(s.releases.history(c, p, &request).await?.into()))
     }
 
@@ -193,6 +201,8 @@ mod ops {
         p: &str,
         update: &str,
     ) -> Result<Json<UpdateDetailBody>, ReadError> {
+        let p = &ids::project_for(c, p)?;
+        let update = &ids::update(update)?;
         Ok(Json((&s.releases.get(c, p, update).await?).into()))
     }
 
@@ -203,6 +213,8 @@ mod ops {
         update: &str,
         body: RolloutRequest,
     ) -> Result<Json<UpdateSummaryBody>, WriteError> {
+        let p = &ids::project_for(c, p)?;
+        let update = &ids::update(update)?;
         let group = s
             .releases
             .set_rollout(c, p, update, body.rollout_percentage)
@@ -217,6 +229,8 @@ mod ops {
         update: &str,
         body: RepublishBody,
     ) -> Result<Republished, WriteError> {
+        let p = &ids::project_for(c, p)?;
+        let update = &ids::update(update)?;
         let request = republish_request(body);
         let published = s.publish.republish(c, p, update, &request).await?;
         let group = application::UpdateGroup::group(published.updates)
@@ -233,6 +247,8 @@ mod ops {
         p: &str,
         update: &str,
     ) -> Result<Deleted, WriteError> {
+        let p = &ids::project_for(c, p)?;
+        let update = &ids::update(update)?;
         s.releases.delete(c, p, update).await?;
         Ok(Deleted::NoContent)
     }

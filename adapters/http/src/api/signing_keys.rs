@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::security::UserAuth;
 use application::Services;
 
@@ -129,7 +130,10 @@ impl SigningKeysApi {
             private_key_pem: request.private_key,
             certificate_pem: request.certificate,
         };
-        let key = services.signing_keys.add(&auth.0, &id, new_key).await?;
+        let key = services
+            .signing_keys
+            .add(&auth.0, &ids::project(&id)?, new_key)
+            .await?;
         Ok(SigningKeyAdded::Created(Json(self::body(key, true))))
     }
 
@@ -152,7 +156,10 @@ impl SigningKeysApi {
             common_name: request.common_name,
             validity_years: request.validity_years,
         };
-        let key = services.signing_keys.add(&auth.0, &id, new_key).await?;
+        let key = services
+            .signing_keys
+            .add(&auth.0, &ids::project(&id)?, new_key)
+            .await?;
         Ok(SigningKeyAdded::Created(Json(self::body(key, true))))
     }
 
@@ -164,7 +171,10 @@ impl SigningKeysApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> Result<Json<Vec<SigningKeyBody>>, ListSigningKeysError> {
-        let keys = services.signing_keys.list(&auth.0, &id).await?;
+        let keys = services
+            .signing_keys
+            .list(&auth.0, &ids::project(&id)?)
+            .await?;
         Ok(Json(
             keys.into_iter()
                 .enumerate()
@@ -182,7 +192,11 @@ impl SigningKeysApi {
         id: Path<String>,
         #[oai(name = "keyId")] key_id: Path<String>,
     ) -> Result<SigningKeyRemoved, RemoveSigningKeyError> {
-        services.signing_keys.remove(&auth.0, &id, &key_id).await?;
+        let (project, key) = (ids::project(&id)?, ids::signing_key(&key_id)?);
+        services
+            .signing_keys
+            .remove(&auth.0, &project, &key)
+            .await?;
         Ok(SigningKeyRemoved::NoContent)
     }
 }

@@ -12,6 +12,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, 
 
 use super::ApiTags;
 use crate::error::error_responses;
+use crate::ids;
 use crate::rate_limit::publish as rate_limited_publish;
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
@@ -36,7 +37,7 @@ impl PublishedBody {
     fn new(published: application::Published, message: &str) -> Self {
         let first = published.updates.first();
         Self {
-            update_id: published.publish_id.clone(),
+            update_id: published.publish_id.to_string(),
             message: message.to_owned(),
             branch: first
                 .map(|u| u.branch.as_str().to_owned())
@@ -262,7 +263,7 @@ impl UpdatesApi {
         mut form: PublishForm,
     ) -> Result<Json<PublishedBody>, PublishError> {
         let publish = services.publish.clone();
-        let (key, project) = (auth.0, project.0);
+        let (key, project) = (auth.0, ids::project_for_key(&project)?);
         // Run the publish as its own task: if the client goes away, the
         // request is dropped but the task still sees the broken body and
         // deletes what it staged, instead of being cancelled half-way.
@@ -289,7 +290,7 @@ impl UpdatesApi {
     ) -> Result<Json<MissingFilesBody>, MissingFilesError> {
         let missing = services
             .publish
-            .missing_files(&auth.0, &project, &body.sha256)
+            .missing_files(&auth.0, &ids::project_for_key(&project)?, &body.sha256)
             .await?;
         Ok(Json(MissingFilesBody {
             missing,
@@ -307,9 +308,11 @@ impl UpdatesApi {
         body: Json<RollbackBody>,
     ) -> Result<Json<PublishedBody>, RollbackError> {
         let request = RollbackRequest::from(body.0);
+        let caller = Caller::Key(auth.0);
+        let project = ids::project_for(&caller, &project)?;
         let published = services
             .publish
-            .rollback(&Caller::Key(auth.0), &project, &request)
+            .rollback(&caller, &project, &request)
             .await?;
         Ok(rolled_back(published))
     }
@@ -324,9 +327,11 @@ impl UpdatesApi {
         body: Json<RollbackBody>,
     ) -> Result<Json<PublishedBody>, RollbackError> {
         let request = RollbackRequest::from(body.0);
+        let caller = Caller::User(auth.0);
+        let project = ids::project_for(&caller, &id)?;
         let published = services
             .publish
-            .rollback(&Caller::User(auth.0), &id, &request)
+            .rollback(&caller, &project, &request)
             .await?;
         Ok(rolled_back(published))
     }

@@ -23,15 +23,20 @@ pub async fn audit_log(
     Path(id): Path<String>,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
     let cursor = query.cursor.filter(|cursor| !cursor.is_empty());
     let log = match signed
         .services
         .audit
-        .list(&signed.user, &id, cursor.as_deref(), Some(PAGE_SIZE))
+        .list(
+            &signed.user,
+            &project_id,
+            cursor.as_deref(),
+            Some(PAGE_SIZE),
+        )
         .await
     {
         Ok(log) => log,

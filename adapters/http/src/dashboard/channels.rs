@@ -14,6 +14,7 @@ use super::html::{
 };
 use super::projects::load;
 use super::session::{Action, Signed, outcome, refused};
+use crate::ids;
 
 fn describe(channel: &Channel) -> String {
     match &channel.split {
@@ -29,19 +30,24 @@ fn describe(channel: &Channel) -> String {
 
 #[handler]
 pub async fn channel_list(signed: Signed, Path(id): Path<String>) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
     let caller = Caller::User(signed.user.clone());
-    let channels = match signed.services.releases.list_channels(&caller, &id).await {
+    let channels = match signed
+        .services
+        .releases
+        .list_channels(&caller, &project_id)
+        .await
+    {
         Ok(channels) => channels,
         Err(error) => return error_page(error),
     };
     let branches: Vec<String> = signed
         .services
         .releases
-        .branches(&caller, &id)
+        .branches(&caller, &project_id)
         .await
         .map(|branches| branches.into_iter().map(|branch| branch.name).collect())
         .unwrap_or_default();
@@ -143,11 +149,15 @@ async fn apply(
     change: &ChannelChange,
 ) -> Response {
     let caller = Caller::User(signed.user.clone());
-    let result = signed
-        .services
-        .releases
-        .change_channel(&caller, id, name, change)
-        .await;
+    let result = async {
+        let project = ids::project(id)?;
+        signed
+            .services
+            .releases
+            .change_channel(&caller, &project, name, change)
+            .await
+    }
+    .await;
     outcome(req, &project_path(id, Tab::Channels), result, |channel| {
         format!(
             "Channel {} now serves {}.",
@@ -159,10 +169,11 @@ async fn apply(
 
 async fn current(signed: &Signed, id: &str, name: &str) -> Option<Channel> {
     let caller = Caller::User(signed.user.clone());
+    let project = ids::project(id).ok()?;
     signed
         .services
         .releases
-        .list_channels(&caller, id)
+        .list_channels(&caller, &project)
         .await
         .ok()?
         .into_iter()
@@ -364,11 +375,15 @@ pub async fn delete_mapping(
         .await;
     }
     let caller = Caller::User(signed.user.clone());
-    let result = signed
-        .services
-        .releases
-        .delete_channel(&caller, &id, &name)
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .releases
+            .delete_channel(&caller, &project, &name)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |()| {
         format!("Channel {name} now serves branch {name}.")
     })

@@ -268,7 +268,7 @@ pub async fn confirm(
     confirmation: Confirmation,
 ) -> Response {
     let project = match super::projects::load(signed, project_id).await {
-        Ok(project) => project,
+        Ok((_, project)) => project,
         Err(response) => return response,
     };
     page(

@@ -1,6 +1,7 @@
 //! The project list, creating and renaming projects, and a project's setup
 //! page: its manifest URL, the `app.json` snippet and the publish command.
 
+use domain::id::ProjectId;
 use domain::project::Project;
 use maud::{Markup, html};
 use poem::web::{Path, Query};
@@ -13,16 +14,20 @@ use super::html::{
     ProjectPage, Tab, copyable, csrf_field, empty_state, error_page, page, project_path, time,
 };
 use super::session::{Action, Signed, outcome, refused};
+use crate::ids;
 use application::ProjectChanges;
 
-/// A project page's project, or the page that says why it cannot be shown.
-pub async fn load(signed: &Signed, id: &str) -> Result<Project, Response> {
-    signed
+/// A project page's project with its id as the services take it (parsed
+/// from the page's path), or the page that says why it cannot be shown.
+pub async fn load(signed: &Signed, id: &str) -> Result<(ProjectId, Project), Response> {
+    let project_id = ids::project(id).map_err(error_page)?;
+    let project = signed
         .services
         .projects
-        .get(&signed.user, id)
+        .get(&signed.user, &project_id)
         .await
-        .map_err(error_page)
+        .map_err(error_page)?;
+    Ok((project_id, project))
 }
 
 /// The address devices and the CLI reach this server at.
@@ -136,20 +141,20 @@ pub async fn setup_page(
     Path(id): Path<String>,
     Query(query): Query<SetupQuery>,
 ) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
     let services = &signed.services;
     let caller = application::Caller::User(signed.user.clone());
     let channels = services
         .releases
-        .list_channels(&caller, &id)
+        .list_channels(&caller, &project_id)
         .await
         .unwrap_or_default();
     let signing_keys = services
         .signing_keys
-        .list(&signed.user, &id)
+        .list(&signed.user, &project_id)
         .await
         .unwrap_or_default();
     let channel = query
@@ -281,11 +286,15 @@ pub async fn rename_project(
         name: Some(form.name.trim().to_owned()),
         slug: None,
     };
-    let result = signed
-        .services
-        .projects
-        .update(&signed.user, &id, changes)
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .projects
+            .update(&signed.user, &project, changes)
+            .await
+    }
+    .await;
     outcome(req, &project_path(&id, Tab::Setup), result, |project| {
         format!("Project renamed to {}.", project.name)
     })

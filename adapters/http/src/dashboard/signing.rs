@@ -14,6 +14,7 @@ use super::html::{
 };
 use super::projects::load;
 use super::session::{Action, Signed, outcome, refused};
+use crate::ids;
 
 fn certificate_path(id: &str, key_id: &str) -> String {
     let query = serde_urlencoded::to_string([("key", key_id)]).unwrap_or_default();
@@ -22,11 +23,16 @@ fn certificate_path(id: &str, key_id: &str) -> String {
 
 #[handler]
 pub async fn key_page(signed: Signed, Path(id): Path<String>) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
-    let keys = match signed.services.signing_keys.list(&signed.user, &id).await {
+    let keys = match signed
+        .services
+        .signing_keys
+        .list(&signed.user, &project_id)
+        .await
+    {
         Ok(keys) => keys,
         Err(error) => return error_page(error),
     };
@@ -177,12 +183,16 @@ pub async fn generate_key(
             }
         },
     };
-    let existing = signed
-        .services
-        .signing_keys
-        .list(&signed.user, &id)
-        .await
-        .unwrap_or_default();
+    let existing = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .signing_keys
+            .list(&signed.user, &project)
+            .await
+    }
+    .await
+    .unwrap_or_default();
     if let Some(newest) = existing.first()
         && !is_confirmed(form.confirmed.as_deref())
     {
@@ -222,11 +232,15 @@ pub async fn generate_key(
         common_name: form.common_name.filter(|name| !name.trim().is_empty()),
         validity_years,
     };
-    let result = signed
-        .services
-        .signing_keys
-        .add(&signed.user, &id, new_key)
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .signing_keys
+            .add(&signed.user, &project, new_key)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |key| {
         format!(
             "Key “{}” generated. Download its certificate and put it in your app.",
@@ -256,11 +270,15 @@ pub async fn upload_key(
         private_key_pem: form.private_key,
         certificate_pem: form.certificate.filter(|pem| !pem.trim().is_empty()),
     };
-    let result = signed
-        .services
-        .signing_keys
-        .add(&signed.user, &id, new_key)
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .signing_keys
+            .add(&signed.user, &project, new_key)
+            .await
+    }
+    .await;
     outcome(req, &project_path(&id, Tab::Signing), result, |key| {
         format!("Key “{}” uploaded.", key.key_id.as_str())
     })
@@ -303,11 +321,15 @@ pub async fn remove_key(
             },
         ).await;
     }
-    let result = signed
-        .services
-        .signing_keys
-        .remove(&signed.user, &id, &key)
-        .await;
+    let result = async {
+        let (project, key_id) = (ids::project(&id)?, ids::signing_key(&key)?);
+        signed
+            .services
+            .signing_keys
+            .remove(&signed.user, &project, &key_id)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |()| format!("Key “{key}” removed."))
 }
 
@@ -323,7 +345,16 @@ pub async fn download_certificate(
     Path(id): Path<String>,
     Query(CertificateQuery { key }): Query<CertificateQuery>,
 ) -> Response {
-    let keys = match signed.services.signing_keys.list(&signed.user, &id).await {
+    let listed = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .signing_keys
+            .list(&signed.user, &project)
+            .await
+    }
+    .await;
+    let keys = match listed {
         Ok(keys) => keys,
         Err(error) => return error_page(error),
     };

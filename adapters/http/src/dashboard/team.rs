@@ -15,14 +15,20 @@ use super::html::{
 };
 use super::projects::load;
 use super::session::{Action, Signed, outcome, refused};
+use crate::ids;
 
 #[handler]
 pub async fn member_list(signed: Signed, Path(id): Path<String>) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
-    let members = match signed.services.members.list(&signed.user, &id).await {
+    let members = match signed
+        .services
+        .members
+        .list(&signed.user, &project_id)
+        .await
+    {
         Ok(members) => members,
         Err(error) => return error_page(error),
     };
@@ -119,11 +125,15 @@ pub async fn add_member(
     } else {
         MemberRef::Username(who.clone())
     };
-    let result = signed
-        .services
-        .members
-        .add(&signed.user, &id, reference, &form.role)
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .members
+            .add(&signed.user, &project, reference, &form.role)
+            .await
+    }
+    .await;
     outcome(
         req,
         &project_path(&id, Tab::Members),
@@ -145,11 +155,15 @@ pub async fn change_role(
     action: Action<RoleForm>,
 ) -> Response {
     let Action { signed, form } = action;
-    let result = signed
-        .services
-        .members
-        .change_role(&signed.user, &id, &user, &form.role)
-        .await;
+    let result = async {
+        let (project, user) = (ids::project(&id)?, ids::member(&user)?);
+        signed
+            .services
+            .members
+            .change_role(&signed.user, &project, &user, &form.role)
+            .await
+    }
+    .await;
     outcome(
         req,
         &project_path(&id, Tab::Members),
@@ -174,12 +188,17 @@ pub async fn remove_member(
     let Action { signed, form } = action;
     let back = project_path(&id, Tab::Members);
     if !is_confirmed(form.confirmed.as_deref()) {
-        let project = match load(&signed, &id).await {
-            Ok(project) => project,
+        let (project_id, project) = match load(&signed, &id).await {
+            Ok(loaded) => loaded,
             Err(response) => return response,
         };
         // Named from the server's data, not the form's.
-        let username = match signed.services.members.list(&signed.user, &id).await {
+        let username = match signed
+            .services
+            .members
+            .list(&signed.user, &project_id)
+            .await
+        {
             Ok(members) => members
                 .into_iter()
                 .find(|member| member.membership.user_id == user)
@@ -187,9 +206,7 @@ pub async fn remove_member(
             Err(error) => return error_page(error),
         };
         let Some(username) = username else {
-            return error_page(application::AppError::NotFound(
-                "User is not a member of this project.".to_owned(),
-            ));
+            return error_page(application::error::not_found::member());
         };
         return confirm(
             &signed,
@@ -210,11 +227,15 @@ pub async fn remove_member(
         )
         .await;
     }
-    let result = signed
-        .services
-        .members
-        .remove(&signed.user, &id, &user)
-        .await;
+    let result = async {
+        let (project, user) = (ids::project(&id)?, ids::member(&user)?);
+        signed
+            .services
+            .members
+            .remove(&signed.user, &project, &user)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |()| {
         format!("{} removed.", form.username)
     })
@@ -226,11 +247,16 @@ pub async fn key_list(signed: Signed, Path(id): Path<String>) -> Response {
 }
 
 async fn keys_page(signed: Signed, id: String, created: Option<CreatedApiKey>) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
-    let keys = match signed.services.api_keys.list(&signed.user, &id).await {
+    let keys = match signed
+        .services
+        .api_keys
+        .list(&signed.user, &project_id)
+        .await
+    {
         Ok(keys) => keys,
         Err(error) => return error_page(error),
     };
@@ -326,11 +352,15 @@ pub async fn create_key(
 ) -> Response {
     let Action { signed, form } = action;
     let name = form.name.trim();
-    let result = signed
-        .services
-        .api_keys
-        .create(&signed.user, &id, (!name.is_empty()).then_some(name))
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .api_keys
+            .create(&signed.user, &project, (!name.is_empty()).then_some(name))
+            .await
+    }
+    .await;
     match result {
         // Shown in this answer, never in a redirect: the secret must not
         // pass through a cookie or a URL.
@@ -347,11 +377,15 @@ pub async fn rename_key(
 ) -> Response {
     let Action { signed, form } = action;
     let name = form.name.trim().to_owned();
-    let result = signed
-        .services
-        .api_keys
-        .rename(&signed.user, &id, &key, &name)
-        .await;
+    let result = async {
+        let (project, key) = (ids::project(&id)?, ids::api_key(&key)?);
+        signed
+            .services
+            .api_keys
+            .rename(&signed.user, &project, &key, &name)
+            .await
+    }
+    .await;
     outcome(req, &project_path(&id, Tab::Keys), result, |()| {
         format!("Key renamed to {name}.")
     })
@@ -367,7 +401,12 @@ pub async fn revoke_key(
     let back = project_path(&id, Tab::Keys);
     if !is_confirmed(form.confirmed.as_deref()) {
         // Named from the server's data, not the form's.
-        let name = match signed.services.api_keys.list(&signed.user, &id).await {
+        let listed = async {
+            let project = ids::project(&id)?;
+            signed.services.api_keys.list(&signed.user, &project).await
+        }
+        .await;
+        let name = match listed {
             Ok(keys) => keys
                 .into_iter()
                 .find(|stored| stored.id == key)
@@ -398,11 +437,15 @@ pub async fn revoke_key(
         )
         .await;
     }
-    let result = signed
-        .services
-        .api_keys
-        .revoke(&signed.user, &id, &key)
-        .await;
+    let result = async {
+        let (project, key) = (ids::project(&id)?, ids::api_key(&key)?);
+        signed
+            .services
+            .api_keys
+            .revoke(&signed.user, &project, &key)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |()| {
         format!("Key “{}” revoked.", form.name)
     })

@@ -6,6 +6,7 @@ use application::{
     Caller, HistoryRequest, InsightSummary, RepublishRequest, RollbackRequest, UpdateGroup,
 };
 use chrono::NaiveDate;
+use domain::id::PublishId;
 use domain::update::UpdateKind;
 use maud::{Markup, html};
 use poem::web::{Path, Query};
@@ -18,6 +19,7 @@ use super::html::{
 };
 use super::projects::{load, server_url};
 use super::session::{Action, Signed, is_local, outcome, refused};
+use crate::ids;
 
 /// Publishes per timeline page.
 const PAGE_SIZE: u64 = 20;
@@ -43,13 +45,13 @@ pub async fn timeline(
     Path(id): Path<String>,
     Query(query): Query<TimelineQuery>,
 ) -> Response {
-    let project = match load(&signed, &id).await {
-        Ok(project) => project,
+    let (project_id, project) = match load(&signed, &id).await {
+        Ok(loaded) => loaded,
         Err(response) => return response,
     };
     let services = &signed.services;
     let caller = Caller::User(signed.user.clone());
-    let branches = match services.releases.branches(&caller, &id).await {
+    let branches = match services.releases.branches(&caller, &project_id).await {
         Ok(branches) => branches,
         Err(error) => return error_page(error),
     };
@@ -66,18 +68,22 @@ pub async fn timeline(
         cursor: filters.cursor.clone(),
         limit: Some(PAGE_SIZE),
     };
-    let history = match services.releases.history(&caller, &id, &request).await {
+    let history = match services
+        .releases
+        .history(&caller, &project_id, &request)
+        .await
+    {
         Ok(history) => history,
         Err(error) => return error_page(error),
     };
-    let publish_ids: Vec<String> = history
+    let publish_ids: Vec<PublishId> = history
         .updates
         .iter()
         .map(|group| group.publish_id.clone())
         .collect();
     let insights: Vec<Option<application::UpdateInsights>> = match services
         .insights
-        .insights_of_page(&signed.user, &id, &publish_ids)
+        .insights_of_page(&signed.user, &project_id, &publish_ids)
         .await
     {
         Ok(page) => page.into_iter().map(Some).collect(),
@@ -261,7 +267,7 @@ fn describe(group: &UpdateGroup) -> String {
     let message = group.message.as_deref().unwrap_or("(no message)");
     format!(
         "“{message}” ({}, branch {}, runtime {}, {})",
-        short(&group.publish_id),
+        short(group.publish_id.as_str()),
         group.branch.as_str(),
         group.runtime_version,
         platforms(group)
@@ -292,7 +298,7 @@ fn update_card(
     let output_id = format!("rollout-value-{}", group.publish_id);
     let title_id = format!("update-{}", group.publish_id);
     html! {
-        article.card.update.rollback[is_rollback] aria-labelledby=(title_id) data-update-id=(group.publish_id) {
+        article.card.update.rollback[is_rollback] aria-labelledby=(title_id) data-update-id=(group.publish_id.as_str()) {
             h3 id=(title_id) {
                 @if is_rollback { "Roll back to embedded" } @else { (group.message.as_deref().unwrap_or("(no message)")) }
             }
@@ -300,7 +306,7 @@ fn update_card(
                 (time(&group.created_at))
                 " · by " (group.published_by.as_ref().map_or("unknown", |actor| actor.name.as_str()))
                 " · " (platforms(group))
-                " · id " code { (group.publish_id) }
+                " · id " code { (group.publish_id.as_str()) }
                 @if let Some(source) = &group.republished_from { " · republished from " code { (short(source)) } }
             }
             p {
@@ -312,7 +318,7 @@ fn update_card(
                     span.badge.partial { "rollout " (rollout) " %" }
                 }
             }
-            @if let Some(insights) = insights { (insight_view(insights, &group.publish_id)) }
+            @if let Some(insights) = insights { (insight_view(insights, group.publish_id.as_str())) }
             div.actions {
                 @if !is_rollback {
                     form.inline method="post" action=(action("rollout")) {
@@ -479,11 +485,15 @@ pub async fn change_rollout(
         )
         .await;
     }
-    let result = signed
-        .services
-        .releases
-        .set_rollout(&caller, &id, &update, percentage)
-        .await;
+    let result = async {
+        let (project, update) = (ids::project(&id)?, ids::update(&update)?);
+        signed
+            .services
+            .releases
+            .set_rollout(&caller, &project, &update, percentage)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |group| {
         format!(
             "Rollout of {} is now {} %.",
@@ -499,12 +509,15 @@ async fn load_update(
     id: &str,
     update: &str,
 ) -> Result<UpdateGroup, Response> {
-    signed
-        .services
-        .releases
-        .get(caller, id, update)
-        .await
-        .map_err(error_page)
+    let found = async {
+        let (project, update) = (ids::project(id)?, ids::update(update)?);
+        signed
+            .services
+            .releases
+            .get(caller, &project, &update)
+            .await
+    };
+    found.await.map_err(error_page)
 }
 
 #[derive(Deserialize)]
@@ -547,11 +560,15 @@ pub async fn republish(
         .await;
     }
     let request = RepublishRequest::default();
-    let result = signed
-        .services
-        .publish
-        .republish(&caller, &id, &update, &request)
-        .await;
+    let result = async {
+        let (project, update) = (ids::project(&id)?, ids::update(&update)?);
+        signed
+            .services
+            .publish
+            .republish(&caller, &project, &update, &request)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |published| {
         format!("Republished as {}.", published.publish_id)
     })
@@ -590,7 +607,15 @@ pub async fn delete_update(
         )
         .await;
     }
-    let result = signed.services.releases.delete(&caller, &id, &update).await;
+    let result = async {
+        let (project, publish) = (ids::project(&id)?, ids::update(&update)?);
+        signed
+            .services
+            .releases
+            .delete(&caller, &project, &publish)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |()| {
         format!("Update {} deleted.", short(&update))
     })
@@ -648,11 +673,15 @@ pub async fn roll_back(
         message: Some("Rolled back to embedded from the dashboard".to_owned()),
     };
     let caller = Caller::User(signed.user.clone());
-    let result = signed
-        .services
-        .publish
-        .rollback(&caller, &id, &request)
-        .await;
+    let result = async {
+        let project = ids::project(&id)?;
+        signed
+            .services
+            .publish
+            .rollback(&caller, &project, &request)
+            .await
+    }
+    .await;
     outcome(req, &back, result, |_| {
         format!(
             "Branch {} (runtime {}) now rolls devices back to their embedded update.",

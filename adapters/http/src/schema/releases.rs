@@ -61,7 +61,7 @@ pub struct UpdateSummaryBody {
 impl From<&UpdateGroup> for UpdateSummaryBody {
     fn from(group: &UpdateGroup) -> Self {
         Self {
-            id: group.publish_id.clone(),
+            id: group.publish_id.to_string(),
             branch: group.branch.as_str().to_owned(),
             runtime_version: group.runtime_version.clone(),
             platforms: group
