@@ -22,6 +22,8 @@ pub mod serve;
 mod services;
 pub mod signing_keys;
 pub mod storage_gc;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use access::Caller;
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
