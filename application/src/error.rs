@@ -19,7 +19,9 @@ pub enum AppError {
     /// The thing addressed does not exist, or is not visible to the caller (404).
     #[error("{0}")]
     NotFound(String),
-    /// The request conflicts with the current state (409).
+    /// The request conflicts with the current state, or with how the
+    /// server is set up (a feature it is not configured for: the text names
+    /// the setting) (409).
     #[error("{0}")]
     Conflict(String),
     /// Nothing the client accepts can carry the answer (406).
@@ -28,8 +30,9 @@ pub enum AppError {
     /// The request body is larger than the server accepts (413).
     #[error("{0}")]
     TooLarge(String),
-    /// A backend the answer needs is down, or a feature is not configured
-    /// on this server (503); the text is for the client.
+    /// A backend the answer needs is down, or what the server holds cannot
+    /// be used as it is set up (project keys without their master key)
+    /// (503); the text is for the client.
     #[error("{0}")]
     Unavailable(String),
     /// The storage is full (507): nothing was stored.

@@ -28,6 +28,11 @@ const DEFAULT_VALIDITY_YEARS: u32 = 10;
 /// opened whenever the project's signers are reloaded.
 const MAX_KEYS_PER_PROJECT: usize = 10;
 
+/// What a server without `SIGNING_KEY_ENCRYPTION_KEY` answers about project
+/// keys: the setting that is missing.
+const NOT_CONFIGURED: &str =
+    "Per-project signing keys need SIGNING_KEY_ENCRYPTION_KEY on the server.";
+
 /// Parses a project key's id; `generate` names the route that makes keys.
 fn project_key_id(raw: &str) -> AppResult<SigningKeyId> {
     if raw == "generate" {
@@ -81,13 +86,22 @@ impl Keyring {
         }
     }
 
-    fn sealer(&self) -> AppResult<&dyn KeySealer> {
-        self.sealer.as_deref().ok_or_else(|| {
-            AppError::Unavailable(
-                "Per-project signing keys need SIGNING_KEY_ENCRYPTION_KEY on the server."
-                    .to_owned(),
-            )
-        })
+    /// The master key's sealer, to open stored keys with. A server without
+    /// one cannot sign for projects that have keys: to their devices that
+    /// is the server's failing (503), not their request's.
+    fn opener(&self) -> AppResult<&dyn KeySealer> {
+        self.sealer
+            .as_deref()
+            .ok_or_else(|| AppError::Unavailable(NOT_CONFIGURED.to_owned()))
+    }
+
+    /// The master key's sealer, to seal a key an owner adds. Adding one to a
+    /// server without a master key conflicts with how the server is set up
+    /// (409): the answer says what the operator must set.
+    fn sealer_for_adding(&self) -> AppResult<&dyn KeySealer> {
+        self.sealer
+            .as_deref()
+            .ok_or_else(|| AppError::Conflict(NOT_CONFIGURED.to_owned()))
     }
 
     /// A project's keys as signers, newest first. A key that does not open
@@ -98,7 +112,7 @@ impl Keyring {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let sealer = self.sealer()?;
+        let sealer = self.opener()?;
         keys.into_iter()
             .map(|key| {
                 let pem = sealer
@@ -160,14 +174,15 @@ impl SigningKeyService {
         }
     }
 
-    /// Adds a key (owners only). It signs from now on for devices that name
-    /// no key id; older keys keep signing for devices that name theirs.
     /// Whether the server can store project keys at all (it has a master
     /// key), so a client can say so before anyone tries.
     pub fn is_configured(&self) -> bool {
-        self.keyring.sealer().is_ok()
+        self.keyring.sealer.is_some()
     }
 
+    /// Adds a key (owners only). It signs from now on for devices that name
+    /// no key id; older keys keep signing for devices that name theirs. On a
+    /// server without a master key: `Conflict`, naming the setting.
     pub async fn add(
         &self,
         actor: &User,
@@ -175,7 +190,7 @@ impl SigningKeyService {
         new_key: NewSigningKey,
     ) -> AppResult<SigningKey> {
         authorize(self.members.as_ref(), actor, project_id, OWNER_FOR_KEYS).await?;
-        let sealer = self.keyring.sealer()?;
+        let sealer = self.keyring.sealer_for_adding()?;
         if self.keyring.store.list(project_id.as_str()).await?.len() >= MAX_KEYS_PER_PROJECT {
             return Err(AppError::Conflict(format!(
                 "A project holds at most {MAX_KEYS_PER_PROJECT} signing keys; remove one first."

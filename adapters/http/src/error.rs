@@ -53,8 +53,7 @@ macro_rules! error_responses {
             /// An unexpected fault on the server; details are in its log.
             #[oai(status = 500)]
             InternalServerError(poem_openapi::payload::Json<$crate::error::ErrorBody>),
-            /// The database or the storage is unavailable, or a feature is
-            /// not configured; try again later.
+            /// The database or the storage is unavailable; try again later.
             #[oai(status = 503)]
             ServiceUnavailable(poem_openapi::payload::Json<$crate::error::ErrorBody>),
             /// The storage is full; nothing was stored.

@@ -83,10 +83,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -155,10 +152,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -275,10 +269,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -347,10 +338,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -421,10 +409,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -513,10 +498,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -596,10 +578,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -667,10 +646,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -770,10 +746,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -862,10 +835,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -965,10 +935,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1068,10 +1035,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1183,10 +1147,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1308,10 +1269,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1428,10 +1386,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1507,10 +1462,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1601,10 +1553,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1696,10 +1645,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1799,10 +1745,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1902,10 +1845,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1985,10 +1925,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2061,7 +1998,11 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description The project already has a key with this key id. */
+                /**
+                 * @description The project already has a key with this key id, or holds as many
+                 *     keys as it may; or the server cannot store project keys: set
+                 *     `SIGNING_KEY_ENCRYPTION_KEY` on it (and restart) to add them.
+                 */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2088,10 +2029,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2183,7 +2121,11 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description The project already has a key with this key id. */
+                /**
+                 * @description The project already has a key with this key id, or holds as many
+                 *     keys as it may; or the server cannot store project keys: set
+                 *     `SIGNING_KEY_ENCRYPTION_KEY` on it (and restart) to add them.
+                 */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2210,10 +2152,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2305,10 +2244,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2393,10 +2329,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2501,10 +2434,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2605,10 +2535,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2716,10 +2643,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2832,10 +2756,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2921,10 +2842,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3053,10 +2971,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3136,10 +3051,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3248,10 +3160,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3361,10 +3270,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3474,10 +3380,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3580,10 +3483,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3681,10 +3581,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3784,10 +3681,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3899,10 +3793,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4024,10 +3915,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4140,10 +4028,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4275,10 +4160,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4382,10 +4264,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4490,10 +4369,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4594,10 +4470,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4705,10 +4578,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4821,10 +4691,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4947,10 +4814,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /**
-                 * @description The database or the storage is unavailable, or a feature is
-                 *     not configured; try again later.
-                 */
+                /** @description The database or the storage is unavailable; try again later. */
                 503: {
                     headers: {
                         [name: string]: unknown;

@@ -311,7 +311,8 @@ fn assert_no_plaintext_private_key(data_dir: &Path) {
 both_backends!(
     project_keys_need_the_master_key,
     |backend: Backend| async move {
-        // Without SIGNING_KEY_ENCRYPTION_KEY, adding a key says what is missing.
+        // Without SIGNING_KEY_ENCRYPTION_KEY, adding a key conflicts with how the
+        // server is set up, and says what is missing.
         let app = TestApp::spawn(backend).await;
         let owner = app.register_user().await;
         let project = str_field(&app.create_project(&owner.token).await, "id");
@@ -322,7 +323,16 @@ both_backends!(
                 &json!({"keyId": "k"}),
             )
             .await;
-        let message = refused.assert_error(503);
+        let message = refused.assert_error(409);
+        assert!(message.contains("SIGNING_KEY_ENCRYPTION_KEY"), "{message}");
+        let refused = app
+            .post(
+                &keys_path(&project),
+                &owner.token,
+                &json!({"keyId": "k", "privateKey": "not checked before the master key"}),
+            )
+            .await;
+        let message = refused.assert_error(409);
         assert!(message.contains("SIGNING_KEY_ENCRYPTION_KEY"), "{message}");
         drop(app);
 

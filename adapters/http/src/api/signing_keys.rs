@@ -83,7 +83,9 @@ error_responses!(AddSigningKeyError {
     Unauthorized = 401,
     /// Not a member (or no such project), or not an owner.
     Forbidden = 403,
-    /// The project already has a key with this key id.
+    /// The project already has a key with this key id, or holds as many
+    /// keys as it may; or the server cannot store project keys: set
+    /// `SIGNING_KEY_ENCRYPTION_KEY` on it (and restart) to add them.
     Conflict = 409,
 });
 
