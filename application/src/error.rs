@@ -3,7 +3,7 @@
 
 use domain::ValidationError;
 use domain::blob::BlobError;
-use domain::ports::{CryptoError, StoreError};
+use domain::ports::{Constraint, CryptoError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -54,7 +54,7 @@ impl From<ValidationError> for AppError {
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Conflict { field } => Self::Conflict(conflict_message(field)),
+            StoreError::Conflict(constraint) => Self::Conflict(conflict_message(constraint)),
             StoreError::ProjectGone => permission_denied(),
             StoreError::LastOwner(error) => Self::Conflict(error.to_string()),
             StoreError::Backend(detail) => {
@@ -94,12 +94,14 @@ impl From<CryptoError> for AppError {
     }
 }
 
-fn conflict_message(field: &str) -> String {
-    match field {
-        "username" | "email" => "User already exists.".to_owned(),
-        "slug" => "Slug already in use.".to_owned(),
-        "membership" => "User is already a member.".to_owned(),
-        other => format!("{other} already exists."),
+fn conflict_message(constraint: Constraint) -> String {
+    match constraint {
+        Constraint::Username | Constraint::Email => "User already exists.".to_owned(),
+        Constraint::Slug => "Slug already in use.".to_owned(),
+        Constraint::Membership => "User is already a member.".to_owned(),
+        Constraint::Channel | Constraint::SigningKeyId | Constraint::Record => {
+            format!("{constraint} already exists.")
+        }
     }
 }
 

@@ -191,7 +191,7 @@ impl ReleaseService {
             .insert(&channel)
             .await
             .map_err(|error| match error {
-                domain::ports::StoreError::Conflict { .. } => AppError::Conflict(format!(
+                domain::ports::StoreError::Conflict(_) => AppError::Conflict(format!(
                     "Channel {} already exists; change it with PATCH.",
                     channel.name.as_str()
                 )),

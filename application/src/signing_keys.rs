@@ -266,7 +266,7 @@ impl SigningKeyService {
             .insert(&key)
             .await
             .map_err(|error| match error {
-                domain::ports::StoreError::Conflict { .. } => AppError::Conflict(format!(
+                domain::ports::StoreError::Conflict(_) => AppError::Conflict(format!(
                     "The project already has a signing key with keyId {}.",
                     key.key_id
                 )),

@@ -19,13 +19,57 @@ use crate::signing_key::{SigningKey, SigningKeyId};
 use crate::update::{Platform, Update};
 use crate::user::{Password, User};
 
+/// The uniqueness rule a refused write broke: what is taken. A value, not
+/// text, so callers match on it and the store adapter names each rule in
+/// one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Constraint {
+    /// A user's username (case-insensitively).
+    Username,
+    /// A user's email (case-insensitively).
+    Email,
+    /// A project's slug.
+    Slug,
+    /// The user is already a member of the project.
+    Membership,
+    /// The project's channel of that name already has a mapping.
+    Channel,
+    /// The project already has a signing key with that key id.
+    SigningKeyId,
+    /// A row with the same id (a primary key no other rule covers).
+    Record,
+}
+
+impl Constraint {
+    /// What is taken, as clients and the import report have always read
+    /// it (`username`, `email`, `slug`, `membership`, `channel`, `keyId`,
+    /// `record`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::Email => "email",
+            Self::Slug => "slug",
+            Self::Membership => "membership",
+            Self::Channel => "channel",
+            Self::SigningKeyId => "keyId",
+            Self::Record => "record",
+        }
+    }
+}
+
+impl std::fmt::Display for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A failure of a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule refused the write; `field` names what is taken
-    /// (`username`, `email`, `slug`, `membership`).
-    #[error("{field} already exists")]
-    Conflict { field: &'static str },
+    /// A uniqueness rule refused the write; the constraint says what is
+    /// taken.
+    #[error("{0} already exists")]
+    Conflict(Constraint),
     /// The project was deleted while the request was being handled.
     #[error("the project no longer exists")]
     ProjectGone,
@@ -43,7 +87,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Inserts a user. Usernames and emails are unique case-insensitively:
-    /// `Conflict { field: "username" | "email" }` otherwise.
+    /// `Conflict(Username | Email)` otherwise.
     async fn insert(&self, user: &User) -> StoreResult<()>;
     /// Inserts the user only if there is no user yet, atomically (also
     /// across instances); `Ok(false)` when someone else was first.
@@ -60,12 +104,12 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
     /// Creates the project and its first owner's membership together, or
-    /// neither. `Conflict { field: "slug" }` when the slug is taken.
+    /// neither. `Conflict(Slug)` when the slug is taken.
     async fn create_with_owner(&self, project: &Project, owner: &Membership) -> StoreResult<()>;
     async fn find(&self, id: &str) -> StoreResult<Option<Project>>;
     /// The projects a user is a member of, newest first.
     async fn list_for_user(&self, user_id: &str) -> StoreResult<Vec<Project>>;
-    /// Saves a changed name or slug. `Conflict { field: "slug" }` when taken.
+    /// Saves a changed name or slug. `Conflict(Slug)` when taken.
     async fn update(&self, project: &Project) -> StoreResult<()>;
     /// Deletes the project with its memberships and keys.
     async fn delete(&self, id: &str) -> StoreResult<()>;
@@ -74,7 +118,7 @@ pub trait ProjectStore: Send + Sync {
 #[async_trait]
 pub trait MemberStore: Send + Sync {
     async fn find(&self, project_id: &str, user_id: &str) -> StoreResult<Option<Membership>>;
-    /// `Conflict { field: "membership" }` when the user is already a member.
+    /// `Conflict(Membership)` when the user is already a member.
     async fn insert(&self, membership: &Membership) -> StoreResult<()>;
     /// Members with their profiles, oldest membership first.
     async fn list(&self, project_id: &str) -> StoreResult<Vec<MemberProfile>>;
@@ -240,7 +284,7 @@ pub trait ChannelStore: Send + Sync {
     /// A project's explicit channels, by name.
     async fn list(&self, project_id: &str) -> StoreResult<Vec<Channel>>;
     async fn find(&self, project_id: &str, name: &ChannelName) -> StoreResult<Option<Channel>>;
-    /// `Conflict { field: "channel" }` when the name is taken.
+    /// `Conflict(Channel)` when the name is taken.
     async fn insert(&self, channel: &Channel) -> StoreResult<()>;
     /// Writes a changed mapping only if the stored one is still the one the
     /// change was based on (`expected`: its `updated_at`, or `None` when
@@ -338,7 +382,7 @@ pub trait InsightStore: Send + Sync {
 /// A project's signing keys.
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
-    /// Stores a key; `Conflict { field: "keyId" }` when the project already
+    /// Stores a key; `Conflict(SigningKeyId)` when the project already
     /// has one with its key id.
     async fn insert(&self, key: &SigningKey) -> StoreResult<()>;
     /// A project's keys, newest first.

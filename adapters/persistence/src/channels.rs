@@ -76,15 +76,12 @@ impl ChannelStore for SqlStore {
 
     async fn insert(&self, channel: &Channel) -> StoreResult<()> {
         let txn = self.db.begin().await.map_err(store_error)?;
-        match channel::Entity::insert(to_row(channel))
+        // A taken name is `Conflict(Channel)`, as `store_error` names it.
+        channel::Entity::insert(to_row(channel))
             .exec_without_returning(&txn)
             .await
-            .map_err(store_error)
-        {
-            Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict { field: "channel" }),
-            Err(error) => Err(error),
-            Ok(_) => self.commit_served_change(txn, true).await.map(|_| ()),
-        }
+            .map_err(store_error)?;
+        self.commit_served_change(txn, true).await.map(|_| ())
     }
 
     async fn save_if_unchanged(
@@ -95,7 +92,7 @@ impl ChannelStore for SqlStore {
         let Some(expected) = expected else {
             return match self.insert(channel).await {
                 Ok(()) => Ok(true),
-                Err(StoreError::Conflict { .. }) => Ok(false),
+                Err(StoreError::Conflict(_)) => Ok(false),
                 Err(error) => Err(error),
             };
         };

@@ -2,28 +2,31 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use domain::ports::StoreError;
+use domain::ports::{Constraint, StoreError};
 use sea_orm::{DbErr, SqlErr};
 
 /// Maps a database error. A unique violation becomes a `Conflict` naming the
-/// field, recognised from the index name in the driver's message (SQLite
-/// names the column, PostgreSQL the index; both contain these words).
+/// constraint, recognised from the driver's message (SQLite names the table
+/// and columns, PostgreSQL the index; both contain these words): the one
+/// place that knows the schema's names for them.
 pub(crate) fn store_error(error: DbErr) -> StoreError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = error.sql_err() {
-        let field = if message.contains("username_key") {
-            "username"
+        let constraint = if message.contains("username_key") {
+            Constraint::Username
         } else if message.contains("email_key") {
-            "email"
+            Constraint::Email
         } else if message.contains("slug") {
-            "slug"
+            Constraint::Slug
         } else if message.contains("signing_keys") {
-            "keyId"
+            Constraint::SigningKeyId
         } else if message.contains("project_members") {
-            "membership"
+            Constraint::Membership
+        } else if message.contains("channels") {
+            Constraint::Channel
         } else {
-            "record"
+            Constraint::Record
         };
-        return StoreError::Conflict { field };
+        return StoreError::Conflict(constraint);
     }
     // Only project rows disappear while requests run (there is no user
     // deletion), so a dangling reference means the project was deleted.

@@ -16,7 +16,8 @@ use chrono::{SubsecRound, Utc};
 use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
 use domain::audit::{Actor, ActorKind, AuditEvent};
 use domain::ports::{
-    AuditStore, ChannelStore, HistoryQuery, ProjectStore, ServeEpoch, StoreError, UpdateStore,
+    AuditStore, ChannelStore, Constraint, HistoryQuery, ProjectStore, ServeEpoch, StoreError,
+    UpdateStore,
 };
 use domain::project::Project;
 use domain::release::{
@@ -839,7 +840,7 @@ async fn channels_insert_save_list_delete(store: SqlStore) {
     );
     let again = channel(&pid, "production", "staging", None);
     match ChannelStore::insert(&store, &again).await {
-        Err(StoreError::Conflict { field }) => assert_eq!(field, "channel"),
+        Err(StoreError::Conflict(constraint)) => assert_eq!(constraint, Constraint::Channel),
         other => panic!("expected a channel conflict, got {other:?}"),
     }
     assert_eq!(

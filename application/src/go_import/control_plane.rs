@@ -36,8 +36,8 @@ pub(super) struct Run<'a> {
 /// or the target as a whole (the import stops).
 fn row_failure(error: StoreError) -> Result<String, ImportError> {
     match error {
-        StoreError::Conflict { field } => Ok(format!(
-            "not imported: this server already has a row with the same {field}"
+        StoreError::Conflict(constraint) => Ok(format!(
+            "not imported: this server already has a row with the same {constraint}"
         )),
         StoreError::ProjectGone => {
             Ok("not imported: its project was deleted on this server".to_owned())

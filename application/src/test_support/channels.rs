@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::ports::{ChannelStore, StoreError, StoreResult};
+use domain::ports::{ChannelStore, Constraint, StoreError, StoreResult};
 use domain::release::{Channel, ChannelName};
 
 use super::InMemoryStore;
@@ -32,7 +32,7 @@ impl ChannelStore for InMemoryStore {
             .cloned())
     }
 
-    /// `Conflict { field: "channel" }` when taken, `ProjectGone` when the
+    /// `Conflict(Channel)` when taken, `ProjectGone` when the
     /// project does not exist.
     async fn insert(&self, channel: &Channel) -> StoreResult<()> {
         let mut state = self.state();
@@ -44,7 +44,7 @@ impl ChannelStore for InMemoryStore {
             .iter()
             .any(|c| c.project_id == channel.project_id && c.name == channel.name);
         if taken {
-            return Err(StoreError::Conflict { field: "channel" });
+            return Err(StoreError::Conflict(Constraint::Channel));
         }
         state.channels.push(channel.clone());
         self.served_change(true);
@@ -62,7 +62,7 @@ impl ChannelStore for InMemoryStore {
         let Some(expected) = expected else {
             return match ChannelStore::insert(self, channel).await {
                 Ok(()) => Ok(true),
-                Err(StoreError::Conflict { .. }) => Ok(false),
+                Err(StoreError::Conflict(_)) => Ok(false),
                 Err(error) => Err(error),
             };
         };

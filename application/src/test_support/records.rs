@@ -8,7 +8,8 @@ use domain::audit::AuditEvent;
 use domain::insights::InsightCounts;
 use domain::member::{MemberProfile, Membership, Role, ensure_an_owner_remains};
 use domain::ports::{
-    AuditStore, InsightStore, MemberStore, ProjectStore, StoreError, StoreResult, UserStore,
+    AuditStore, Constraint, InsightStore, MemberStore, ProjectStore, StoreError, StoreResult,
+    UserStore,
 };
 use domain::project::Project;
 use domain::user::{User, login_key};
@@ -85,10 +86,10 @@ impl UserStore for InMemoryStore {
         let mut state = self.state();
         let (name, email) = (login_key(&user.username), login_key(&user.email));
         if state.users.iter().any(|u| login_key(&u.username) == name) {
-            return Err(StoreError::Conflict { field: "username" });
+            return Err(StoreError::Conflict(Constraint::Username));
         }
         if state.users.iter().any(|u| login_key(&u.email) == email) {
-            return Err(StoreError::Conflict { field: "email" });
+            return Err(StoreError::Conflict(Constraint::Email));
         }
         state.users.push(user.clone());
         Ok(())
@@ -144,7 +145,7 @@ impl ProjectStore for InMemoryStore {
     async fn create_with_owner(&self, project: &Project, owner: &Membership) -> StoreResult<()> {
         let mut state = self.state();
         if state.slug_taken(&project.slug, "") {
-            return Err(StoreError::Conflict { field: "slug" });
+            return Err(StoreError::Conflict(Constraint::Slug));
         }
         state.projects.push(project.clone());
         state.members.push(owner.clone());
@@ -176,7 +177,7 @@ impl ProjectStore for InMemoryStore {
     async fn update(&self, changed: &Project) -> StoreResult<()> {
         let mut state = self.state();
         if state.slug_taken(&changed.slug, &changed.id) {
-            return Err(StoreError::Conflict { field: "slug" });
+            return Err(StoreError::Conflict(Constraint::Slug));
         }
         let project = state
             .projects
@@ -226,9 +227,7 @@ impl MemberStore for InMemoryStore {
             .iter()
             .any(|m| m.project_id == membership.project_id && m.user_id == membership.user_id);
         if taken {
-            return Err(StoreError::Conflict {
-                field: "membership",
-            });
+            return Err(StoreError::Conflict(Constraint::Membership));
         }
         state.members.push(membership.clone());
         Ok(())

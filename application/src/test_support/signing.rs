@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::ports::{
-    CryptoError, GeneratedSigningKey, KeySealer, ManifestSigner, SigningKeyFactory,
+    Constraint, CryptoError, GeneratedSigningKey, KeySealer, ManifestSigner, SigningKeyFactory,
     SigningKeyStore, StoreError, StoreResult,
 };
 use domain::signing_key::{SigningKey, SigningKeyId};
@@ -16,7 +16,7 @@ use super::{FakeSigner, InMemoryStore, ordered_id};
 
 #[async_trait]
 impl SigningKeyStore for InMemoryStore {
-    /// `Conflict { field: "keyId" }` when the project has the key id, and
+    /// `Conflict(SigningKeyId)` when the project has the key id, and
     /// `ProjectGone` without the project; moves the serve epoch.
     async fn insert(&self, key: &SigningKey) -> StoreResult<()> {
         let mut state = self.state();
@@ -28,7 +28,7 @@ impl SigningKeyStore for InMemoryStore {
             .iter()
             .any(|k| k.project_id == key.project_id && k.key_id == key.key_id);
         if taken {
-            return Err(StoreError::Conflict { field: "keyId" });
+            return Err(StoreError::Conflict(Constraint::SigningKeyId));
         }
         state.signing_keys.push(key.clone());
         self.served_change(true);

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::ports::{
-    HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
+    Constraint, HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore,
+    UpdateStream,
 };
 use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
 use domain::update::{Platform, Update};
@@ -106,7 +107,7 @@ impl ReferenceLock for MemoryReferenceLock {
             .collect())
     }
 
-    /// `Conflict { field: "record" }` for an update id already stored.
+    /// `Conflict(Record)` for an update id already stored.
     async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()> {
         let state = self.store.state();
         for update in updates {
@@ -116,7 +117,7 @@ impl ReferenceLock for MemoryReferenceLock {
                 .chain(&self.pending)
                 .any(|u| u.id == update.id);
             if taken {
-                return Err(StoreError::Conflict { field: "record" });
+                return Err(StoreError::Conflict(Constraint::Record));
             }
             self.pending.push(update.clone());
         }
