@@ -3,6 +3,7 @@
 
 use domain::ValidationError;
 use domain::blob::BlobError;
+use domain::fault::{BoxError, Fault, chain};
 use domain::ports::{Constraint, CryptoError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +39,27 @@ pub enum AppError {
     /// The storage is full (507): nothing was stored.
     #[error("{0}")]
     InsufficientStorage(String),
-    /// A fault of ours or of a backend (500). The text goes to the log only.
+    /// A fault of ours or of a backend (500) that only text describes. The
+    /// text goes to the log only. Made by [`AppError::internal`] too.
     #[error("{0}")]
     Internal(String),
+    /// A fault of ours or of a backend (500), with the error that caused
+    /// it: what failed and the whole chain beneath go to the log only. Made
+    /// by [`AppError::fault`].
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+impl AppError {
+    /// A fault (500) that only a message describes.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(message.into())
+    }
+
+    /// A fault (500) caused by `cause`, which is kept for the log.
+    pub fn fault(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self::Fault(Fault::new(what, cause))
+    }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -57,8 +76,8 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(constraint) => Self::Conflict(conflict_message(constraint)),
             StoreError::ProjectGone => permission_denied(),
             StoreError::LastOwner(error) => Self::Conflict(error.to_string()),
-            StoreError::Backend(detail) => {
-                tracing::error!(%detail, "database error");
+            StoreError::Backend(fault) => {
+                tracing::error!(detail = %chain(&fault), "database error");
                 Self::Unavailable("The database is unavailable; try again shortly.".to_owned())
             }
         }
@@ -79,7 +98,7 @@ impl From<BlobError> for AppError {
                 "The server's storage is full; nothing was stored. Try again once space is freed."
                     .to_owned(),
             ),
-            BlobError::NotFound(key) => Self::Internal(format!("blob {key} is missing")),
+            BlobError::NotFound(key) => Self::internal(format!("blob {key} is missing")),
             BlobError::Backend(detail) => {
                 tracing::error!(%detail, "storage backend error");
                 Self::Unavailable("Storage is unavailable; try again shortly.".to_owned())
@@ -90,7 +109,7 @@ impl From<BlobError> for AppError {
 
 impl From<CryptoError> for AppError {
     fn from(error: CryptoError) -> Self {
-        Self::Internal(error.to_string())
+        Self::fault("cryptography failed", error)
     }
 }
 

@@ -125,7 +125,7 @@ impl Keyring {
                         ))
                     })?;
                 let pem = String::from_utf8(pem)
-                    .map_err(|_| AppError::Internal("a stored key is not UTF-8".to_owned()))?;
+                    .map_err(|error| AppError::fault("a stored key is not UTF-8", error))?;
                 let signer = self.factory.signer(&pem, &key.key_id)?;
                 Ok((key.key_id, with_identity(signer, key.id)))
             })

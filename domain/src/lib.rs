@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod audit;
 pub mod blob;
 pub mod export;
+pub mod fault;
 pub mod go_server;
 pub mod id;
 pub mod insights;

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
 use crate::audit::AuditEvent;
+use crate::fault::{BoxError, Fault};
 use crate::insights::InsightCounts;
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
 use crate::project::Project;
@@ -76,10 +77,20 @@ pub enum StoreError {
     /// The change would leave a project without an owner.
     #[error(transparent)]
     LastOwner(#[from] LastOwnerError),
-    /// The database could not be reached or answered with an error. The text
-    /// is for the operator's log, never for clients.
-    #[error("storage backend error: {0}")]
-    Backend(String),
+    /// The database could not be reached or answered with an error, or a
+    /// row is not one this server wrote. It keeps the driver's error (the
+    /// `Fault`'s cause); it reads `storage backend error: ...`, for the
+    /// operator's log, never for clients. Made by [`StoreError::backend`].
+    #[error(transparent)]
+    Backend(Fault),
+}
+
+impl StoreError {
+    /// A backend failure caused by `cause`: the driver's error, or text
+    /// saying what is wrong with a stored row.
+    pub fn backend(cause: impl Into<BoxError>) -> Self {
+        Self::Backend(Fault::new("storage backend error", cause))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -2,6 +2,7 @@
 //! status. [`AppError`] is mapped to a status here and nowhere else.
 
 use application::AppError;
+use domain::fault::chain;
 use poem::http::StatusCode;
 use poem_openapi::Object;
 
@@ -25,14 +26,19 @@ pub fn classify(error: AppError) -> (StatusCode, String) {
         AppError::NotAcceptable(message) => (StatusCode::NOT_ACCEPTABLE, message),
         AppError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
         AppError::InsufficientStorage(message) => (StatusCode::INSUFFICIENT_STORAGE, message),
-        AppError::Internal(detail) => {
-            tracing::error!(%detail, "internal error");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal server error.".to_owned(),
-            )
-        }
+        AppError::Internal(detail) => internal_error(&detail),
+        AppError::Fault(fault) => internal_error(&chain(&fault)),
     }
+}
+
+/// A fault of ours: the detail goes to the log, the client gets a generic
+/// message.
+fn internal_error(detail: &str) -> (StatusCode, String) {
+    tracing::error!(%detail, "internal error");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal server error.".to_owned(),
+    )
 }
 
 /// Declares an operation's error responses: one variant per status it can

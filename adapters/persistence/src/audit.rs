@@ -11,7 +11,7 @@ use crate::errors::store_error;
 
 fn to_event(row: audit_event::Model) -> StoreResult<AuditEvent> {
     let kind = ActorKind::parse(&row.actor_type).ok_or_else(|| {
-        StoreError::Backend(format!(
+        StoreError::backend(format!(
             "invalid actor type {:?} in the audit log",
             row.actor_type
         ))

@@ -16,7 +16,7 @@ use crate::entity::channel;
 use crate::errors::store_error;
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("invalid {what} of a channel in the database"))
+    StoreError::backend(format!("invalid {what} of a channel in the database"))
 }
 
 fn to_channel(row: channel::Model) -> StoreResult<Channel> {

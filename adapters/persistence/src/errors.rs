@@ -38,7 +38,7 @@ pub(crate) fn store_error(error: DbErr) -> StoreError {
 
 pub(crate) fn backend(error: DbErr) -> StoreError {
     BACKEND_ERRORS.fetch_add(1, Ordering::Relaxed);
-    StoreError::Backend(error.to_string())
+    StoreError::backend(error)
 }
 
 /// Database errors (not refusals such as a taken name) since start-up.

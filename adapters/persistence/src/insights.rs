@@ -19,7 +19,7 @@ fn count(value: u64) -> i64 {
 }
 
 fn to_domain(row: update_insight::Model) -> StoreResult<InsightCounts> {
-    let corrupt = |what: &str| StoreError::Backend(format!("update_insights: bad {what}"));
+    let corrupt = |what: &str| StoreError::backend(format!("update_insights: bad {what}"));
     Ok(InsightCounts {
         platform: Platform::parse(&row.platform).ok_or_else(|| corrupt("platform"))?,
         day: NaiveDate::parse_from_str(&row.day, DAY_FORMAT).map_err(|_| corrupt("day"))?,

@@ -20,7 +20,7 @@ use crate::projects::{lock_project, membership_row};
 
 pub(crate) fn to_membership(row: member::Model) -> StoreResult<Membership> {
     let role = Role::parse(&row.role)
-        .map_err(|_| StoreError::Backend(format!("unknown role {:?} in the database", row.role)))?;
+        .map_err(|_| StoreError::backend(format!("unknown role {:?} in the database", row.role)))?;
     Ok(Membership {
         id: row.id,
         project_id: row.project_id,

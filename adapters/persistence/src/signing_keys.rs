@@ -15,7 +15,7 @@ use crate::errors::{backend, store_error};
 fn to_domain(row: signing_key::Model) -> StoreResult<SigningKey> {
     Ok(SigningKey {
         key_id: SigningKeyId::parse(&row.key_id).map_err(|_| {
-            StoreError::Backend(format!("stored key id {:?} is invalid", row.key_id))
+            StoreError::backend(format!("stored key id {:?} is invalid", row.key_id))
         })?,
         id: row.id,
         project_id: row.project_id,

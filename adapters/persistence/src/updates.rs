@@ -30,7 +30,7 @@ const MAX_CANDIDATES: u64 = 200;
 const IN_LIST_CHUNK: usize = 500;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Backend(format!("invalid {what} {value:?} in the database"))
+    StoreError::backend(format!("invalid {what} {value:?} in the database"))
 }
 
 fn to_asset(row: update_asset::Model) -> UpdateAsset {

@@ -235,9 +235,7 @@ mod ops {
         let published = s.publish.republish(c, p, update, &request).await?;
         let group = application::UpdateGroup::group(published.updates)
             .pop()
-            .ok_or_else(|| {
-                application::AppError::Internal("republish stored nothing".to_owned())
-            })?;
+            .ok_or_else(|| application::AppError::internal("republish stored nothing"))?;
         Ok(Republished::Created(Json((&group).into())))
     }
 

@@ -270,7 +270,7 @@ impl UpdatesApi {
         let task = tokio::spawn(async move { publish.publish(&key, &project, &mut form).await });
         let published = task
             .await
-            .map_err(|error| AppError::Internal(format!("publish task failed: {error}")))??;
+            .map_err(|error| AppError::fault("the publish task failed", error))??;
         Ok(Json(PublishedBody::new(
             published,
             "Update published successfully",
