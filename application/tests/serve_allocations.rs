@@ -305,7 +305,6 @@ fn a_cached_update_check_allocates_nothing() {
 
 /// The same without a keyring (a server key only).
 #[test]
-#[ignore = "allocates once per signed check: Arc::default() in ServeService::project_signers (application/src/serve/mod.rs) when there is no keyring"]
 fn a_cached_update_check_without_a_keyring_allocates_nothing() {
     runtime().block_on(async {
         let w = world().await;

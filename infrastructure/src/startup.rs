@@ -8,12 +8,12 @@ use adapter_crypto::{
 };
 use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
-use application::{ServiceSet, Services};
 use application::{
     AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, InsightRecorder,
     InsightService, Keyring, MemberService, ProjectService, PublishService, RegistrationPolicy,
     ReleaseService, Retention, ServeService, SigningKeyService,
 };
+use application::{ServiceSet, Services};
 use domain::blob::BlobStore;
 use domain::ports::{KeySealer, ManifestSigner};
 use domain::signing_key::SigningKeyId;

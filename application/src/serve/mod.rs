@@ -54,6 +54,8 @@ pub struct ServeService {
     signer: Option<(SigningKeyId, Arc<dyn ManifestSigner>)>,
     /// Projects' own keys, when the server can open them.
     keyring: Option<Keyring>,
+    /// The keys of a project without any: shared, so no request allocates.
+    no_project_signers: Arc<ProjectSigners>,
     bodies: Bodies,
     cache: ServeCache,
     files: AssetFiles,
@@ -77,6 +79,7 @@ impl ServeService {
             channels,
             signer,
             keyring: None,
+            no_project_signers: Arc::default(),
             bodies: Bodies { asset_base_url },
             cache: ServeCache::disabled(),
             files: AssetFiles::new(blobs),
@@ -331,7 +334,7 @@ impl ServeService {
     /// serve epoch), or none when the server has no keyring.
     async fn project_signers(&self, project_id: &ProjectId) -> AppResult<Arc<ProjectSigners>> {
         let Some(keyring) = &self.keyring else {
-            return Ok(Arc::default());
+            return Ok(Arc::clone(&self.no_project_signers));
         };
         let key = RecordRef {
             epoch: self.cache.epoch(),
