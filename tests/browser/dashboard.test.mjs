@@ -5,7 +5,8 @@
 // every other page and action, and saves screenshots of the main pages.
 //
 // Environment: BASE_URL (the server), EUS_BIN (the binary, also the CLI),
-// FIXTURES (../shared/fixtures), SCREENSHOT_DIR, CHROMIUM (optional path).
+// FIXTURES (optional, default: the repository's tests/fixtures), SCREENSHOT_DIR,
+// CHROMIUM (optional path).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,12 +14,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const BASE_URL = must('BASE_URL');
 const EUS_BIN = must('EUS_BIN');
-const FIXTURES = must('FIXTURES');
+const FIXTURES = process.env.FIXTURES || fileURLToPath(new URL('../fixtures', import.meta.url));
 const SHOTS = must('SCREENSHOT_DIR');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PAGE_BUDGET = 100 * 1024;

@@ -15,7 +15,7 @@
 # toolchain. REBUILD_STANDINS=1 makes them again.
 #
 # Environment: IMAGE (default expo-updates-server:test), FIXTURES_DIR
-# (default ../shared/fixtures), CONTAINER_TEST_WORK (stand-in work dir,
+# (default tests/fixtures), CONTAINER_TEST_WORK (stand-in work dir,
 # default /var/tmp/expo-updates-server-container-test), PULL_TIMEOUT (s, 60),
 # READY_TIMEOUT (s, 60), HEALTHY_TIMEOUT (s, 60).
 set -euo pipefail
@@ -307,8 +307,8 @@ install_tools() {
     done
     say "   $(podman --version), $(runc --version | head -n1)"
     [ "$(id -u)" = 0 ] || say "   note: not root; the stand-ins (debootstrap) and CI assume root"
-    FIXTURES=$(cd "${FIXTURES_DIR:-$REPO/../shared/fixtures}" 2>/dev/null && pwd) ||
-        fail "fixtures not found at ${FIXTURES_DIR:-$REPO/../shared/fixtures}"
+    FIXTURES=$(cd "${FIXTURES_DIR:-$REPO/tests/fixtures}" 2>/dev/null && pwd) ||
+        fail "fixtures not found at ${FIXTURES_DIR:-$REPO/tests/fixtures}"
     local file
     for file in code-signing/private-key.pem code-signing/public-key.pem \
         expo-sdk56-export-v1/metadata.json; do

@@ -77,7 +77,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/code-signing"
+        "/../../tests/fixtures/code-signing"
     );
 
     fn fixture(name: &str) -> String {
