@@ -8,8 +8,8 @@ use domain::signing_key::SigningKeyId;
 use x509_cert::Certificate;
 use x509_cert::der::DecodePem;
 
+use crate::certificate::generate_code_signing_identity;
 use crate::code_signing::{RsaManifestSigner, SigningKeyError};
-use crate::generate_code_signing_identity;
 
 /// RSA keys, as Expo code signing uses them.
 #[derive(Debug, Default, Clone, Copy)]

@@ -5,6 +5,7 @@ mod api_keys;
 mod audit;
 mod channels;
 mod entity;
+mod epoch_counter;
 mod errors;
 mod go_database;
 mod insights;
@@ -27,11 +28,11 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+use epoch_counter::LocalEpoch;
+pub use epoch_counter::POLL_INTERVAL as SERVE_EPOCH_POLL_INTERVAL;
 pub use errors::backend_error_count;
 pub use go_database::{GoDatabaseFile, SqliteKind, sqlite_kind};
 use migration::Migrator;
-use serve_epoch::LocalEpoch;
-pub use serve_epoch::POLL_INTERVAL as SERVE_EPOCH_POLL_INTERVAL;
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -13,7 +13,7 @@ use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::{StorageConfigError, s3_client};
+use crate::s3_client::{StorageConfigError, s3_client};
 
 /// A tree path from the listing, checked before it is joined to anything:
 /// relative, no empty, `.` or `..` segment.
