@@ -9,12 +9,13 @@ mod members;
 mod projects;
 mod releases;
 mod signing_keys;
+mod tags;
 mod updates;
 
 use std::sync::Arc;
 
 use poem::{Endpoint, EndpointExt};
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::OpenApiService;
 use serde_json::Value;
 
 use crate::metrics::{self, Metrics, MetricsToken};
@@ -29,22 +30,6 @@ use application::Services;
 
 /// Largest JSON body the control-plane routes accept.
 const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
-
-#[derive(Tags)]
-enum ApiTags {
-    /// Accounts and session tokens.
-    Auth,
-    /// Projects: the tenant boundary.
-    Projects,
-    /// Who belongs to a project, and with which role.
-    Members,
-    /// API keys that release pipelines publish with.
-    Keys,
-    /// Publishing and serving updates (the Expo Updates protocol).
-    Updates,
-    /// Branches, channels, rollouts, history, republish and delete.
-    Releases,
-}
 
 type Apis = (
     accounts::AccountsApi,

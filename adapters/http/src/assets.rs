@@ -247,8 +247,8 @@ fn parse_range(value: &str) -> Option<ByteRange> {
     Some(ByteRange::From { first, last })
 }
 
-#[cfg(test)]
 #[allow(clippy::unwrap_used)]
+#[cfg(test)]
 mod tests {
     use super::*;
 

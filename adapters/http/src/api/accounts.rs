@@ -5,7 +5,7 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::error::error_responses;
 use crate::rate_limit::sign_in as rate_limited_sign_in;
 use crate::schema::{LoginRequest, RegisterRequest, SessionBody, UserBody};

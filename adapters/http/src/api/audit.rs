@@ -6,7 +6,7 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::error::error_responses;
 use crate::ids;
 use crate::schema::{AuditPageBody, GcReportBody};

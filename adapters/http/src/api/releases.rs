@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::error::error_responses;
 use crate::ids;
 use crate::schema::{
@@ -126,7 +126,8 @@ fn republish_request(body: RepublishBody) -> RepublishRequest {
 /// The operations, shared by both APIs: only the caller differs. Each
 /// parses the ids of its path (`p`, the project; `update`, a publish) first.
 mod ops {
-    use super::*;
+    // This file's items (the inline module's parent is this file).
+    use crate::api::releases::*;
 
     pub async fn list_channels(
         s: &Services,

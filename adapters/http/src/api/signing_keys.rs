@@ -8,7 +8,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::error::error_responses;
 use crate::ids;
 use crate::security::UserAuth;

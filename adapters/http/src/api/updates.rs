@@ -1,6 +1,8 @@
 //! `/api/updates/{project}`: what release pipelines and Expo apps call.
 
-use application::{AppError, AppResult, Caller, RollbackRequest, UploadPart, UploadParts};
+use application::{
+    AppError, AppResult, Caller, FormText, PartKind, RollbackRequest, UploadPart, UploadParts,
+};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use poem::web::Data;
@@ -10,7 +12,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
 
-use super::ApiTags;
+use super::tags::ApiTags;
 use crate::error::error_responses;
 use crate::ids;
 use crate::rate_limit::publish as rate_limited_publish;
@@ -239,11 +241,35 @@ impl UploadParts for PublishForm {
                 "A part of the form has more than {MAX_PART_HEADER_BYTES} bytes of headers."
             )));
         }
+        let name = field.name().unwrap_or_default().to_owned();
+        let kind = part_kind(&name, field.file_name().is_some());
         Ok(Some(UploadPart {
-            name: field.name().unwrap_or_default().to_owned(),
-            is_file: field.file_name().is_some(),
+            name,
+            kind,
             body: field.map_err(std::io::Error::other).boxed(),
         }))
+    }
+}
+
+/// The prefix of a form field that names a file by hash instead of uploading
+/// it: `sha256:<path>` = `<hex SHA-256>`.
+const REFERENCE_FIELD_PREFIX: &str = "sha256:";
+
+/// What a part of the publish form is, by its name (and whether it carried
+/// a file name): the form's field names are this adapter's to know.
+fn part_kind(name: &str, is_file: bool) -> PartKind {
+    match name {
+        "runtimeVersion" => PartKind::Text(FormText::RuntimeVersion),
+        "branch" => PartKind::Text(FormText::Branch),
+        "message" => PartKind::Text(FormText::Message),
+        "rolloutPercentage" => PartKind::Text(FormText::RolloutPercentage),
+        "metadata.json" => PartKind::Metadata,
+        "expoConfig.json" => PartKind::ExpoConfig,
+        _ => match name.strip_prefix(REFERENCE_FIELD_PREFIX) {
+            Some(path) => PartKind::Reference(path.to_owned()),
+            None if is_file => PartKind::File(name.to_owned()),
+            None => PartKind::Ignored,
+        },
     }
 }
 

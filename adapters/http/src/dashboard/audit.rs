@@ -6,9 +6,10 @@ use poem::web::{Path, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::html::{ProjectPage, Tab, error_page, page as render, project_path, time};
+use super::html::{ProjectPage, Tab, page as render, project_path, time};
 use super::projects::load;
 use super::session::Signed;
+use super::shell::error_page;
 
 const PAGE_SIZE: u64 = 50;
 

@@ -9,11 +9,10 @@ use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::PREFIX;
-use super::html::public_page;
-use super::session::{
-    Action, DashboardSettings, PublicForm, after_login, end_session, services, start_session,
-};
+use super::paths::PREFIX;
+use super::session::{Action, PublicForm, after_login, end_session, services, start_session};
+use super::settings::DashboardSettings;
+use super::shell::public_page;
 use crate::error::classify;
 
 #[derive(Deserialize, Default)]

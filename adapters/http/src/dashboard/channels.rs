@@ -8,12 +8,11 @@ use poem::web::Path;
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::html::{
-    Confirmation, ProjectPage, Tab, confirm, csrf_field, error_page, is_confirmed, project_path,
-    time,
-};
+use super::confirm::{Confirmation, confirm, is_confirmed};
+use super::html::{ProjectPage, Tab, csrf_field, project_path, time};
 use super::projects::load;
 use super::session::{Action, Signed, outcome, refused};
+use super::shell::error_page;
 use crate::ids;
 
 fn describe(channel: &Channel) -> String {

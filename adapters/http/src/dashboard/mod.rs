@@ -20,9 +20,13 @@
 mod audit;
 mod auth;
 mod channels;
+mod confirm;
 mod html;
+mod paths;
 mod projects;
 mod session;
+mod settings;
+mod shell;
 mod signing;
 mod team;
 mod updates;
@@ -33,7 +37,8 @@ use poem::http::{Method, StatusCode};
 use poem::web::Redirect;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 
-pub use session::DashboardSettings;
+pub(crate) use paths::PREFIX;
+pub use settings::DashboardSettings;
 
 use crate::rate_limit;
 use crate::routes::{DeclaredRoute, RouteList};
@@ -101,17 +106,14 @@ pub(crate) fn routes(settings: DashboardSettings) -> (impl Endpoint, Vec<Declare
         .data(settings)
         .around(same_site_posts_only)
         .after(|result| async move {
-            result.map(|response| html::with_security_headers(response.into_response()))
+            result.map(|response| shell::with_security_headers(response.into_response()))
         });
     (endpoint, declared)
 }
 
-/// Where the dashboard lives.
-pub const PREFIX: &str = "/dashboard";
-
 /// The page a rate-limited sign-in or registration gets.
 fn too_many_requests_page() -> Response {
-    html::plain_error(
+    shell::plain_error(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts from your address. Wait a minute and try again.",
     )
@@ -131,7 +133,7 @@ pub async fn root_redirect<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Res
 /// forms of a session also carry the token.
 async fn same_site_posts_only<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
     if req.method() == Method::POST && !session::is_same_origin(&req) {
-        return Ok(html::plain_error(
+        return Ok(shell::plain_error(
             StatusCode::FORBIDDEN,
             "This form was sent from another site and was refused.",
         ));
@@ -151,7 +153,7 @@ async fn same_site_posts_only<E: Endpoint>(next: Arc<E>, req: Request) -> poem::
                 }
                 _ => format!("The request could not be read: {error}"),
             };
-            html::plain_error(status, &message)
+            shell::plain_error(status, &message)
         }
     })
 }

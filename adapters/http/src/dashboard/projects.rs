@@ -9,11 +9,10 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::PREFIX;
-use super::html::{
-    ProjectPage, Tab, copyable, csrf_field, empty_state, error_page, page, project_path, time,
-};
+use super::html::{ProjectPage, Tab, copyable, csrf_field, empty_state, page, project_path, time};
+use super::paths::PREFIX;
 use super::session::{Action, Signed, outcome, refused};
+use super::shell::error_page;
 use crate::ids;
 use application::ProjectChanges;
 
@@ -300,8 +299,8 @@ pub async fn rename_project(
     })
 }
 
-#[cfg(test)]
 #[allow(clippy::unwrap_used)]
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -18,7 +18,9 @@ use subtle::ConstantTimeEq;
 use crate::error::classify;
 use application::Services;
 
-use super::PREFIX;
+use super::paths::PREFIX;
+use super::settings::DashboardSettings;
+use super::shell::plain_error;
 
 const SESSION_COOKIE: &str = "eus_session";
 const FLASH_COOKIE: &str = "eus_flash";
@@ -26,16 +28,6 @@ const FLASH_COOKIE: &str = "eus_flash";
 const SESSION_SECONDS: u32 = 72 * 3600;
 /// The largest form the dashboard reads (a PEM key and certificate fit).
 const MAX_FORM_BYTES: usize = 256 * 1024;
-
-/// What the dashboard needs beyond the services.
-#[derive(Debug, Clone, Default)]
-pub struct DashboardSettings {
-    /// `PUBLIC_URL`: the address devices use. Without it, the address the
-    /// browser used is shown.
-    pub public_url: Option<String>,
-    /// `ALLOW_REGISTRATION`: whether anyone may create an account.
-    pub open_registration: bool,
-}
 
 /// A one-shot message shown on the next page, after a redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,9 +65,7 @@ impl<'a> FromRequest<'a> for Signed {
             Err(AppError::Unauthenticated(_)) => return Err(to_login(req)),
             Err(error) => {
                 let (status, message) = classify(error);
-                return Err(poem::Error::from_response(super::html::plain_error(
-                    status, &message,
-                )));
+                return Err(poem::Error::from_response(plain_error(status, &message)));
             }
         };
         let https = is_https(req);
@@ -110,7 +100,7 @@ impl<'a, T: DeserializeOwned> FromRequest<'a> for Action<T> {
         let bytes = read_form(body).await?;
         let sent: CsrfField = serde_urlencoded::from_bytes(&bytes).map_err(unreadable)?;
         if !bool::from(sent.csrf.as_bytes().ct_eq(signed.csrf.as_bytes())) {
-            return Err(poem::Error::from_response(super::html::plain_error(
+            return Err(poem::Error::from_response(plain_error(
                 StatusCode::FORBIDDEN,
                 "This form has expired or was not sent from the dashboard. Go back, reload the page and try again.",
             )));
@@ -135,7 +125,7 @@ impl<'a, T: DeserializeOwned> FromRequest<'a> for PublicForm<T> {
 async fn read_form(body: &mut RequestBody) -> poem::Result<Vec<u8>> {
     let body = body.take()?;
     let bytes = body.into_bytes_limit(MAX_FORM_BYTES).await.map_err(|_| {
-        poem::Error::from_response(super::html::plain_error(
+        poem::Error::from_response(plain_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The form was too large.",
         ))
@@ -144,7 +134,7 @@ async fn read_form(body: &mut RequestBody) -> poem::Result<Vec<u8>> {
 }
 
 fn unreadable(error: serde_urlencoded::de::Error) -> poem::Error {
-    poem::Error::from_response(super::html::plain_error(
+    poem::Error::from_response(plain_error(
         StatusCode::BAD_REQUEST,
         &format!("The form could not be read: {error}"),
     ))

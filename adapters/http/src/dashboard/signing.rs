@@ -8,12 +8,11 @@ use poem::web::{Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::html::{
-    Confirmation, ProjectPage, Tab, confirm, csrf_field, empty_state, error_page, is_confirmed,
-    page as render, plain_error, project_path, time,
-};
+use super::confirm::{Confirmation, confirm, is_confirmed};
+use super::html::{ProjectPage, Tab, csrf_field, empty_state, page as render, project_path, time};
 use super::projects::load;
 use super::session::{Action, Signed, outcome, refused};
+use super::shell::{error_page, plain_error};
 use crate::ids;
 
 fn certificate_path(id: &str, key_id: &str) -> String {

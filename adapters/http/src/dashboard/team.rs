@@ -9,12 +9,11 @@ use poem::web::Path;
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::html::{
-    Confirmation, ProjectPage, Tab, confirm, copyable, csrf_field, empty_state, error_page,
-    is_confirmed, page, project_path, time,
-};
+use super::confirm::{Confirmation, confirm, is_confirmed};
+use super::html::{ProjectPage, Tab, copyable, csrf_field, empty_state, page, project_path, time};
 use super::projects::load;
 use super::session::{Action, Signed, outcome, refused};
+use super::shell::error_page;
 use crate::ids;
 
 #[handler]

@@ -13,12 +13,11 @@ use poem::web::{Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::html::{
-    Confirmation, ProjectPage, Tab, confirm, copyable, csrf_field, empty_state, error_page,
-    is_confirmed, page, project_path, time,
-};
+use super::confirm::{Confirmation, confirm, is_confirmed};
+use super::html::{ProjectPage, Tab, copyable, csrf_field, empty_state, page, project_path, time};
 use super::projects::{load, server_url};
 use super::session::{Action, Signed, is_local, outcome, refused};
+use super::shell::error_page;
 use crate::ids;
 
 /// Publishes per timeline page.
