@@ -8,7 +8,7 @@ use domain::ports::{PasswordHasher, TokenService, UserStore};
 use domain::user::{Email, Password, User, Username};
 
 use crate::error::{AppError, AppResult, missing_parameters};
-use crate::new_id;
+use crate::ids::new_id;
 
 /// Whether strangers may create accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

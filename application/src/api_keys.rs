@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::access::{OWNER_FOR_KEYS, authorize, user_actor};
 use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult, not_found};
-use crate::new_id;
+use crate::ids::new_id;
 
 /// A key just created, with the secret that is shown this once.
 #[derive(Clone)]

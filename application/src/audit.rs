@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::access::{Need, authorize};
 use crate::error::{AppError, AppResult};
-use crate::new_id;
+use crate::ids::new_id;
 
 /// The most events one page of the log holds.
 pub const MAX_AUDIT_PAGE: u64 = 200;

@@ -136,7 +136,7 @@ pub fn permission_denied() -> AppError {
 /// give them for an id they do not find; a driving adapter gives the same
 /// for an id it cannot parse, so a malformed id reads like an unknown one.
 pub mod not_found {
-    use super::AppError;
+    use crate::error::AppError;
 
     /// No publish (`updateId` in the API) with this id in the project.
     pub fn update(id: impl std::fmt::Display) -> AppError {

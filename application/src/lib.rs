@@ -11,6 +11,7 @@ pub mod audit;
 mod bounded_cache;
 pub mod error;
 pub mod go_import;
+mod ids;
 pub mod insights;
 pub mod members;
 mod precompress;
@@ -34,7 +35,8 @@ pub use insights::{AutoHalt, InsightRecorder, InsightService, InsightSummary, Up
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
 pub use publish::{
-    PublishService, Published, RepublishRequest, RollbackRequest, UploadPart, UploadParts,
+    FormText, PartKind, PublishService, Published, RepublishRequest, RollbackRequest, UploadPart,
+    UploadParts,
 };
 pub use releases::{
     BranchSummary, ChannelChange, HistoryPage, HistoryRequest, NewChannel, Patch, ReleaseService,
@@ -49,9 +51,3 @@ pub use serve::{
 pub use services::{ServiceSet, Services};
 pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};
 pub use storage_gc::{GarbageCollector, GcReport};
-
-/// A fresh, time-ordered identifier (UUIDv7): unique across instances and
-/// sortable by creation time.
-pub(crate) fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}

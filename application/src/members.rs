@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::access::{Need, OWNER_FOR_MEMBERS, authorize, user_actor};
 use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult, missing_parameters, not_found};
-use crate::new_id;
+use crate::ids::new_id;
 
 /// How an owner names the user to add: by id, or by username or email so
 /// that a colleague can be added without knowing their id. The text is the

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_compression::Level;
 use async_compression::futures::bufread::{BrotliEncoder, GzipEncoder};
 use bytes::Bytes;
-use domain::blob::{BlobError, BlobStore, ByteStream};
+use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
 use domain::update::ContentEncoding;
 use futures_util::io::{AsyncRead, AsyncReadExt};
 use futures_util::{StreamExt, TryStreamExt};
@@ -33,9 +33,29 @@ const KEEP_RATIO: (u64, u64) = (9, 10);
 
 const CHUNK: usize = 64 * 1024;
 
+/// Stores one file of an update at `key` (of `size` bytes): promotes it
+/// from staging when it was staged, then, when it is `compressible`, makes
+/// its compressed copies (a copy already there is kept). What publish,
+/// republish and the Go import each do with a file they store.
+pub(crate) async fn store_file(
+    blobs: &dyn BlobStore,
+    key: &str,
+    staged: Option<&StagedBlob>,
+    size: u64,
+    compressible: bool,
+) -> Result<(), BlobError> {
+    if let Some(blob) = staged {
+        blobs.promote(blob, key).await?;
+    }
+    if compressible {
+        precompress(blobs, key, size).await;
+    }
+    Ok(())
+}
+
 /// Makes the brotli and gzip copies of the blob at `key` (of `size` bytes).
 /// Failures are logged and leave the file served uncompressed.
-pub(crate) async fn precompress(blobs: &dyn BlobStore, key: &str, size: u64) {
+async fn precompress(blobs: &dyn BlobStore, key: &str, size: u64) {
     for encoding in ContentEncoding::ALL {
         if let Err(error) = make_copy(blobs, key, size, encoding).await {
             tracing::warn!(%error, key, encoding = encoding.token(), "could not store a compressed copy");

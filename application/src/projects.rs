@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::access::{Need, OWNER_FOR_PROJECT, authorize, user_actor};
 use crate::audit::AuditLog;
 use crate::error::{AppResult, missing_parameters, permission_denied};
-use crate::new_id;
+use crate::ids::new_id;
 
 /// The fields a project update may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]

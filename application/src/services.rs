@@ -6,10 +6,18 @@ use std::sync::Arc;
 use domain::blob::BlobStore;
 use domain::ports::HealthProbe;
 
-use crate::{
-    AccountService, ApiKeyService, AuditService, GarbageCollector, InsightService, MemberService,
-    ProjectService, PublishService, ReleaseService, Retention, ServeService, SigningKeyService,
-};
+use crate::accounts::AccountService;
+use crate::api_keys::ApiKeyService;
+use crate::audit::AuditService;
+use crate::insights::InsightService;
+use crate::members::MemberService;
+use crate::projects::ProjectService;
+use crate::publish::PublishService;
+use crate::releases::ReleaseService;
+use crate::retention::Retention;
+use crate::serve::ServeService;
+use crate::signing_keys::SigningKeyService;
+use crate::storage_gc::GarbageCollector;
 
 /// The application services, shared by every handler. One pointer: cloning
 /// it (once per request, into the request's data) is one atomic increment,

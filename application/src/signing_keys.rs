@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::access::{Need, OWNER_FOR_KEYS, authorize, user_actor};
 use crate::audit::AuditLog;
 use crate::error::{AppError, AppResult, not_found};
-use crate::new_id;
+use crate::ids::new_id;
 
 /// The common name of a generated certificate when the owner gives none.
 const DEFAULT_COMMON_NAME: &str = "expo-updates-server";

@@ -20,10 +20,10 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use application::publish::{MAX_HASHES_PER_QUERY, REFERENCE_FIELD_PREFIX};
+use application::publish::MAX_HASHES_PER_QUERY;
 use application::{
-    AppError, AppResult, AuditLog, Caller, PublishService, Retention, RollbackRequest, UploadPart,
-    UploadParts,
+    AppError, AppResult, AuditLog, Caller, FormText, PartKind, PublishService, Retention,
+    RollbackRequest, UploadPart, UploadParts,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -537,10 +537,30 @@ impl UploadParts for Parts {
             chunks.push(Err(std::io::Error::other("connection reset")));
         }
         Ok(Some(UploadPart {
+            kind: part_kind(&part.name, part.is_file),
             name: part.name,
-            is_file: part.is_file,
             body: futures_util::stream::iter(chunks).boxed(),
         }))
+    }
+}
+
+/// The HTTP adapter's field name prefix for a file named by hash.
+const REFERENCE_FIELD_PREFIX: &str = "sha256:";
+
+/// What the HTTP adapter makes of a part's name, as it does it.
+fn part_kind(name: &str, is_file: bool) -> PartKind {
+    match name {
+        "runtimeVersion" => PartKind::Text(FormText::RuntimeVersion),
+        "branch" => PartKind::Text(FormText::Branch),
+        "message" => PartKind::Text(FormText::Message),
+        "rolloutPercentage" => PartKind::Text(FormText::RolloutPercentage),
+        "metadata.json" => PartKind::Metadata,
+        "expoConfig.json" => PartKind::ExpoConfig,
+        _ => match name.strip_prefix(REFERENCE_FIELD_PREFIX) {
+            Some(path) => PartKind::Reference(path.to_owned()),
+            None if is_file => PartKind::File(name.to_owned()),
+            None => PartKind::Ignored,
+        },
     }
 }
 

@@ -15,7 +15,7 @@ use domain::user::login_key;
 use serde_json::json;
 
 use super::report::ImportReport;
-use super::{GoImport, ImportError, importer};
+use super::types::{GoImport, ImportError, importer};
 
 /// The projects updates may be imported into.
 pub(super) struct Projects {
