@@ -29,6 +29,7 @@ mod settings;
 mod shell;
 mod signing;
 mod team;
+mod timeline;
 mod updates;
 
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub(crate) fn routes(settings: DashboardSettings) -> (impl Endpoint, Vec<Declare
         )
         .post("/logout", auth::sign_out)
         .post("/projects", projects::create_project)
-        .get("/projects/{id}", updates::timeline)
+        .get("/projects/{id}", timeline::timeline)
         .get("/projects/{id}/setup", projects::setup_page)
         .post("/projects/{id}/rename", projects::rename_project)
         .post("/projects/{id}/rollback", updates::roll_back)
