@@ -8,106 +8,47 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::{Value, json};
+use test_support::{PgDatabase, fixture};
 
-use common::{BINARY, free_port};
+use common::BINARY;
+use common::server::Server;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(name)
+/// The server on `data` (and `database_url`, when given), logging into `data`.
+fn serve(data: &Path, database_url: Option<&str>) -> Server {
+    let mut env = vec![("DATA_DIR", data.to_str().unwrap()), ("RUST_LOG", "warn")];
+    if let Some(url) = database_url {
+        env.push(("DATABASE_URL", url));
+    }
+    Server::start(&env, &data.join("server.log"))
 }
 
-/// The server as a child process on `data` (and `database_url`, when
-/// given); killed on drop.
-struct Server {
-    child: Child,
-    url: String,
+/// `POST path`, which must succeed; the answer.
+fn post_ok(server: &Server, path: &str, token: Option<&str>, body: &Value) -> Value {
+    let (status, answer) = server.post(path, token, body);
+    assert!(
+        (200..300).contains(&status),
+        "POST {path}: {status} {answer}"
+    );
+    answer
 }
 
-impl Server {
-    fn start(data: &Path, database_url: Option<&str>) -> Self {
-        let port = free_port();
-        let mut command = Command::new(BINARY);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATA_DIR", data)
-            .env("RUST_LOG", "warn")
-            .env("PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(url) = database_url {
-            command.env("DATABASE_URL", url);
-        }
-        let mut server = Self {
-            child: command.spawn().unwrap(),
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let started = Instant::now();
-        while !reqwest::blocking::get(format!("{}/readyz", server.url))
-            .is_ok_and(|response| response.status().is_success())
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "never ready");
-            assert!(server.child.try_wait().unwrap().is_none(), "it exited");
-            sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Value {
-        let mut request = reqwest::blocking::Client::new()
-            .post(format!("{}{path}", self.url))
-            .json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().unwrap();
-        assert!(
-            response.status().is_success(),
-            "POST {path}: {}",
-            response.status()
-        );
-        response.json().unwrap()
-    }
-
-    fn get(&self, path: &str, token: &str) -> reqwest::blocking::Response {
-        reqwest::blocking::Client::new()
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .send()
-            .unwrap()
-    }
-
-    /// The manifest an iOS device on runtime 1.0.0 gets, as JSON.
-    fn manifest(&self, project: &str) -> Value {
-        let response = reqwest::blocking::Client::new()
-            .get(format!("{}/api/updates/{project}/manifest", self.url))
-            .header("expo-platform", "ios")
-            .header("expo-runtime-version", "1.0.0")
-            .header("expo-protocol-version", "1")
-            .header("accept", "application/expo+json")
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The manifest an iOS device on runtime 1.0.0 gets, as JSON.
+fn manifest(server: &Server, project: &str) -> Value {
+    let answer = server.check(
+        project,
+        &[
+            ("expo-platform", "ios"),
+            ("expo-runtime-version", "1.0.0"),
+            ("expo-protocol-version", "1"),
+            ("accept", "application/expo+json"),
+        ],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    answer.json
 }
 
 /// What a backup must bring back: an account, a project, a published
@@ -120,19 +61,22 @@ struct Published {
 }
 
 fn publish_something(server: &Server) -> Published {
-    let session = server.post(
+    let session = post_ok(
+        server,
         "/api/auth/register",
         None,
         &json!({"username": "backup", "email": "backup@example.com", "password": "correct horse battery"}),
     );
     let token = session["token"].as_str().unwrap().to_owned();
-    let project = server.post(
+    let project = post_ok(
+        server,
         "/api/projects",
         Some(&token),
         &json!({"name": "Backed up", "slug": "backed-up"}),
     );
     let project = project["id"].as_str().unwrap().to_owned();
-    let key = server.post(
+    let key = post_ok(
+        server,
         &format!("/api/projects/{project}/keys"),
         Some(&token),
         &json!({}),
@@ -155,7 +99,7 @@ fn publish_something(server: &Server) -> Published {
         "publish: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let manifest = server.manifest(&project);
+    let manifest = manifest(server, &project);
     let bundle = reqwest::blocking::get(manifest["launchAsset"]["url"].as_str().unwrap())
         .unwrap()
         .bytes()
@@ -171,21 +115,18 @@ fn publish_something(server: &Server) -> Published {
 
 /// The restored server serves what the original did, to the same session.
 fn assert_restored(restored: &Server, original: &Published) {
-    let manifest = restored.manifest(&original.project);
+    let manifest = manifest(restored, &original.project);
     assert_eq!(manifest["id"], original.manifest["id"]);
     let url = manifest["launchAsset"]["url"].as_str().unwrap();
     let bundle = reqwest::blocking::get(url).unwrap().bytes().unwrap();
     assert_eq!(bundle.as_ref(), original.bundle.as_slice());
     // The JWT secret came back too: the old session still works.
-    let me = restored.get("/api/auth/me", &original.token);
-    assert_eq!(me.status(), 200);
-    let updates: Value = restored
-        .get(
-            &format!("/api/projects/{}/updates", original.project),
-            &original.token,
-        )
-        .json()
-        .unwrap();
+    let (status, _) = restored.get("/api/auth/me", Some(&original.token));
+    assert_eq!(status, 200);
+    let (_, updates) = restored.get(
+        &format!("/api/projects/{}/updates", original.project),
+        Some(&original.token),
+    );
     assert_eq!(updates["updates"].as_array().unwrap().len(), 1);
 }
 
@@ -206,7 +147,7 @@ fn copy(from: &Path, to: &Path) {
 #[test]
 fn sqlite_and_local_files_restore_from_an_online_backup() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), None);
+    let server = serve(data.path(), None);
     let original = publish_something(&server);
 
     // While the server runs: the database first, then the files.
@@ -226,23 +167,15 @@ fn sqlite_and_local_files_restore_from_an_online_backup() {
     for entry in ["ota.db", "updates", "jwt-secret"] {
         copy(&backup.path().join(entry), restored_dir.path());
     }
-    let restored = Server::start(restored_dir.path(), None);
+    let restored = serve(restored_dir.path(), None);
     assert_restored(&restored, &original);
 }
 
 #[test]
 fn postgres_restores_from_pg_dump() {
-    let suffix = uuid_like();
-    let (source, target) = (
-        format!("eus_backup_src_{suffix}"),
-        format!("eus_backup_dst_{suffix}"),
-    );
-    for db in [&source, &target] {
-        run(Command::new("psql").args([ADMIN_URL, "-qc", &format!("CREATE DATABASE \"{db}\"")]));
-    }
-    let url = |db: &str| format!("postgres://postgres@127.0.0.1:5432/{db}");
+    let (source, target) = (PgDatabase::create_blocking(), PgDatabase::create_blocking());
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), Some(&url(&source)));
+    let server = serve(data.path(), Some(&source.url));
     let original = publish_something(&server);
 
     let backup = tempfile::tempdir().unwrap();
@@ -250,35 +183,18 @@ fn postgres_restores_from_pg_dump() {
     run(Command::new("pg_dump")
         .args(["--format=custom", "--file"])
         .arg(&dump)
-        .arg(url(&source)));
+        .arg(&source.url));
     copy(&data.path().join("updates"), backup.path());
     copy(&data.path().join("jwt-secret"), backup.path());
     drop(server);
 
     run(Command::new("pg_restore")
-        .args(["--no-owner", "--dbname", &url(&target)])
+        .args(["--no-owner", "--dbname", &target.url])
         .arg(&dump));
     let restored_dir = tempfile::tempdir().unwrap();
     for entry in ["updates", "jwt-secret"] {
         copy(&backup.path().join(entry), restored_dir.path());
     }
-    let restored = Server::start(restored_dir.path(), Some(&url(&target)));
+    let restored = serve(restored_dir.path(), Some(&target.url));
     assert_restored(&restored, &original);
-    drop(restored);
-    for db in [&source, &target] {
-        run(Command::new("psql").args([
-            ADMIN_URL,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
-        ]));
-    }
-}
-
-/// A name part no other run uses.
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{}_{nanos}", std::process::id())
 }

@@ -6,9 +6,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use test_support::PRIVATE_KEY_PATH;
 
 use common::{BINARY, free_port};
 
@@ -23,7 +26,7 @@ fn healthy(port: u16) -> bool {
 }
 
 /// Waits for `/healthz` to answer, failing if the server exits or takes 30 s.
-fn wait_until_healthy(server: &mut std::process::Child, port: u16) {
+fn wait_until_healthy(server: &mut Child, port: u16) {
     let started = Instant::now();
     while !healthy(port) {
         assert!(
@@ -38,18 +41,43 @@ fn wait_until_healthy(server: &mut std::process::Child, port: u16) {
     }
 }
 
+/// The binary with no arguments (it serves) in `cwd`, on a cleared environment but
+/// `PORT=port` and what `configure` adds; its stdout to `stdout`, its stderr nowhere.
+fn serve_in(cwd: &Path, port: u16, stdout: Stdio, configure: impl FnOnce(&mut Command)) -> Child {
+    let mut command = Command::new(BINARY);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PORT", port.to_string())
+        .stdout(stdout)
+        .stderr(Stdio::null());
+    configure(&mut command);
+    command.spawn().unwrap()
+}
+
+/// Serves with `PRIVATE_KEY=key` (and `env`) in an empty directory until healthy, stops it
+/// with SIGTERM (it must exit cleanly) and returns what it logged on stdout.
+fn log_of_a_run_signing_with(key: &Path, env: &[(&str, &str)]) -> String {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = serve_in(cwd.path(), port, Stdio::piped(), |command| {
+        command.env("PRIVATE_KEY", key).envs(env.iter().copied());
+    });
+    wait_until_healthy(&mut server, port);
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let output = server.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit status after SIGTERM");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 #[test]
 fn serves_with_defaults_and_stops_on_sigterm() {
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = Command::new(BINARY)
-        .current_dir(cwd.path())
-        .env_clear()
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = serve_in(cwd.path(), port, Stdio::null(), |_| {});
     wait_until_healthy(&mut server, port);
     // SQLite and the generated secret land under ./data.
     assert!(cwd.path().join("data/ota.db").exists());
@@ -129,30 +157,7 @@ fn unreachable_s3_storage_stops_start_up() {
 
 #[test]
 fn starts_with_the_fixture_signing_key() {
-    let cwd = tempfile::tempdir().unwrap();
-    let key = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/code-signing/private-key.pem"
-    );
-    let port = free_port();
-    let mut server = Command::new(BINARY)
-        .current_dir(cwd.path())
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("PRIVATE_KEY", key)
-        .env("PRIVATE_KEY_ID", "main")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_healthy(&mut server, port);
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    let output = server.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let log = String::from_utf8(output.stdout).unwrap();
+    let log = log_of_a_run_signing_with(Path::new(PRIVATE_KEY_PATH), &[("PRIVATE_KEY_ID", "main")]);
     assert!(log.contains("code signing enabled"), "{log}");
     assert!(!log.contains("PRIVATE KEY"), "the key is never logged");
 }
@@ -235,24 +240,6 @@ fn codesigning_generate_writes_a_key_the_server_and_expo_clients_accept() {
     assert!(!again.status.success());
 
     // The server signs with it.
-    let cwd = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Command::new(BINARY)
-        .current_dir(cwd.path())
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("PRIVATE_KEY", &key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_healthy(&mut server, port);
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    let output = server.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let log = String::from_utf8(output.stdout).unwrap();
+    let log = log_of_a_run_signing_with(&key, &[]);
     assert!(log.contains("code signing enabled"), "{log}");
 }

@@ -9,75 +9,21 @@ mod common;
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use test_support::fixture;
 
+use common::server::Server;
 use common::{BINARY, free_port};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(name)
-}
-
-/// The server as a child process with its own data directory; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra_env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .env_clear()
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATA_DIR", data.path())
-            .env("RUST_LOG", "warn")
-            .env("PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut server = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _data: data,
-        };
-        let started = Instant::now();
-        loop {
-            let ready = reqwest::blocking::get(format!("{}/readyz", server.url))
-                .map(|response| response.status().is_success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "never ready");
-            assert!(
-                server.child.try_wait().unwrap().is_none(),
-                "the server exited"
-            );
-            sleep(Duration::from_millis(100));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server on a data directory of its own, with `extra_env`.
+fn serve(extra_env: &[(&str, &str)]) -> Server {
+    let mut env = vec![("RUST_LOG", "warn")];
+    env.extend_from_slice(extra_env);
+    Server::start_fresh(&env)
 }
 
 /// A user's machine: its own config directory, so sessions never mix.
@@ -243,7 +189,7 @@ fn base64url_sha256_of(hex_digest: &str) -> String {
 
 #[test]
 fn publishes_v1_then_v2_sending_only_the_new_files() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let user = logged_in_user(&server, "alice");
     let (project_id, secret) = project_with_key(&user, "fixture-app");
     let ci = pipeline(&server, &project_id, &secret);
@@ -331,7 +277,7 @@ fn publishes_v1_then_v2_sending_only_the_new_files() {
 
 #[test]
 fn human_output_names_the_update_branch_platforms_and_manifest_url() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let user = logged_in_user(&server, "bob");
     let (project_id, secret) = project_with_key(&user, "human");
     // No EXPO_UPDATES_PROJECT: the key's own project is used.
@@ -378,7 +324,7 @@ fn human_output_names_the_update_branch_platforms_and_manifest_url() {
 
 #[test]
 fn release_management_commands_work_end_to_end() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let owner = logged_in_user(&server, "carol");
     let (project_id, secret) = project_with_key(&owner, "releases");
     let owner = owner.with("EXPO_UPDATES_PROJECT", &project_id);
@@ -478,7 +424,7 @@ fn release_management_commands_work_end_to_end() {
 
 #[test]
 fn login_keeps_the_token_private_and_never_takes_a_password_flag() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let user = logged_in_user(&server, "erin");
     let session = user
         .home
@@ -523,7 +469,7 @@ fn login_keeps_the_token_private_and_never_takes_a_password_flag() {
 
 #[test]
 fn failures_exit_with_a_code_and_a_message_that_say_what_went_wrong() {
-    let server = Server::start(&[("MAX_UPLOAD_BYTES", "100000")]);
+    let server = serve(&[("MAX_UPLOAD_BYTES", "100000")]);
     let user = logged_in_user(&server, "frank");
     let (project_id, secret) = project_with_key(&user, "failures");
     let ci = pipeline(&server, &project_id, &secret);
@@ -652,7 +598,7 @@ fn failures_exit_with_a_code_and_a_message_that_say_what_went_wrong() {
 
 #[test]
 fn the_app_version_policy_is_resolved_from_the_config() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let user = logged_in_user(&server, "heidi");
     let (project_id, secret) = project_with_key(&user, "policy");
     let dir = tempfile::tempdir().unwrap();
@@ -674,7 +620,7 @@ fn the_app_version_policy_is_resolved_from_the_config() {
 
 #[test]
 fn publish_without_dir_runs_the_expo_export_itself() {
-    let server = Server::start(&[]);
+    let server = serve(&[]);
     let user = logged_in_user(&server, "grace");
     let (project_id, secret) = project_with_key(&user, "from-source");
     // A stand-in for npx that does what `expo export` and `expo config`

@@ -10,67 +10,33 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{BINARY, free_port};
+use test_support::FIXTURES_DIR;
+
+use common::BINARY;
+use common::server::Server;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-struct Server {
-    child: Child,
-    url: String,
-    _data: tempfile::TempDir,
+/// The server on a data directory of its own, with registration open, insights written
+/// every second and `extra_env`.
+fn serve(extra_env: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("RUST_LOG", "warn"),
+        ("ALLOW_REGISTRATION", "true"),
+        ("INSIGHTS_WRITE_SECONDS", "1"),
+    ];
+    env.extend_from_slice(extra_env);
+    Server::start_fresh(&env)
 }
 
-impl Server {
-    fn start() -> Self {
-        Self::start_with(&[(
-            "SIGNING_KEY_ENCRYPTION_KEY",
-            "dashboard-test-master-key-0123456789abcdef",
-        )])
-    }
-
-    fn start_with(extra_env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(BINARY)
-            .env_clear()
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATA_DIR", data.path())
-            .env("RUST_LOG", "warn")
-            .env("ALLOW_REGISTRATION", "true")
-            .env("INSIGHTS_WRITE_SECONDS", "1")
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            url,
-            _data: data,
-        };
-        let started = Instant::now();
-        while reqwest::blocking::get(format!("{}/readyz", server.url))
-            .map(|response| !response.status().is_success())
-            .unwrap_or(true)
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "never ready");
-            sleep(Duration::from_millis(100));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// [`serve`] with a master key, so signing keys can be stored.
+fn serve_with_master_key() -> Server {
+    serve(&[(
+        "SIGNING_KEY_ENCRYPTION_KEY",
+        "dashboard-test-master-key-0123456789abcdef",
+    )])
 }
 
 fn npm(dir: &Path, args: &[&str], envs: &[(&str, String)]) {
@@ -105,7 +71,7 @@ fn every_dashboard_page_and_action_works_in_chromium() {
         &["ci", "--no-audit", "--no-fund", "--prefer-offline"],
         &[],
     );
-    let server = Server::start();
+    let server = serve_with_master_key();
     let shots = screenshot_dir();
     npm(
         &browser_tests,
@@ -113,10 +79,7 @@ fn every_dashboard_page_and_action_works_in_chromium() {
         &[
             ("BASE_URL", server.url.clone()),
             ("EUS_BIN", BINARY.to_owned()),
-            (
-                "FIXTURES",
-                root.join("../shared/fixtures").display().to_string(),
-            ),
+            ("FIXTURES", FIXTURES_DIR.to_owned()),
             ("SCREENSHOT_DIR", shots.display().to_string()),
             ("CHROMIUM", CHROMIUM.to_owned()),
         ],
@@ -138,7 +101,7 @@ fn every_dashboard_page_and_action_works_in_chromium() {
 /// code-signing page says what to set before anyone tries to add a key.
 #[test]
 fn the_signing_page_says_when_the_server_has_no_master_key() {
-    let server = Server::start_with(&[]);
+    let server = serve(&[]);
     let client = reqwest::blocking::Client::new();
     let session: serde_json::Value = client
         .post(format!("{}/api/auth/register", server.url))

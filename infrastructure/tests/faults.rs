@@ -12,174 +12,33 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use test_support::{Export, PgDatabase, sha256_bytes_hex};
 
-use common::{BINARY, free_port};
+use common::server::{Server, http};
 
 /// Shared by instances that must accept each other's tokens (48 bytes).
 const JWT_SECRET: &str = "faults-secret-0123456789-abcdefghijklmnopqrstuvw";
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 // -------------------------------------------------------------------------------------------
-// The server as a child process
+// The server as a child process (`common::server::Server`), and what these tests ask of it
 // -------------------------------------------------------------------------------------------
-
-/// A running server; killed (SIGKILL) and reaped on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    url: String,
-    log: PathBuf,
-}
 
 impl Server {
-    /// Starts the binary with `env` (on top of a cleared environment and test defaults)
-    /// and waits until `/readyz` answers 200. Its output is appended to `log`.
-    fn start(env: &[(String, String)], log: &Path) -> Server {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let output = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .env_clear()
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("PUBLIC_URL", &url)
-            .env("RUST_LOG", "info")
-            // Collections happen when the test asks for them.
-            .env("GC_INTERVAL_SECONDS", "0")
-            .env("RATE_LIMIT_AUTH_PER_MINUTE", "1000000")
-            .env("RATE_LIMIT_PUBLISH_PER_MINUTE", "1000000")
-            .envs(env.iter().map(|(key, value)| (key, value)))
-            .stdout(Stdio::from(output.try_clone().unwrap()))
-            .stderr(Stdio::from(output))
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            port,
-            url,
-            log: log.to_owned(),
-        };
-        let started = Instant::now();
-        loop {
-            let ready = http()
-                .get(format!("{}/readyz", server.url))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .is_ok_and(|response| response.status().is_success());
-            if ready {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!(
-                    "the server exited ({status}) at start-up:\n{}",
-                    server.log()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the server was not ready within 30 s:\n{}",
-                server.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGKILL (`Child::kill` on Unix): no shutdown, no flush, nothing.
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(9), "not killed by SIGKILL: {status}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, token, None)
-    }
-
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-    }
-
-    fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut request = http().request(method, format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Registers a fresh user; returns its token.
-    fn register(&self, name: &str) -> String {
-        let (status, body) = self.post(
-            "/api/auth/register",
-            None,
-            &json!({
-                "username": name,
-                "email": format!("{name}@example.com"),
-                "password": "correct-horse-battery",
-            }),
-        );
-        assert_eq!(status, 201, "register: {body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// A project of `token`'s user and an API key for it: (project id, secret).
-    fn project_with_key(&self, token: &str, slug: &str) -> (String, String) {
-        let (status, project) = self.post(
-            "/api/projects",
-            Some(token),
-            &json!({ "name": slug, "slug": slug }),
-        );
-        assert_eq!(status, 201, "create project: {project}");
-        let project_id = project["id"].as_str().unwrap().to_owned();
-        let (status, key) = self.post(
-            &format!("/api/projects/{project_id}/keys"),
-            Some(token),
-            &json!({ "name": "ci" }),
-        );
-        assert_eq!(status, 201, "create key: {key}");
-        (project_id, key["secret"].as_str().unwrap().to_owned())
-    }
-
     /// `POST /api/updates/{project}/publish` with the whole export; (status, body).
     fn publish(&self, project_id: &str, secret: &str, export: &Export) -> (u16, Value) {
         let boundary = format!("faults-{}", uuid::Uuid::new_v4().simple());
-        let (body, _) = encode(&export.parts(), &boundary);
+        let (body, _) = encode(&release_parts(export), &boundary);
         let response = http()
             .post(format!("{}/api/updates/{project_id}/publish", self.url))
             .bearer_auth(secret)
@@ -219,31 +78,29 @@ impl Server {
     }
 
     /// A protocol-1 update check answered as plain JSON: (status, body).
-    fn check(
+    fn json_check(
         &self,
         project_id: &str,
         platform: &str,
         runtime_version: &str,
         device: Option<&str>,
     ) -> (u16, Value) {
-        let mut request = http()
-            .get(format!("{}/api/updates/{project_id}/manifest", self.url))
-            .header("expo-platform", platform)
-            .header("expo-runtime-version", runtime_version)
-            .header("expo-protocol-version", "1")
-            .header("accept", "application/json");
+        let mut headers = vec![
+            ("expo-platform", platform),
+            ("expo-runtime-version", runtime_version),
+            ("expo-protocol-version", "1"),
+            ("accept", "application/json"),
+        ];
         if let Some(device) = device {
-            request = request.header("eas-client-id", device);
+            headers.push(("eas-client-id", device));
         }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let answer = self.check(project_id, &headers);
+        (answer.status, answer.json)
     }
 
     /// The manifest an update check must answer.
     fn manifest(&self, project_id: &str, platform: &str, runtime_version: &str) -> Value {
-        let (status, manifest) = self.check(project_id, platform, runtime_version, None);
+        let (status, manifest) = self.json_check(project_id, platform, runtime_version, None);
         assert_eq!(status, 200, "update check: {manifest}");
         assert!(
             manifest["launchAsset"].is_object(),
@@ -254,7 +111,7 @@ impl Server {
 
     /// The manifest id served to `device`, if a manifest is served at all.
     fn manifest_id_for(&self, project_id: &str, device: &str) -> Option<String> {
-        let (status, body) = self.check(project_id, "ios", "1.0.0", Some(device));
+        let (status, body) = self.json_check(project_id, "ios", "1.0.0", Some(device));
         // No update for the device: 404 with an error, or a directive.
         assert!(
             status == 200 || (status == 404 && body["error"].is_string()),
@@ -266,120 +123,27 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
 // -------------------------------------------------------------------------------------------
 // Exports and publish forms
 // -------------------------------------------------------------------------------------------
 
-/// One `npx expo export` fixture.
-struct Export {
-    name: String,
-    dir: PathBuf,
-    metadata: Value,
-    runtime_version: String,
-}
-
-impl Export {
-    fn load(name: &str) -> Export {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures")
-            .join(name);
-        let read = |file: &str| -> Value {
-            serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap()
-        };
-        let metadata = read("metadata.json");
-        let runtime_version = read("expoConfig.json")["runtimeVersion"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        Export {
-            name: name.to_owned(),
-            dir,
-            metadata,
-            runtime_version,
-        }
+/// The form a release pipeline sends for `export`: `runtimeVersion`, `metadata.json`,
+/// `expoConfig.json`, then one file field per listed path, assets before bundles.
+fn release_parts(export: &Export) -> Vec<Part> {
+    let mut parts = vec![
+        Part::text("runtimeVersion", &export.runtime_version),
+        Part::file("metadata.json", export.raw("metadata.json")),
+        Part::file("expoConfig.json", export.raw("expoConfig.json")),
+    ];
+    let bundles = export.bundle_paths();
+    let (bundle_paths, asset_paths): (Vec<String>, Vec<String>) = export
+        .listed_paths()
+        .into_iter()
+        .partition(|path| bundles.contains(path));
+    for path in asset_paths.into_iter().chain(bundle_paths) {
+        parts.push(Part::file(&path, export.bytes(&path)));
     }
-
-    fn v1() -> Export {
-        Self::load("expo-sdk56-export-v1")
-    }
-
-    fn v2() -> Export {
-        Self::load("expo-sdk56-export-v2")
-    }
-
-    fn bundle(&self, platform: &str) -> String {
-        self.metadata["fileMetadata"][platform]["bundle"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    fn bundles(&self) -> BTreeSet<String> {
-        self.metadata["fileMetadata"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|files| files["bundle"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// Every path `metadata.json` lists.
-    fn listed_paths(&self) -> BTreeSet<String> {
-        let mut paths = self.bundles();
-        for files in self.metadata["fileMetadata"].as_object().unwrap().values() {
-            for asset in files["assets"].as_array().unwrap() {
-                paths.insert(asset["path"].as_str().unwrap().to_owned());
-            }
-        }
-        paths
-    }
-
-    fn bytes(&self, path: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(path)).unwrap()
-    }
-
-    /// The SHA-256 (hex) of every listed file: the names of its blobs.
-    fn blob_names(&self) -> BTreeSet<String> {
-        self.listed_paths()
-            .iter()
-            .map(|path| hex::encode(Sha256::digest(self.bytes(path))))
-            .collect()
-    }
-
-    /// The form a release pipeline sends: `runtimeVersion`, `metadata.json`,
-    /// `expoConfig.json`, then one file field per listed path, assets before bundles.
-    fn parts(&self) -> Vec<Part> {
-        let mut parts = vec![
-            Part::text("runtimeVersion", &self.runtime_version),
-            Part::file("metadata.json", self.bytes("metadata.json")),
-            Part::file("expoConfig.json", self.bytes("expoConfig.json")),
-        ];
-        let bundles = self.bundles();
-        let (bundle_paths, asset_paths): (Vec<String>, Vec<String>) = self
-            .listed_paths()
-            .into_iter()
-            .partition(|path| bundles.contains(path));
-        for path in asset_paths.into_iter().chain(bundle_paths) {
-            let bytes = self.bytes(&path);
-            parts.push(Part::file(&path, bytes));
-        }
-        parts
-    }
+    parts
 }
 
 /// One part of a `multipart/form-data` body.
@@ -435,11 +199,6 @@ fn encode(parts: &[Part], boundary: &str) -> (Vec<u8>, Vec<usize>) {
     (body, starts)
 }
 
-/// Hex SHA-256.
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 // -------------------------------------------------------------------------------------------
 // Files and databases outside the server
 // -------------------------------------------------------------------------------------------
@@ -467,59 +226,6 @@ fn project_blobs(blob_root: &Path, project_id: &str) -> (BTreeSet<String>, BTree
     let (copies, files): (BTreeSet<String>, BTreeSet<String>) =
         names.into_keys().partition(|name| name.contains('.'));
     (files, copies)
-}
-
-/// A throwaway PostgreSQL database, dropped (with `FORCE`) on drop.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let admin_url =
-            std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-        let name = format!("eus_faults_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
-        let (base, _) = admin_url
-            .rsplit_once('/')
-            .unwrap_or_else(|| panic!("TEST_POSTGRES_URL {admin_url} has no database path"));
-        let url = format!("{base}/{name}");
-        PgDatabase {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.admin_url)
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
-/// Runs one statement with `psql`, failing the test when PostgreSQL is unreachable.
-fn psql(url: &str, statement: &str) -> String {
-    let output = Command::new("psql")
-        .arg(url)
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", statement])
-        .output()
-        .expect("run psql (PostgreSQL tests never skip)");
-    assert!(
-        output.status.success(),
-        "psql {statement:?} against {url} failed (is PostgreSQL running? set TEST_POSTGRES_URL): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` with the `sqlite3` CLI.
@@ -567,12 +273,12 @@ fn publish_slowly_until_staged(
     export: &Export,
     staging: &Path,
 ) -> TcpStream {
-    let parts = export.parts();
+    let parts = release_parts(export);
     let boundary = format!("faults-{}", uuid::Uuid::new_v4().simple());
     let (body, starts) = encode(&parts, &boundary);
     let first_bundle = parts
         .iter()
-        .position(|part| export.bundles().contains(&part.name))
+        .position(|part| export.bundle_paths().contains(&part.name))
         .unwrap();
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let head = format!(
@@ -638,10 +344,13 @@ impl Setup {
 fn kill_9_during_publish(database: Option<&PgDatabase>) {
     let started = Instant::now();
     let data = tempfile::tempdir().unwrap();
-    let mut env = vec![(
-        "DATA_DIR".to_owned(),
-        data.path().to_string_lossy().into_owned(),
-    )];
+    let mut env = vec![
+        (
+            "DATA_DIR".to_owned(),
+            data.path().to_string_lossy().into_owned(),
+        ),
+        ("RUST_LOG".to_owned(), "info".to_owned()),
+    ];
     if let Some(database) = database {
         env.push(("DATABASE_URL".to_owned(), database.url.clone()));
     }
@@ -656,7 +365,7 @@ fn kill_9_during_publish(database: Option<&PgDatabase>) {
     let v1_android = server.manifest(&project_id, "android", "1.0.0");
     assert_eq!(
         project_blobs(&setup.blob_root(), &project_id).0,
-        v1.blob_names()
+        v1.file_sha256s()
     );
 
     // v2's upload is under way, files staged, when the server is killed.
@@ -701,11 +410,11 @@ fn kill_9_during_publish(database: Option<&PgDatabase>) {
         v1_android["id"]
     );
     let (files, copies) = project_blobs(&setup.blob_root(), &project_id);
-    assert_eq!(files, v1.blob_names(), "blobs other than v1's are stored");
+    assert_eq!(files, v1.file_sha256s(), "blobs other than v1's are stored");
     for copy in &copies {
         let sha = copy.split('.').next().unwrap();
         assert!(
-            v1.blob_names().contains(sha),
+            v1.file_sha256s().contains(sha),
             "a copy of a non-v1 blob: {copy}"
         );
     }
@@ -717,7 +426,7 @@ fn kill_9_during_publish(database: Option<&PgDatabase>) {
         .join("projects")
         .join(&project_id)
         .join("assets")
-        .join(sha256_hex(orphan_bytes));
+        .join(sha256_bytes_hex(orphan_bytes));
     std::fs::write(&orphan, orphan_bytes).unwrap();
     let (status, report) = server.post(
         &format!("/api/projects/{project_id}/storage/gc"),
@@ -729,7 +438,7 @@ fn kill_9_during_publish(database: Option<&PgDatabase>) {
     assert!(!orphan.exists(), "the orphan survived the collection");
     assert_eq!(
         project_blobs(&setup.blob_root(), &project_id).0,
-        v1.blob_names()
+        v1.file_sha256s()
     );
     // And v1 still downloads intact.
     let launch = http()
@@ -767,7 +476,7 @@ fn kill_9_during_publish_sqlite() {
 
 #[test]
 fn kill_9_during_publish_postgres() {
-    let database = PgDatabase::create();
+    let database = PgDatabase::create_blocking();
     kill_9_during_publish(Some(&database));
 }
 
@@ -797,7 +506,7 @@ fn two_instances_share_postgres_and_s3() {
         .build()
         .unwrap();
     let s3 = runtime.block_on(s3_test_server::S3Server::start());
-    let database = PgDatabase::create();
+    let database = PgDatabase::create_blocking();
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let shared: Vec<(String, String)> = s3
         .env()
@@ -805,6 +514,7 @@ fn two_instances_share_postgres_and_s3() {
         .chain([
             ("DATABASE_URL".to_owned(), database.url.clone()),
             ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
         ])
         .collect();
     let instance = |data: &tempfile::TempDir| {
@@ -828,14 +538,14 @@ fn two_instances_share_postgres_and_s3() {
     let v1_id = a.publish_ok(&project_id, &secret, &v1);
     let v1_manifest = a.manifest(&project_id, "ios", "1.0.0")["id"].clone();
     let (_, took) = within(Duration::from_secs(1), "B serves v1", || {
-        (b.check(&project_id, "ios", "1.0.0", None).1["id"] == v1_manifest).then_some(())
+        (b.json_check(&project_id, "ios", "1.0.0", None).1["id"] == v1_manifest).then_some(())
     });
     eprintln!("B served A's publish after {took:?}");
     let v2_id = a.publish_ok(&project_id, &secret, &v2);
     let v2_manifest = a.manifest(&project_id, "ios", "1.0.0")["id"].clone();
     assert_ne!(v1_manifest, v2_manifest);
     let (_, took) = within(Duration::from_secs(1), "B serves v2 over v1", || {
-        (b.check(&project_id, "ios", "1.0.0", None).1["id"] == v2_manifest).then_some(())
+        (b.json_check(&project_id, "ios", "1.0.0", None).1["id"] == v2_manifest).then_some(())
     });
     eprintln!("B replaced its cached answer after {took:?}");
 
@@ -919,7 +629,7 @@ fn two_instances_share_postgres_and_s3() {
         "A and B serve the same latest",
         || {
             let on_a = a.manifest(&project_id, "ios", "1.0.0")["id"].clone();
-            (b.check(&project_id, "ios", "1.0.0", None).1["id"] == on_a).then_some(())
+            (b.json_check(&project_id, "ios", "1.0.0", None).1["id"] == on_a).then_some(())
         },
     );
     assert_eq!(

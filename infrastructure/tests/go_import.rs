@@ -30,7 +30,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use common::BINARY;
-use common::server::{PgDatabase, Server, psql, sqlite};
+use common::server::{Server, psql, sqlite};
+use test_support::{PgDatabase, fixtures_dir};
 
 /// The Go server's JWT_SECRET, kept for the switch (at least 32 bytes).
 const JWT_SECRET: &str = "the-go-servers-jwt-secret-0123456789abcdef";
@@ -46,7 +47,7 @@ fn generate(root: &Path, options: &Options) -> GoDataDir {
 }
 
 fn signing_key_path() -> PathBuf {
-    go_data_fixture::fixtures_dir().join("code-signing/private-key.pem")
+    fixtures_dir().join("code-signing/private-key.pem")
 }
 
 /// `import-go` with the target environment `env`; exit status, stdout, stderr.
@@ -266,10 +267,7 @@ fn assert_signed(answer: &common::server::UpdateCheck) {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap();
-    let pem = std::fs::read_to_string(
-        go_data_fixture::fixtures_dir().join("code-signing/public-key.pem"),
-    )
-    .unwrap();
+    let pem = std::fs::read_to_string(fixtures_dir().join("code-signing/public-key.pem")).unwrap();
     let key = RsaPublicKey::from_public_key_pem(&pem).unwrap();
     key.verify(
         Pkcs1v15Sign::new::<Sha256>(),
@@ -537,7 +535,7 @@ fn check_publish_with_old_key(server: &Server, go: &GoDataDir) {
     let key = go.key(ids::KEY_APP);
     let output = Command::new(BINARY)
         .args(["publish", "--json", "--dir"])
-        .arg(go_data_fixture::fixtures_dir().join("expo-sdk56-export-rt2"))
+        .arg(fixtures_dir().join("expo-sdk56-export-rt2"))
         .args(["--runtime-version", "1.0.0"])
         .env_clear()
         .env("EXPO_UPDATES_URL", &server.url)
@@ -557,7 +555,7 @@ fn check_publish_with_old_key(server: &Server, go: &GoDataDir) {
     assert_eq!(answer.part, "manifest");
     let go_v2 = go.dir(&format!("{}/1.0.0/{}", ids::APP, times::V2));
     assert_ne!(answer.json["id"].as_str(), go_v2.manifest_id.as_deref());
-    let rt2_bundle = std::fs::read(go_data_fixture::fixtures_dir().join(
+    let rt2_bundle = std::fs::read(fixtures_dir().join(
         "expo-sdk56-export-rt2/_expo/static/js/ios/index-a5666ff48349e456a880b7ec408d56aa.hbc",
     ))
     .unwrap();
@@ -677,7 +675,7 @@ fn final_sync_while_serving(
         go_dir,
         &new_dir,
         1_776_700_000,
-        &go_data_fixture::fixtures_dir().join("expo-sdk56-export-v2"),
+        &fixtures_dir().join("expo-sdk56-export-v2"),
     );
     std::fs::remove_dir_all(go_dir.join(format!("updates/{app}/2.0.0/{}", times::ROLLBACK)))
         .unwrap();
@@ -739,7 +737,7 @@ fn final_sync_while_serving(
     assert_eq!(bob["role"], "owner", "the role the Go server now gives");
     let revoked = Command::new(BINARY)
         .args(["publish", "--dir"])
-        .arg(go_data_fixture::fixtures_dir().join("expo-sdk56-export-v1"))
+        .arg(fixtures_dir().join("expo-sdk56-export-v1"))
         .env_clear()
         .env("EXPO_UPDATES_URL", &server.url)
         .env("EXPO_UPDATES_PROJECT", ids::OTHER)
@@ -822,7 +820,7 @@ fn postgresql_and_s3_with_the_go_tree_in_a_bucket() {
     copy_tree(&go_dir.join("updates"), &go_bucket);
     // A Go server on S3 keeps only ota.db in its DATA_DIR.
     std::fs::rename(go_dir.join("updates"), work.path().join("moved-away")).unwrap();
-    let database = PgDatabase::create();
+    let database = PgDatabase::create_blocking();
     let mut target = env(&[
         ("DATA_DIR", work.path().join("data").to_str().unwrap()),
         ("DATABASE_URL", &database.url),
@@ -901,7 +899,7 @@ impl Target {
     fn shared(data: PathBuf, runtime: &tokio::runtime::Runtime) -> Target {
         Target::Shared {
             data,
-            database: PgDatabase::create(),
+            database: PgDatabase::create_blocking(),
             s3: runtime.block_on(s3_test_server::S3Server::start()),
         }
     }

@@ -1,18 +1,11 @@
-//! What the tests of the real binary share: its path and a free port.
+//! What the tests of the real binary share: its path, a free port, the server as a child
+//! process ([`server::Server`]). The fixtures and throwaway PostgreSQL databases come from the
+//! `test-support` crate, shared with the other test crates.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::TcpListener;
-
 pub const BINARY: &str = env!("CARGO_BIN_EXE_expo-updates-server");
 
-/// A port nothing listens on right now (the server binds it moments later).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use test_support::free_port;
 
 pub mod server;

@@ -1,6 +1,8 @@
-//! The server binary as a child process, a throwaway PostgreSQL database,
-//! and the HTTP calls the tests of imports make against them.
+//! The server binary as a child process, and the HTTP calls tests make against it
+//! (blocking: these tests run no runtime of their own), plus `psql` and `sqlite3` for what
+//! the server stored.
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,30 +10,56 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{BINARY, free_port};
 
-pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
+/// The HTTP client of these tests: no proxy, a minute at most per request.
 pub fn http() -> Client {
     Client::builder()
-        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
 }
 
-/// A running server; killed and reaped on drop.
+/// A running server (`serve`); killed (SIGKILL) and reaped on drop, its log printed when the
+/// test fails.
 pub struct Server {
     child: Child,
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`, also its `PUBLIC_URL`.
     pub url: String,
     log: PathBuf,
+    /// The data directory of [`Server::start_fresh`].
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts `serve` with `env` on a cleared environment and waits for
-    /// `/readyz`. Output goes to `log`.
-    pub fn start(env: &[(String, String)], log: &Path) -> Server {
+    /// Starts `serve` with `env` on a cleared environment and test defaults (`HOST`, `PORT`
+    /// and `PUBLIC_URL` on a free port, no background collection, rate limits out of the
+    /// way; `env` overrides them) and waits for `/readyz`. Its output is appended to `log`.
+    pub fn start<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)], log: &Path) -> Server {
+        Self::spawn(env, log, None)
+    }
+
+    /// [`Server::start`] on a data directory of its own (removed on drop), logging into it.
+    pub fn start_fresh<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().to_owned();
+        let mut command_env: Vec<(&OsStr, &OsStr)> = vec![("DATA_DIR".as_ref(), dir.as_ref())];
+        command_env.extend(
+            env.iter()
+                .map(|(key, value)| (key.as_ref(), value.as_ref())),
+        );
+        Self::spawn(&command_env, &dir.join("server.log"), Some(data))
+    }
+
+    fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+        env: &[(K, V)],
+        log: &Path,
+        data: Option<tempfile::TempDir>,
+    ) -> Server {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let output = OpenOptions::new()
@@ -45,6 +73,7 @@ impl Server {
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("PUBLIC_URL", &url)
+            // Collections happen when the test asks for them.
             .env("GC_INTERVAL_SECONDS", "0")
             .env("RATE_LIMIT_AUTH_PER_MINUTE", "1000000")
             .env("RATE_LIMIT_PUBLISH_PER_MINUTE", "1000000")
@@ -55,8 +84,10 @@ impl Server {
             .unwrap();
         let mut server = Server {
             child,
+            port,
             url,
             log: log.to_owned(),
+            _data: data,
         };
         let started = Instant::now();
         loop {
@@ -111,6 +142,47 @@ impl Server {
         )
     }
 
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+    }
+
+    /// Registers `name` (`<name>@example.com`); returns the session token.
+    pub fn register(&self, name: &str) -> String {
+        let (status, body) = self.post(
+            "/api/auth/register",
+            None,
+            &json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": "correct-horse-battery",
+            }),
+        );
+        assert_eq!(status, 201, "register: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A project of `token`'s user and an API key for it: (project id, secret).
+    pub fn project_with_key(&self, token: &str, slug: &str) -> (String, String) {
+        let (status, project) = self.post(
+            "/api/projects",
+            Some(token),
+            &json!({ "name": slug, "slug": slug }),
+        );
+        assert_eq!(status, 201, "create project: {project}");
+        let project_id = project["id"].as_str().unwrap().to_owned();
+        let (status, key) = self.post(
+            &format!("/api/projects/{project_id}/keys"),
+            Some(token),
+            &json!({ "name": "ci" }),
+        );
+        assert_eq!(status, 201, "create key: {key}");
+        (project_id, key["secret"].as_str().unwrap().to_owned())
+    }
+
     /// Logs in; the user id on success, `None` on a 401.
     pub fn login(&self, login: &str, password: &str) -> Option<String> {
         let body = serde_json::json!({ "login": login, "password": password });
@@ -123,8 +195,9 @@ impl Server {
         }
     }
 
-    /// An update check; the status, the part name (`manifest`/`directive`),
-    /// its JSON, and its `expo-signature` part header.
+    /// An update check; the status, the part name (`manifest`/`directive`; `manifest` for
+    /// an answer in JSON, as to `accept: application/json`), its JSON, and its
+    /// `expo-signature` part header.
     pub fn check(&self, project: &str, headers: &[(&str, &str)]) -> UpdateCheck {
         let mut request = http().get(format!("{}/api/updates/{project}/manifest", self.url));
         for (name, value) in headers {
@@ -144,6 +217,15 @@ impl Server {
                 status,
                 part: String::new(),
                 json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                raw: body,
+                signature: None,
+            };
+        }
+        if !content_type.starts_with("multipart/") {
+            return UpdateCheck {
+                status,
+                part: "manifest".to_owned(),
+                json: serde_json::from_slice(&body).unwrap(),
                 raw: body,
                 signature: None,
             };
@@ -199,10 +281,12 @@ impl Server {
         )
     }
 
-    /// SIGKILL: no shutdown at all.
+    /// SIGKILL (`Child::kill` on Unix): no shutdown, no flush, nothing.
     pub fn kill_9(mut self) {
+        use std::os::unix::process::ExitStatusExt;
         self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "not killed by SIGKILL: {status}");
     }
 }
 
@@ -210,6 +294,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("the log of the server at {}:\n{}", self.url, self.log());
+        }
     }
 }
 
@@ -223,43 +310,6 @@ pub struct UpdateCheck {
     /// The part's body bytes: what the signature covers.
     pub raw: Vec<u8>,
     pub signature: Option<String>,
-}
-
-/// A throwaway PostgreSQL database (`eus_test_…`, which `.ci/run` also
-/// sweeps), dropped on drop. An unreachable PostgreSQL fails the test.
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub fn create() -> PgDatabase {
-        let admin_url =
-            std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-        let name = format!("eus_test_import_{}", uuid::Uuid::new_v4().simple());
-        psql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        PgDatabase {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.admin_url)
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
 }
 
 /// Runs one statement with `psql`; its rows as `|`-separated text.
