@@ -3,7 +3,7 @@
 //! SQLite database `ota.db` in WAL mode (some rows only in `ota.db-wal`, as
 //! a live copy has them) and the update tree `updates/<project>/<runtime
 //! version>/<unix seconds>/`, built from the real Expo exports in
-//! `../shared/fixtures`, with every quirk its data can have.
+//! `tests/fixtures`, with every quirk its data can have.
 //!
 //! The Go server cannot be built here; this is its data, written by hand
 //! from its source's behaviour. [`GoDataDir`] says what was written, so
@@ -23,6 +23,7 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sea_orm::sqlx::{ConnectOptions, Connection, Executor, SqliteConnection};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use test_support::fixtures_dir;
 
 /// The ids of the data dir's rows (UUIDv7, as the Go server made them).
 pub mod ids {
@@ -141,11 +142,6 @@ pub mod times {
     pub const IOS_ONLY: u64 = 1_776_600_000;
     /// The first of the filler updates.
     pub const FILLER: u64 = 1_777_000_000;
-}
-
-/// The fixtures directory: `../shared/fixtures` from the repository.
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
 }
 
 /// What a test wants beyond the quirks.
@@ -384,12 +380,7 @@ async fn write_database(root: &Path, keys: &[Key]) {
             "2026-04-12T14:00:00Z",
         ),
     ];
-    for statement in checkpointed {
-        sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(statement))
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
+    run_all(&mut db, checkpointed).await;
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
     db.execute("PRAGMA wal_autocheckpoint = 0").await.unwrap();
     let in_wal_only = [
@@ -409,12 +400,7 @@ async fn write_database(root: &Path, keys: &[Key]) {
             "2026-04-20T12:00:00Z",
         ),
     ];
-    for statement in in_wal_only {
-        sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(statement))
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
+    run_all(&mut db, in_wal_only).await;
     // A copy of the files of a running server: the WAL is not checkpointed.
     for suffix in ["", "-wal", "-shm"] {
         std::fs::copy(
@@ -630,6 +616,16 @@ fn filler_export(n: usize) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
         (image_path, image),
     ];
     (serde_json::to_vec(&metadata).unwrap(), files)
+}
+
+/// Runs each SQL statement, in order.
+async fn run_all(db: &mut SqliteConnection, statements: impl IntoIterator<Item = String>) {
+    for statement in statements {
+        sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(statement))
+            .execute(&mut *db)
+            .await
+            .unwrap();
+    }
 }
 
 /// Lays out the data dir in `root` (created if needed).
