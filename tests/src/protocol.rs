@@ -10,12 +10,13 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use sha2::Digest;
 
+pub use test_support::fixtures::{CERTIFICATE_PATH, Checksum, PRIVATE_KEY_PATH, checksums};
+
 use crate::TestApp;
-use crate::publish::fixtures_dir;
 
 /// The `accept` header real iOS and Android clients send.
 pub const CLIENT_ACCEPT: &str = "multipart/mixed,application/expo+json,application/json";
@@ -23,50 +24,14 @@ pub const CLIENT_ACCEPT: &str = "multipart/mixed,application/expo+json,applicati
 /// The `expo-expect-signature` header of a client configured with keyid `main`.
 pub const EXPECT_SIGNATURE: &str = r#"sig, keyid="main", alg="rsa-v1_5-sha256""#;
 
-/// The fixture signing key (PKCS#1 PEM), for `PRIVATE_KEY`.
-pub const PRIVATE_KEY_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/code-signing/private-key.pem"
-);
-
 /// The fixture certificate matching [`PRIVATE_KEY_PATH`].
 pub fn certificate_path() -> PathBuf {
-    fixtures_dir().join("code-signing").join("certificate.pem")
+    PathBuf::from(CERTIFICATE_PATH)
 }
 
 /// Unpadded base64url SHA-256 of `bytes`: the manifest `hash` of a file.
 pub fn manifest_hash(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes))
-}
-
-/// One row of `/work/shared/fixtures/CHECKSUMS.txt`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checksum {
-    pub size: u64,
-    pub md5_hex: String,
-    pub sha256_b64url: String,
-}
-
-/// `CHECKSUMS.txt`: `<export dir>/<path>` → checksums.
-pub fn checksums() -> BTreeMap<String, Checksum> {
-    let path = fixtures_dir().join("CHECKSUMS.txt");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    text.lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(columns.len(), 4, "bad CHECKSUMS.txt line: {line}");
-            (
-                columns[3].to_owned(),
-                Checksum {
-                    size: columns[0].parse().expect("a size"),
-                    md5_hex: columns[1].to_owned(),
-                    sha256_b64url: columns[2].to_owned(),
-                },
-            )
-        })
-        .collect()
 }
 
 /// An update check, as a device sends it.
@@ -82,8 +47,14 @@ pub struct UpdateCheck {
     pub expect_signature: bool,
     /// The `expo-expect-signature` value when it is not [`EXPECT_SIGNATURE`].
     pub expect_signature_value: Option<String>,
+    /// `expo-channel-name` (`None`: not sent, the default channel).
+    pub channel: Option<String>,
+    /// `eas-client-id`, the device's stable id (rollouts place devices by it).
+    pub client_id: Option<String>,
     /// Query parameters (the fallbacks for clients that cannot set headers).
     pub query: Vec<(String, String)>,
+    /// More request headers, sent after the others (any bytes a header may hold).
+    pub headers: Vec<(String, HeaderValue)>,
 }
 
 impl UpdateCheck {
@@ -98,7 +69,10 @@ impl UpdateCheck {
             embedded_update_id: None,
             expect_signature: false,
             expect_signature_value: None,
+            channel: None,
+            client_id: None,
             query: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -154,6 +128,24 @@ impl UpdateCheck {
 
     pub fn query(mut self, name: &str, value: &str) -> Self {
         self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// From a device on `channel` (`expo-channel-name`).
+    pub fn channel(mut self, channel: &str) -> Self {
+        self.channel = Some(channel.to_owned());
+        self
+    }
+
+    /// From the device `client_id` (`eas-client-id`).
+    pub fn client(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+
+    /// With the request header `name: value` as well.
+    pub fn header(mut self, name: &str, value: HeaderValue) -> Self {
+        self.headers.push((name.to_owned(), value));
         self
     }
 }
@@ -483,6 +475,8 @@ impl TestApp {
                 "expo-embedded-update-id",
                 check.embedded_update_id.as_deref(),
             ),
+            ("expo-channel-name", check.channel.as_deref()),
+            ("eas-client-id", check.client_id.as_deref()),
             (
                 "expo-expect-signature",
                 check.expect_signature.then_some(
@@ -497,6 +491,9 @@ impl TestApp {
             if let Some(value) = value {
                 request = request.header(name, value);
             }
+        }
+        for (name, value) in &check.headers {
+            request = request.header(name.as_str(), value.clone());
         }
         self.fetch_request(request).await
     }
@@ -561,10 +558,7 @@ impl TestApp {
     ) -> TestApp {
         let mut errors = Vec::new();
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|listener| listener.local_addr())
-                .expect("reserve a local port")
-                .port();
+            let port = test_support::free_port();
             let port_text = port.to_string();
             let public_url = format!("http://127.0.0.1:{port}");
             let mut env = vec![

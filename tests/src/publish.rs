@@ -1,171 +1,23 @@
-//! Publishing: the real `npx expo export` fixtures (`/work/shared/fixtures`) and a builder
-//! for the `multipart/form-data` body of `POST /api/updates/{projectId}/publish`.
+//! Publishing: the real `npx expo export` fixtures ([`Export`], from `tests/fixtures`), a
+//! builder for the `multipart/form-data` body of `POST /api/updates/{projectId}/publish`, and
+//! the [`Publisher`] a release pipeline is (an owner, their project, an API key of it).
 //!
 //! The form is derived from an export's own `metadata.json`, so tests upload exactly the
 //! field names a real export produces; knobs drop, rename or add fields and replace the
 //! text and JSON parts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use sha2::Digest;
 
-use crate::{Response, TestApp};
+pub use test_support::fixtures::{Export, asset_key, fixtures_dir, sha256_bytes_hex};
+
+use crate::{Response, TestApp, TestUser, raw_http, str_field};
 
 /// The success message of a publish.
 pub const PUBLISHED_MESSAGE: &str = "Update published successfully";
-
-/// `/work/shared/fixtures`, found from this crate's directory.
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
-
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_bytes_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// The blob key of a file with SHA-256 `sha256_hex` in `project_id`.
-pub fn asset_key(project_id: &str, sha256_hex: &str) -> String {
-    format!("projects/{project_id}/assets/{sha256_hex}")
-}
-
-/// One `expo export` output directory.
-#[derive(Debug, Clone)]
-pub struct Export {
-    pub name: String,
-    pub dir: PathBuf,
-    /// `metadata.json`, parsed.
-    pub metadata: Value,
-    /// `runtimeVersion` from the export's `expoConfig.json`.
-    pub runtime_version: String,
-}
-
-impl Export {
-    /// Loads `<fixtures>/<name>`.
-    pub fn load(name: &str) -> Export {
-        let dir = fixtures_dir().join(name);
-        let read_json = |file: &str| -> Value {
-            let path = dir.join(file);
-            let bytes = std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("read the fixture {}: {e}", path.display()));
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("the fixture {} is not JSON: {e}", path.display()))
-        };
-        let metadata = read_json("metadata.json");
-        let runtime_version = read_json("expoConfig.json")["runtimeVersion"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name}/expoConfig.json has no string runtimeVersion"))
-            .to_owned();
-        Export {
-            name: name.to_owned(),
-            dir,
-            metadata,
-            runtime_version,
-        }
-    }
-
-    /// runtimeVersion 1.0.0, "Fixture update v1", 4 asset files.
-    pub fn v1() -> Export {
-        Self::load("expo-sdk56-export-v1")
-    }
-
-    /// runtimeVersion 1.0.0, the update after v1: 4 assets shared with v1 plus one more.
-    pub fn v2() -> Export {
-        Self::load("expo-sdk56-export-v2")
-    }
-
-    /// runtimeVersion 2.0.0, v1's assets with new bundles.
-    pub fn rt2() -> Export {
-        Self::load("expo-sdk56-export-rt2")
-    }
-
-    fn file_metadata(&self) -> &serde_json::Map<String, Value> {
-        self.metadata["fileMetadata"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{}: fileMetadata is not an object", self.name))
-    }
-
-    /// The platforms listed in `fileMetadata` (key order is not meaningful).
-    pub fn platforms(&self) -> Vec<String> {
-        self.file_metadata().keys().cloned().collect()
-    }
-
-    /// The launch bundle path of `platform`.
-    pub fn bundle(&self, platform: &str) -> String {
-        self.file_metadata()[platform]["bundle"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{}: no bundle for {platform}", self.name))
-            .to_owned()
-    }
-
-    /// The distinct bundle paths.
-    pub fn bundle_paths(&self) -> BTreeSet<String> {
-        self.platforms()
-            .iter()
-            .map(|platform| self.bundle(platform))
-            .collect()
-    }
-
-    /// The distinct asset paths (over all platforms).
-    pub fn asset_paths(&self) -> BTreeSet<String> {
-        self.file_metadata()
-            .values()
-            .flat_map(|platform| {
-                platform["assets"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|asset| {
-                        asset["path"]
-                            .as_str()
-                            .expect("an asset has a string path")
-                            .to_owned()
-                    })
-            })
-            .collect()
-    }
-
-    /// Every distinct path listed in `metadata.json`: bundles and assets.
-    pub fn listed_paths(&self) -> BTreeSet<String> {
-        let mut paths = self.bundle_paths();
-        paths.extend(self.asset_paths());
-        paths
-    }
-
-    /// The file at `path` (relative to the export root).
-    pub fn file(&self, path: &str) -> PathBuf {
-        path.split('/')
-            .fold(self.dir.clone(), |dir, segment| dir.join(segment))
-    }
-
-    pub fn bytes(&self, path: &str) -> Vec<u8> {
-        let file = self.file(path);
-        std::fs::read(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()))
-    }
-
-    /// Hex SHA-256 of the file at `path`.
-    pub fn sha256_hex(&self, path: &str) -> String {
-        sha256_bytes_hex(&self.bytes(path))
-    }
-
-    /// Where each listed file must be stored after publishing to `project_id`:
-    /// blob key → the export path it comes from (one entry per distinct content).
-    pub fn expected_blobs(&self, project_id: &str) -> BTreeMap<String, String> {
-        self.listed_paths()
-            .into_iter()
-            .map(|path| (asset_key(project_id, &self.sha256_hex(&path)), path))
-            .collect()
-    }
-
-    /// The raw bytes of a top-level file of the export (`metadata.json`, `expoConfig.json`).
-    pub fn raw(&self, file: &str) -> Vec<u8> {
-        self.bytes(file)
-    }
-}
 
 /// What to send for a JSON part (`metadata.json`, `expoConfig.json`).
 #[derive(Debug, Clone)]
@@ -192,6 +44,10 @@ pub struct PublishForm {
     pub renamed: BTreeMap<String, String>,
     /// Extra file fields (name, bytes), sent after the listed files.
     pub extra: Vec<(String, Vec<u8>)>,
+    /// Text fields (name, value) sent before everything else.
+    pub fields_first: Vec<(String, Vec<u8>)>,
+    /// Text fields (name, value) sent after everything else.
+    pub fields_last: Vec<(String, Vec<u8>)>,
     /// Send every file with an unknown length (the request is sent chunked).
     pub unknown_lengths: bool,
 }
@@ -208,8 +64,30 @@ impl PublishForm {
             omitted: BTreeSet::new(),
             renamed: BTreeMap::new(),
             extra: Vec::new(),
+            fields_first: Vec::new(),
+            fields_last: Vec::new(),
             unknown_lengths: false,
         }
+    }
+
+    /// Sends the text field `name` (`branch`, `message`, `rolloutPercentage`, …) after the
+    /// files; `value` need not be UTF-8.
+    pub fn field(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.fields_last.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// [`PublishForm::field`] for each of `fields`.
+    pub fn fields(self, fields: &[(&str, &str)]) -> Self {
+        fields
+            .iter()
+            .fold(self, |form, (name, value)| form.field(name, *value))
+    }
+
+    /// Sends the text field `name` before everything else (before `runtimeVersion`).
+    pub fn field_first(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.fields_first.push((name.to_owned(), value.into()));
+        self
     }
 
     pub fn runtime_version(mut self, runtime_version: Option<&str>) -> Self {
@@ -299,10 +177,17 @@ impl PublishForm {
             .collect()
     }
 
-    /// The parts of the form, in order: `runtimeVersion`, `metadata.json`,
-    /// `expoConfig.json`, one file field per listed path, then the extra fields.
+    /// The parts of the form, in order: the [`PublishForm::field_first`] fields,
+    /// `runtimeVersion`, `metadata.json`, `expoConfig.json`, one file field per listed path,
+    /// the extra files, then the [`PublishForm::field`] fields.
     pub fn parts(&self) -> Vec<FormPart> {
-        let mut parts = Vec::new();
+        let text = |(name, value): &(String, Vec<u8>)| FormPart {
+            name: name.clone(),
+            file_name: None,
+            content_type: None,
+            source: Source::Bytes(value.clone()),
+        };
+        let mut parts: Vec<FormPart> = self.fields_first.iter().map(text).collect();
         if let Some(runtime_version) = &self.runtime_version {
             parts.push(FormPart {
                 name: "runtimeVersion".to_owned(),
@@ -344,6 +229,7 @@ impl PublishForm {
                 source: Source::Bytes(bytes.clone()),
             });
         }
+        parts.extend(self.fields_last.iter().map(text));
         parts
     }
 
@@ -511,271 +397,156 @@ impl TestApp {
     }
 }
 
-/// A minimal HTTP/1.1 client that sends a multipart body and reads the answer concurrently.
-mod raw_http {
-    use std::time::Duration;
+// ---------------------------------------------------------------------------------------------
+// Who publishes
+// ---------------------------------------------------------------------------------------------
 
-    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+/// What a release pipeline publishes as: a registered owner, their project and an API key of
+/// it, and (from [`TestApp::publisher_with_member`]) a plain member of the project.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub owner: TestUser,
+    pub member: Option<TestUser>,
+    pub project_id: String,
+    pub key_id: String,
+    pub key_name: String,
+    /// The API key's secret.
+    pub secret: String,
+}
 
-    use super::{FormPart, Source};
-    use crate::Response;
-
-    const CHUNK: usize = 64 * 1024;
-
-    /// A piece of the body: literal bytes or a file's content.
-    enum Segment {
-        Bytes(Vec<u8>),
-        File(std::path::PathBuf),
+impl TestApp {
+    /// [`TestApp::publisher_keyed`] with the key named `ci`.
+    pub async fn publisher(&self) -> Publisher {
+        self.publisher_keyed("ci").await
     }
 
-    fn segments(parts: &[FormPart], boundary: &str) -> Vec<Segment> {
-        let mut segments = Vec::new();
-        for part in parts {
-            let mut head = format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"",
-                part.name
-            );
-            if let Some(file_name) = &part.file_name {
-                head.push_str(&format!("; filename=\"{file_name}\""));
-            }
-            if let Some(content_type) = part.content_type {
-                head.push_str(&format!("\r\nContent-Type: {content_type}"));
-            }
-            head.push_str("\r\n\r\n");
-            segments.push(Segment::Bytes(head.into_bytes()));
-            segments.push(match &part.source {
-                Source::Bytes(bytes) => Segment::Bytes(bytes.clone()),
-                Source::File(path) => Segment::File(path.clone()),
-            });
-            segments.push(Segment::Bytes(b"\r\n".to_vec()));
-        }
-        segments.push(Segment::Bytes(format!("--{boundary}--\r\n").into_bytes()));
-        segments
+    /// A registered owner, their new project and an API key of it named `key_name`.
+    pub async fn publisher_keyed(&self, key_name: &str) -> Publisher {
+        let owner = self.register_user().await;
+        let project = self.create_project(&owner.token).await;
+        let project_id = str_field(&project, "id");
+        self.with_key(owner, None, project_id, key_name).await
     }
 
-    fn length(segments: &[Segment]) -> u64 {
-        segments
-            .iter()
-            .map(|segment| match segment {
-                Segment::Bytes(bytes) => bytes.len() as u64,
-                Segment::File(path) => std::fs::metadata(path)
-                    .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-                    .len(),
-            })
-            .sum()
-    }
-
-    async fn write_chunk(
-        writer: &mut OwnedWriteHalf,
-        bytes: &[u8],
-        chunked: bool,
-    ) -> std::io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        if chunked {
-            writer
-                .write_all(format!("{:x}\r\n", bytes.len()).as_bytes())
-                .await?;
-            writer.write_all(bytes).await?;
-            writer.write_all(b"\r\n").await
-        } else {
-            writer.write_all(bytes).await
-        }
-    }
-
-    /// Writes the request; with `limit`, stops (without ending the body) once that many
-    /// body bytes are written. Returns the connection's write half, still open.
-    async fn write_request(
-        mut writer: OwnedWriteHalf,
-        head: String,
-        segments: Vec<Segment>,
-        chunked: bool,
-        limit: Option<u64>,
-    ) -> std::io::Result<OwnedWriteHalf> {
-        writer.write_all(head.as_bytes()).await?;
-        let mut budget = limit.unwrap_or(u64::MAX);
-        for segment in segments {
-            let mut reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match segment {
-                Segment::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
-                Segment::File(path) => Box::new(tokio::fs::File::open(&path).await?),
-            };
-            let mut buffer = vec![0u8; CHUNK];
-            loop {
-                if budget == 0 {
-                    writer.flush().await?;
-                    return Ok(writer);
-                }
-                let wanted = buffer
-                    .len()
-                    .min(usize::try_from(budget).unwrap_or(usize::MAX));
-                let read = reader.read(&mut buffer[..wanted]).await?;
-                if read == 0 {
-                    break;
-                }
-                write_chunk(&mut writer, &buffer[..read], chunked).await?;
-                budget -= read as u64;
-            }
-        }
-        if chunked {
-            writer.write_all(b"0\r\n\r\n").await?;
-        }
-        writer.flush().await?;
-        Ok(writer)
-    }
-
-    /// A parsed answer once complete: (status, headers, body).
-    fn parse(buffer: &[u8], at_eof: bool) -> Option<(u16, HeaderMap, Vec<u8>)> {
-        let end = buffer.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&buffer[..end]).ok()?;
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-        let mut headers = HeaderMap::new();
-        for line in lines {
-            let (name, value) = line.split_once(':')?;
-            headers.append(
-                HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
-                HeaderValue::from_str(value.trim()).ok()?,
-            );
-        }
-        let body = &buffer[end + 4..];
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_ascii_lowercase)
-        };
-        if header("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
-            let mut decoded = Vec::new();
-            let mut rest = body;
-            loop {
-                let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-                let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
-                let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-                rest = &rest[line_end + 2..];
-                if size == 0 {
-                    return Some((status, headers, decoded));
-                }
-                if rest.len() < size + 2 {
-                    return None;
-                }
-                decoded.extend_from_slice(&rest[..size]);
-                rest = &rest[size + 2..];
-            }
-        }
-        match header("content-length").and_then(|len| len.parse::<usize>().ok()) {
-            Some(len) if body.len() >= len => Some((status, headers, body[..len].to_vec())),
-            Some(_) => None,
-            None if at_eof => Some((status, headers, body.to_vec())),
-            None => None,
-        }
-    }
-
-    /// Connects and starts sending the request in a task, which ends after `limit` body
-    /// bytes (all of them with `None`) and hands back the still open write half.
-    async fn start(
-        port: u16,
-        path: &str,
-        headers: &[(String, String)],
-        parts: &[FormPart],
-        chunked: bool,
-        limit: Option<u64>,
-    ) -> (
-        OwnedReadHalf,
-        tokio::task::JoinHandle<std::io::Result<OwnedWriteHalf>>,
-    ) {
-        let boundary = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-        let segments = segments(parts, &boundary);
-        let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-             Content-Type: multipart/form-data; boundary={boundary}\r\n"
-        );
-        if chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n");
-        } else {
-            head.push_str(&format!("Content-Length: {}\r\n", length(&segments)));
-        }
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-
-        let stream = TcpStream::connect(("127.0.0.1", port))
+    /// An owner, a plain member and their project ([`TestApp::project_with_member`]), and an
+    /// API key named `key_name`.
+    pub async fn publisher_with_member(&self, key_name: &str) -> Publisher {
+        let setup = self.project_with_member().await;
+        self.with_key(setup.owner, Some(setup.member), setup.project_id, key_name)
             .await
-            .expect("connect to the server");
-        let (reader, writer) = stream.into_split();
-        let sending = tokio::spawn(write_request(writer, head, segments, chunked, limit));
-        (reader, sending)
     }
 
-    /// Sends only the first `body_bytes` bytes of the body, then returns the open
-    /// connection halves (drop them to hang up).
-    pub async fn post_multipart_partially(
-        port: u16,
-        path: &str,
-        headers: &[(String, String)],
-        parts: &[FormPart],
-        body_bytes: u64,
-    ) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let (reader, sending) = start(port, path, headers, parts, false, Some(body_bytes)).await;
-        let writer = sending
-            .await
-            .expect("the sending task")
-            .expect("sending the start of the body");
-        (reader, writer)
-    }
-
-    pub async fn post_multipart(
-        port: u16,
-        path: &str,
-        headers: &[(String, String)],
-        parts: &[FormPart],
-        chunked: bool,
-    ) -> Response {
-        let (mut reader, sending) = start(port, path, headers, parts, chunked, None).await;
-
-        let mut buffer = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut chunk = vec![0u8; CHUNK];
-            loop {
-                if let Some(answer) = parse(&buffer, false) {
-                    return Ok(answer);
-                }
-                match reader.read(&mut chunk).await {
-                    Ok(0) => {
-                        return parse(&buffer, true).ok_or_else(|| {
-                            "the server closed the connection before a complete answer".to_owned()
-                        });
-                    }
-                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    Err(e) => {
-                        return parse(&buffer, true)
-                            .ok_or_else(|| format!("reading the answer failed: {e}"));
-                    }
-                }
-            }
-        })
-        .await;
-        sending.abort();
-        let sent = sending.await;
-        let (status, headers, body) = match read {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => panic!(
-                "{error} (sending: {sent:?}); received {:?}",
-                String::from_utf8_lossy(&buffer)
-            ),
-            Err(_) => panic!("no answer within 60 s (sending: {sent:?})"),
-        };
-        let text = String::from_utf8_lossy(&body).into_owned();
-        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Response {
-            status,
-            headers,
-            text,
-            json,
+    async fn with_key(
+        &self,
+        owner: TestUser,
+        member: Option<TestUser>,
+        project_id: String,
+        key_name: &str,
+    ) -> Publisher {
+        let created = self
+            .create_key(&owner.token, &project_id, Some(key_name))
+            .await;
+        Publisher {
+            key_id: str_field(&created["key"], "id"),
+            secret: str_field(&created, "secret"),
+            key_name: key_name.to_owned(),
+            owner,
+            member,
+            project_id,
         }
     }
+}
+
+impl Publisher {
+    /// The member of [`TestApp::publisher_with_member`].
+    #[track_caller]
+    pub fn member(&self) -> &TestUser {
+        self.member
+            .as_ref()
+            .expect("a publisher with a member (TestApp::publisher_with_member)")
+    }
+
+    /// `/api/projects/{id}{rest}`: the members' routes (session token).
+    pub fn project_path(&self, rest: &str) -> String {
+        format!("/api/projects/{}{rest}", self.project_id)
+    }
+
+    /// `/api/updates/{id}{rest}`: the release pipeline's routes (API key).
+    pub fn updates_path(&self, rest: &str) -> String {
+        format!("/api/updates/{}{rest}", self.project_id)
+    }
+
+    /// The owner as an audit log actor.
+    pub fn owner_actor(&self) -> Value {
+        serde_json::json!({ "type": "user", "id": self.owner.id, "name": self.owner.username })
+    }
+
+    /// The member as an audit log actor.
+    pub fn member_actor(&self) -> Value {
+        let member = self.member();
+        serde_json::json!({ "type": "user", "id": member.id, "name": member.username })
+    }
+
+    /// The API key as an audit log actor.
+    pub fn key_actor(&self) -> Value {
+        serde_json::json!({ "type": "apiKey", "id": self.key_id, "name": self.key_name })
+    }
+}
+
+impl TestApp {
+    /// `GET /api/projects/{project_id}/updates/{update_id}` (a member's `token`), asserting
+    /// `200`; the update's details.
+    pub async fn update_detail(&self, token: &str, project_id: &str, update_id: &str) -> Value {
+        let response = self
+            .get(
+                &format!("/api/projects/{project_id}/updates/{update_id}"),
+                token,
+            )
+            .await;
+        response.assert_status(200);
+        response.json
+    }
+}
+
+/// The manifest id devices see for `platform`, from an update's details
+/// ([`TestApp::update_detail`]).
+#[track_caller]
+pub fn manifest_id_in(detail: &Value, platform: &str) -> String {
+    let platform_update = detail["platformUpdates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no platformUpdates: {detail}"))
+        .iter()
+        .find(|update| update["platform"] == platform)
+        .unwrap_or_else(|| panic!("no {platform} update in {detail}"));
+    str_field(platform_update, "manifestId")
+}
+
+/// The fields of the answer to a publish and to a republish.
+pub const RELEASE_FIELDS: [&str; 5] = [
+    "updateId",
+    "message",
+    "branch",
+    "platforms",
+    "rolloutPercentage",
+];
+
+/// Asserts `200` with exactly the [`RELEASE_FIELDS`] and a UUID `updateId`; returns the body.
+#[track_caller]
+pub fn assert_release_answer(response: &Response) -> &Value {
+    response.assert_status(200);
+    let keys: BTreeSet<&str> = response
+        .json
+        .as_object()
+        .unwrap_or_else(|| panic!("expected an object: {}", response.text))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(RELEASE_FIELDS),
+        "body: {}",
+        response.text
+    );
+    crate::assert_uuid(&response.json["updateId"]);
+    &response.json
 }

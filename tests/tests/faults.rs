@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 
 use e2e::protocol::{RawResponse, UpdateCheck};
 use e2e::proxy::Proxy;
-use e2e::publish::{Export, PublishForm};
+use e2e::publish::{Export, PublishForm, Publisher};
 use e2e::s3::S3Server;
 use e2e::serde_json::{Value, json};
-use e2e::{
-    Backend, Storage, TestApp, TestDatabase, TestUser, both_backends, list_files, str_field,
-};
+use e2e::{Backend, PgDatabase, Storage, TestApp, both_backends, list_files, str_field};
 
 const DATABASE_UNAVAILABLE: &str = "The database is unavailable; try again shortly.";
 const STORAGE_UNAVAILABLE: &str = "Storage is unavailable; try again shortly.";
@@ -34,30 +32,8 @@ const FAILING_ANSWER_WITHIN: Duration = Duration::from_secs(10);
 /// How long the server may take to notice that a backend is back.
 const RECOVERY_WITHIN: Duration = Duration::from_secs(15);
 
-/// A user, their project and an API key for it.
-struct Tenant {
-    owner: TestUser,
-    project_id: String,
-    secret: String,
-}
-
-async fn tenant(app: &TestApp) -> Tenant {
-    let owner = app.register_user().await;
-    let project = app.create_project(&owner.token).await;
-    let project_id = str_field(&project, "id");
-    let secret = str_field(
-        &app.create_key(&owner.token, &project_id, Some("ci")).await,
-        "secret",
-    );
-    Tenant {
-        owner,
-        project_id,
-        secret,
-    }
-}
-
 /// The ids in the project's update history (`GET /api/projects/{id}/updates`), newest first.
-async fn history(app: &TestApp, tenant: &Tenant) -> Vec<String> {
+async fn history(app: &TestApp, tenant: &Publisher) -> Vec<String> {
     let response = app
         .get(
             &format!("/api/projects/{}/updates", tenant.project_id),
@@ -215,7 +191,7 @@ async fn while_down<T>(
 /// API, a publish and `/readyz` answer 503 within the 5 s connection wait (plus slack);
 /// once the proxy forwards again, the pool reconnects by itself.
 async fn database_fault(fault: Fault) {
-    let database = TestDatabase::create().await;
+    let database = PgDatabase::create().await;
     let mut url = e2e::reqwest::Url::parse(&database.url).unwrap();
     let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
     let proxy = Proxy::start(&target).await;
@@ -229,7 +205,7 @@ async fn database_fault(fault: Fault) {
         &[("DATABASE_URL", url.as_str()), ("GC_INTERVAL_SECONDS", "0")],
     )
     .await;
-    let tenant = tenant(&app).await;
+    let tenant = app.publisher().await;
     let project_id = tenant.project_id.clone();
     let v1 = app
         .publish(
@@ -409,7 +385,7 @@ both_backends!(
         let s3 = S3Server::start().await;
         let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://")).await;
         let app = spawn_on_proxied_s3(backend, &s3, &proxy).await;
-        let tenant = tenant(&app).await;
+        let tenant = app.publisher().await;
         let project_id = tenant.project_id.clone();
         let v1 = Export::v1();
         let v1_id = app
@@ -638,7 +614,7 @@ both_backends!(
             ],
         )
         .await;
-        let tenant = tenant(&app).await;
+        let tenant = app.publisher().await;
         let project_id = tenant.project_id.clone();
         let free_at_start = tmpfs.available();
         let v1 = Export::v1();

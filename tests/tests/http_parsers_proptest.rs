@@ -15,14 +15,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::ops::Range;
 
 use e2e::protocol::{CLIENT_ACCEPT, PRIVATE_KEY_PATH, RawResponse, parse_signature_header};
 use e2e::publish::{Export, PublishForm};
 use e2e::reqwest::Url;
 use e2e::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use e2e::{Backend, TestApp, str_field};
+use e2e::{Backend, TestApp, brotli_decoded, gzip_decoded, str_field};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{
@@ -170,24 +169,9 @@ impl Fixture {
                 HeaderValue::from_bytes(value).unwrap(),
             );
         }
-        self.runtime.block_on(async {
-            let response = self
-                .app()
-                .client
-                .get(url)
-                .headers(map)
-                .send()
-                .await
-                .expect("the HTTP request failed");
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.bytes().await.expect("read the body").to_vec();
-            RawResponse {
-                status,
-                headers,
-                body,
-            }
-        })
+        let app = self.app();
+        self.runtime
+            .block_on(app.fetch_request(app.client.get(url).headers(map)))
     }
 
     fn files_where(&self, compressible: bool) -> Vec<Served> {
@@ -232,22 +216,6 @@ fn header(response: &RawResponse, name: &str) -> Option<String> {
 /// A header value a client can send: no control characters (tab aside).
 fn sendable(value: &str) -> bool {
     HeaderValue::from_str(value).is_ok()
-}
-
-fn brotli_decoded(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    brotli::Decompressor::new(bytes, 64 * 1024)
-        .read_to_end(&mut out)
-        .expect("a valid brotli stream");
-    out
-}
-
-fn gzip_decoded(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("a valid gzip stream");
-    out
 }
 
 /// Text that a hostile client might put anywhere (header-safe).

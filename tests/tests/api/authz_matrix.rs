@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use e2e::jwt;
-use e2e::publish::{Export, PublishForm, fixtures_dir};
+use e2e::publish::{Export, PublishForm, fixtures_dir, manifest_id_in};
 use e2e::reqwest::Method;
 use e2e::serde_json::{Value, json};
 use e2e::{
@@ -491,18 +491,10 @@ impl World {
         let update_id = app
             .publish(&project, &key_secret, &PublishForm::new(&v1))
             .await;
-        let detail = app
-            .get(
-                &format!("/api/projects/{project}/updates/{update_id}"),
-                &owner.token,
-            )
-            .await;
-        detail.assert_status(200);
-        let ios_update_id = detail.json["platformUpdates"]
-            .as_array()
-            .and_then(|updates| updates.iter().find(|u| u["platform"] == "ios"))
-            .map(|update| str_field(update, "manifestId"))
-            .unwrap_or_else(|| panic!("no iOS update in {}", detail.text));
+        let ios_update_id = manifest_id_in(
+            &app.update_detail(&owner.token, &project, &update_id).await,
+            "ios",
+        );
 
         let channel = "staging".to_owned();
         app.post(

@@ -11,55 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use e2e::protocol::{RawResponse, UpdateCheck, manifest_hash};
-use e2e::publish::{Export, PUBLISHED_MESSAGE, PublishForm};
+use e2e::publish::{
+    Export, PUBLISHED_MESSAGE, PublishForm, Publisher, assert_release_answer, manifest_id_in,
+};
 use e2e::reqwest::header::HeaderValue;
-use e2e::reqwest::multipart::{Form, Part};
 use e2e::serde_json::{Value, json};
 use e2e::{
-    Backend, Response, Storage, TestApp, TestUser, all_backends, assert_rfc3339, assert_uuid,
-    both_backends, str_field,
+    Backend, Response, Storage, TestApp, all_backends, assert_rfc3339, both_backends, str_field,
+    uuid_v4,
 };
 use futures_util::StreamExt;
 
 /// How many update checks are in flight at once in the distribution checks.
 const CONCURRENCY: usize = 32;
-
-/// A project with an owner, a member and an API key (named `ci`).
-struct Publisher {
-    owner: TestUser,
-    member: TestUser,
-    project_id: String,
-    secret: String,
-}
-
-async fn publisher(app: &TestApp) -> Publisher {
-    let setup = app.project_with_member().await;
-    let created = app
-        .create_key(&setup.owner.token, &setup.project_id, Some("ci"))
-        .await;
-    Publisher {
-        owner: setup.owner,
-        member: setup.member,
-        project_id: setup.project_id,
-        secret: str_field(&created, "secret"),
-    }
-}
-
-impl Publisher {
-    /// `/api/projects/{id}/...` (members).
-    fn members_path(&self, rest: &str) -> String {
-        format!("/api/projects/{}/{rest}", self.project_id)
-    }
-
-    /// `/api/updates/{project}/...` (the API key).
-    fn key_path(&self, rest: &str) -> String {
-        format!("/api/updates/{}/{rest}", self.project_id)
-    }
-}
-
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
 
 fn client_ids(count: usize) -> Vec<String> {
     (0..count).map(|_| uuid_v4()).collect()
@@ -69,55 +33,17 @@ fn client_ids(count: usize) -> Vec<String> {
 // Publishing with the release fields
 // ---------------------------------------------------------------------------------------------
 
-async fn send_form(app: &TestApp, project_id: &str, secret: &str, form: Form) -> Response {
-    let request = app
-        .client
-        .post(app.url(&TestApp::publish_path(project_id)))
-        .bearer_auth(secret)
-        .multipart(form);
-    app.send(request).await
-}
-
-/// Publishes the whole export plus the text fields `fields` (`branch`, `message`,
-/// `rolloutPercentage`), returning the raw answer.
-async fn publish_raw(
-    app: &TestApp,
-    p: &Publisher,
-    export: &Export,
-    fields: &[(&str, &str)],
-) -> Response {
-    let mut form = PublishForm::new(export).form().await;
-    for (name, value) in fields {
-        form = form.text((*name).to_owned(), (*value).to_owned());
-    }
-    send_form(app, &p.project_id, &p.secret, form).await
-}
-
 /// Publishes and asserts the answer's shape; returns the body
 /// `{"updateId","message","branch","platforms","rolloutPercentage"}`.
 async fn publish(app: &TestApp, p: &Publisher, export: &Export, fields: &[(&str, &str)]) -> Value {
-    let response = publish_raw(app, p, export, fields).await;
-    response.assert_status(200);
-    let body = response.json.clone();
-    let keys: BTreeSet<&str> = body
-        .as_object()
-        .unwrap_or_else(|| panic!("expected an object: {}", response.text))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from([
-            "updateId",
-            "message",
-            "branch",
-            "platforms",
-            "rolloutPercentage"
-        ]),
-        "body: {}",
-        response.text
-    );
-    assert_uuid(&body["updateId"]);
+    let response = app
+        .publish_raw(
+            &p.project_id,
+            Some(&p.secret),
+            &PublishForm::new(export).fields(fields),
+        )
+        .await;
+    let body = assert_release_answer(&response).clone();
     assert_eq!(
         body["message"], PUBLISHED_MESSAGE,
         "body: {}",
@@ -155,16 +81,10 @@ async fn publish(app: &TestApp, p: &Publisher, export: &Export, fields: &[(&str,
 /// The manifest id devices see for `platform` of the publish `update_id`.
 async fn manifest_id_of(app: &TestApp, p: &Publisher, update_id: &str, platform: &str) -> String {
     let response = app
-        .get(&p.key_path(&format!("updates/{update_id}")), &p.secret)
+        .get(&p.updates_path(&format!("/updates/{update_id}")), &p.secret)
         .await;
     response.assert_status(200);
-    let platform_update = response.json["platformUpdates"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no platformUpdates: {}", response.text))
-        .iter()
-        .find(|u| u["platform"] == platform)
-        .unwrap_or_else(|| panic!("no {platform} update in {}", response.text));
-    str_field(platform_update, "manifestId")
+    manifest_id_in(&response.json, platform)
 }
 
 /// Asserts an update summary `{id, branch, runtimeVersion, platforms, kind, message,
@@ -223,52 +143,6 @@ fn assert_summary(body: &Value, update_id: &str, branch: &str, rollout: u64) {
 // Update checks with a channel and a client id
 // ---------------------------------------------------------------------------------------------
 
-/// An update check with extra request headers.
-async fn ask_with(
-    app: &TestApp,
-    project_id: &str,
-    check: &UpdateCheck,
-    extra: &[(&str, HeaderValue)],
-) -> RawResponse {
-    let mut request = app
-        .client
-        .get(app.url(&TestApp::manifest_path(project_id)))
-        .query(&check.query);
-    let headers = [
-        ("expo-platform", check.platform.as_deref()),
-        ("expo-runtime-version", check.runtime_version.as_deref()),
-        ("expo-protocol-version", check.protocol.as_deref()),
-        ("accept", check.accept.as_deref()),
-        ("expo-current-update-id", check.current_update_id.as_deref()),
-        (
-            "expo-embedded-update-id",
-            check.embedded_update_id.as_deref(),
-        ),
-    ];
-    for (name, value) in headers {
-        if let Some(value) = value {
-            request = request.header(name, value);
-        }
-    }
-    assert!(!check.expect_signature, "signed checks are not used here");
-    for (name, value) in extra {
-        request = request.header(*name, value.clone());
-    }
-    let response = request.send().await.expect("the update check failed");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .expect("read the manifest response")
-        .to_vec();
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
 /// An update check from a device on `channel` (no `expo-channel-name` when `None`) with
 /// `EAS-Client-ID: client_id` (none when `None`).
 async fn ask(
@@ -278,20 +152,10 @@ async fn ask(
     channel: Option<&str>,
     client_id: Option<&str>,
 ) -> RawResponse {
-    let mut extra = Vec::new();
-    if let Some(channel) = channel {
-        extra.push((
-            "expo-channel-name",
-            HeaderValue::from_str(channel).expect("a header value"),
-        ));
-    }
-    if let Some(client_id) = client_id {
-        extra.push((
-            "EAS-Client-ID",
-            HeaderValue::from_str(client_id).expect("a header value"),
-        ));
-    }
-    ask_with(app, project_id, check, &extra).await
+    let mut check = check.clone();
+    check.channel = channel.map(str::to_owned);
+    check.client_id = client_id.map(str::to_owned);
+    app.check(project_id, &check).await
 }
 
 fn ios() -> UpdateCheck {
@@ -637,7 +501,7 @@ fn the_sfv_parser_is_not_vacuous() {
 // ---------------------------------------------------------------------------------------------
 
 all_backends!(a_channel_serves_the_branch_of_its_name, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
     let v1 = Export::v1();
     let v2 = Export::v2();
@@ -744,7 +608,7 @@ all_backends!(a_channel_serves_the_branch_of_its_name, |app| async move {
 all_backends!(
     manifest_metadata_matches_the_filters_header,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher_with_member("ci").await;
         let pid = p.project_id.as_str();
         // A branch name using every kind of character allowed: upper case, digits, . _ - /
         let branch = "Feature/login-2.0_rc";
@@ -755,7 +619,7 @@ all_backends!(
 
         // Channels cannot contain `/`: the branch is reached through a mapping.
         app.post(
-            &p.key_path("channels"),
+            &p.updates_path("/channels"),
             &p.secret,
             &json!({ "name": "beta", "branch": branch }),
         )
@@ -838,7 +702,7 @@ const SPLIT_DEVICES: usize = 2_000;
 both_backends!(
     percentage_rollouts_pick_stable_growing_device_sets,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher_with_member("ci").await;
         let pid = p.project_id.as_str();
         let v1 = publish(&app, &p, &Export::v1(), &[]).await;
         let v1_ios = Served::new(
@@ -894,8 +758,8 @@ both_backends!(
         // Raise to 50% (member route): only adds devices.
         let raised = app
             .patch(
-                &p.members_path(&format!("updates/{v2_update}")),
-                &p.member.token,
+                &p.project_path(&format!("/updates/{v2_update}")),
+                &p.member().token,
                 &json!({ "rolloutPercentage": 50 }),
             )
             .await;
@@ -917,7 +781,7 @@ both_backends!(
         // Halt (API key route): nobody gets v2.
         let halted = app
             .patch(
-                &p.key_path(&format!("updates/{v2_update}")),
+                &p.updates_path(&format!("/updates/{v2_update}")),
                 &p.secret,
                 &json!({ "rolloutPercentage": 0 }),
             )
@@ -939,7 +803,7 @@ both_backends!(
         // Complete: everyone, with or without a client id.
         let completed = app
             .patch(
-                &p.members_path(&format!("updates/{v2_update}")),
+                &p.project_path(&format!("/updates/{v2_update}")),
                 &p.owner.token,
                 &json!({ "rolloutPercentage": 100 }),
             )
@@ -957,27 +821,27 @@ both_backends!(
 
         // The rollout is part of the update's summary.
         let detail = app
-            .get(&p.key_path(&format!("updates/{v2_update}")), &p.secret)
+            .get(&p.updates_path(&format!("/updates/{v2_update}")), &p.secret)
             .await;
         detail.assert_status(200);
         assert_eq!(detail.json["rolloutPercentage"], 100);
 
         // Errors: out of range, unknown update, no credentials, strangers.
-        let path = p.members_path(&format!("updates/{v2_update}"));
+        let path = p.project_path(&format!("/updates/{v2_update}"));
         for bad in [json!(101), json!(-1), json!(1000)] {
             app.patch(&path, &p.owner.token, &json!({ "rolloutPercentage": bad }))
                 .await
                 .assert_error(400);
         }
         app.patch(
-            &p.members_path(&format!("updates/{}", uuid_v4())),
+            &p.project_path(&format!("/updates/{}", uuid_v4())),
             &p.owner.token,
             &json!({ "rolloutPercentage": 50 }),
         )
         .await
         .assert_error(404);
         app.patch(
-            &p.key_path(&format!("updates/{}", uuid_v4())),
+            &p.updates_path(&format!("/updates/{}", uuid_v4())),
             &p.secret,
             &json!({ "rolloutPercentage": 50 }),
         )
@@ -1000,7 +864,7 @@ both_backends!(
             .create_key(&stranger.token, &str_field(&other_project, "id"), None)
             .await;
         app.patch(
-            &p.key_path(&format!("updates/{v2_update}")),
+            &p.updates_path(&format!("/updates/{v2_update}")),
             &str_field(&other_key, "secret"),
             &json!({ "rolloutPercentage": 0 }),
         )
@@ -1012,7 +876,7 @@ both_backends!(
 );
 
 all_backends!(a_device_outside_the_only_rollout, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
     let published = publish(&app, &p, &Export::v1(), &[("rolloutPercentage", "10")]).await;
     let update = str_field(&published, "updateId");
@@ -1079,7 +943,7 @@ all_backends!(a_device_outside_the_only_rollout, |app| async move {
 
     // Completing the rollout reaches everyone.
     app.patch(
-        &p.key_path(&format!("updates/{update}")),
+        &p.updates_path(&format!("/updates/{update}")),
         &p.secret,
         &json!({ "rolloutPercentage": 100 }),
     )
@@ -1093,7 +957,7 @@ all_backends!(a_device_outside_the_only_rollout, |app| async move {
     }
     // Halting it takes it away from everyone, the device that had it included.
     app.patch(
-        &p.key_path(&format!("updates/{update}")),
+        &p.updates_path(&format!("/updates/{update}")),
         &p.secret,
         &json!({ "rolloutPercentage": 0 }),
     )
@@ -1169,10 +1033,10 @@ async fn channel_list(app: &TestApp, path: &str, token: &str) -> BTreeMap<String
 }
 
 both_backends!(channel_routes_and_their_rules, |app| async move {
-    let p = publisher(&app).await;
-    let members = p.members_path("channels");
-    let keys = p.key_path("channels");
-    let token = p.member.token.as_str();
+    let p = app.publisher_with_member("ci").await;
+    let members = p.project_path("/channels");
+    let keys = p.updates_path("/channels");
+    let token = p.member().token.as_str();
 
     assert!(channel_list(&app, &members, token).await.is_empty());
     assert!(channel_list(&app, &keys, &p.secret).await.is_empty());
@@ -1485,10 +1349,10 @@ both_backends!(channel_routes_and_their_rules, |app| async move {
 });
 
 all_backends!(channels_steer_devices_at_once, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
-    let members = p.members_path("channels");
-    let keys = p.key_path("channels");
+    let members = p.project_path("/channels");
+    let keys = p.updates_path("/channels");
     let main = publish(&app, &p, &Export::v1(), &[]).await;
     let canary = publish(&app, &p, &Export::v2(), &[("branch", "canary")]).await;
     let main_ios = Served::new(
@@ -1531,7 +1395,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     assert_no_update_available(&ask(&app, pid, &running, Some("production"), None).await);
     app.patch(
         &format!("{members}/production"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "branch": "main" }),
     )
     .await
@@ -1540,7 +1404,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     // Repointed to a branch without updates: 404 until it has some.
     app.patch(
         &format!("{members}/production"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "branch": "empty" }),
     )
     .await
@@ -1556,14 +1420,14 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     .await
     .assert_status(201);
     assert_eq!(served(&device("canary").await), main_ios);
-    app.delete(&format!("{members}/canary"), &p.member.token)
+    app.delete(&format!("{members}/canary"), &p.member().token)
         .await
         .assert_no_content();
     assert_eq!(served(&device("canary").await), canary_ios);
     // The main channel can be mapped too, which moves devices without a channel header.
     app.patch(
         &format!("{members}/main"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "branch": "canary" }),
     )
     .await
@@ -1580,7 +1444,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     // PATCH creates a mapping for a channel that had none.
     app.patch(
         &format!("{members}/staging"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "branch": "canary" }),
     )
     .await
@@ -1590,7 +1454,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     // A split: both branches get devices; no client id → the main branch of the split.
     app.patch(
         &format!("{members}/production"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "branch": "main", "rolloutBranch": "canary", "rolloutPercentage": 50 }),
     )
     .await
@@ -1626,9 +1490,9 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
 });
 
 both_backends!(split_channel_distribution, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
-    let members = p.members_path("channels");
+    let members = p.project_path("/channels");
     let a = publish(&app, &p, &Export::v1(), &[("branch", "a")]).await;
     let b = publish(&app, &p, &Export::v2(), &[("branch", "b")]).await;
     let on_a = Served::new(
@@ -1642,7 +1506,7 @@ both_backends!(split_channel_distribution, |app| async move {
     let created = app
         .post(
             &members,
-            &p.member.token,
+            &p.member().token,
             &json!({ "name": "production", "branch": "a", "rolloutBranch": "b", "rolloutPercentage": 30 }),
         )
         .await;
@@ -1669,7 +1533,7 @@ both_backends!(split_channel_distribution, |app| async move {
     // Raising the split only adds devices to b.
     app.patch(
         &format!("{members}/production"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "rolloutPercentage": 60 }),
     )
     .await
@@ -1687,7 +1551,7 @@ both_backends!(split_channel_distribution, |app| async move {
     // Cleared: everyone on a.
     app.patch(
         &format!("{members}/production"),
-        &p.member.token,
+        &p.member().token,
         &json!({ "rolloutBranch": null }),
     )
     .await
@@ -1751,17 +1615,17 @@ async fn replicas(storage: Storage) {
     let a = TestApp::spawn_on(Backend::Postgres, storage, &[]).await;
     let b = a.spawn_sharing().await;
     assert_ne!(a.address, b.address);
-    let p = publisher(&a).await;
+    let p = a.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
 
     // B accepts the sessions and keys A issued.
     assert!(
-        channel_list(&b, &p.members_path("channels"), &p.member.token)
+        channel_list(&b, &p.project_path("/channels"), &p.member().token)
             .await
             .is_empty()
     );
     assert!(
-        channel_list(&b, &p.key_path("channels"), &p.secret)
+        channel_list(&b, &p.updates_path("/channels"), &p.secret)
             .await
             .is_empty()
     );
@@ -1819,7 +1683,7 @@ async fn replicas(storage: Storage) {
 
     // A rollout change on A is seen by B within a second.
     a.patch(
-        &p.key_path(&format!("updates/{v2_update}")),
+        &p.updates_path(&format!("/updates/{v2_update}")),
         &p.secret,
         &json!({ "rolloutPercentage": 100 }),
     )
@@ -1842,8 +1706,8 @@ async fn replicas(storage: Storage) {
         .await
         .assert_error(404);
     b.post(
-        &p.members_path("channels"),
-        &p.member.token,
+        &p.project_path("/channels"),
+        &p.member().token,
         &json!({ "name": "production", "branch": "main" }),
     )
     .await
@@ -1854,7 +1718,7 @@ async fn replicas(storage: Storage) {
     .await;
     assert!(serves(&b, pid, Some("production"), None, Some(&v2_ios)).await);
     a.patch(
-        &p.key_path("channels/production"),
+        &p.updates_path("/channels/production"),
         &p.secret,
         &json!({ "branch": "nowhere" }),
     )
@@ -1868,7 +1732,7 @@ async fn replicas(storage: Storage) {
         .await
         .assert_error(404);
     a.patch(
-        &p.key_path("channels/production"),
+        &p.updates_path("/channels/production"),
         &p.secret,
         &json!({ "branch": "main" }),
     )
@@ -1879,10 +1743,10 @@ async fn replicas(storage: Storage) {
     })
     .await;
     assert_eq!(
-        channel_list(&a, &p.members_path("channels"), &p.owner.token).await,
-        channel_list(&b, &p.members_path("channels"), &p.owner.token).await
+        channel_list(&a, &p.project_path("/channels"), &p.owner.token).await,
+        channel_list(&b, &p.project_path("/channels"), &p.owner.token).await
     );
-    b.delete(&p.members_path("channels/production"), &p.member.token)
+    b.delete(&p.project_path("/channels/production"), &p.member().token)
         .await
         .assert_no_content();
     within_a_second("a channel deleted on B, gone on A", || {
@@ -1912,7 +1776,7 @@ fn assert_client_error(response: &Response, what: &str) -> u16 {
 }
 
 all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
     let v1 = Export::v1();
 
@@ -1939,7 +1803,13 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
         ("message", "nul\0byte"),
     ];
     for (field, value) in &bad_fields {
-        let response = publish_raw(&app, &p, &v1, &[(*field, *value)]).await;
+        let response = app
+            .publish_raw(
+                pid,
+                Some(&p.secret),
+                &PublishForm::new(&v1).field(field, *value),
+            )
+            .await;
         let message = response.assert_error(400);
         assert!(
             message
@@ -1950,11 +1820,8 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     }
     // Not UTF-8.
     for field in ["branch", "message", "rolloutPercentage"] {
-        let form = PublishForm::new(&v1)
-            .form()
-            .await
-            .part(field, Part::bytes(vec![b'a', 0xff, 0xfe]));
-        send_form(&app, pid, &p.secret, form)
+        let form = PublishForm::new(&v1).field(field, vec![b'a', 0xff, 0xfe]);
+        app.publish_raw(pid, Some(&p.secret), &form)
             .await
             .assert_error(400);
     }
@@ -1978,13 +1845,13 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     .await;
     let update = str_field(&published, "updateId");
     let detail = app
-        .get(&p.key_path(&format!("updates/{update}")), &p.secret)
+        .get(&p.updates_path(&format!("/updates/{update}")), &p.secret)
         .await;
     detail.assert_status(200);
     assert_eq!(detail.json["message"], max_message.as_str());
     assert_eq!(detail.json["branch"], max_branch.as_str());
     app.post(
-        &p.key_path("channels"),
+        &p.updates_path("/channels"),
         &p.secret,
         &json!({ "name": "long", "branch": max_branch }),
     )
@@ -2046,16 +1913,10 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     }
     for raw in [&b"\xc3\xa9t\xc3\xa9"[..], b"\xff\xfe"] {
         let value = HeaderValue::from_bytes(raw).unwrap();
-        let response = ask_with(
-            &app,
-            pid,
-            &ios(),
-            &[
-                ("expo-channel-name", HeaderValue::from_static("long")),
-                ("eas-client-id", value),
-            ],
-        )
-        .await;
+        let check = ios()
+            .header("expo-channel-name", HeaderValue::from_static("long"))
+            .header("eas-client-id", value);
+        let response = app.check(pid, &check).await;
         assert_eq!(
             response.status,
             200,
@@ -2065,7 +1926,7 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     }
 
     // Rollout changes.
-    let rollout_path = p.key_path(&format!("updates/{update}"));
+    let rollout_path = p.updates_path(&format!("/updates/{update}"));
     for body in [
         json!({ "rolloutPercentage": "50" }),
         json!({ "rolloutPercentage": 101 }),
@@ -2094,7 +1955,7 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     for bad_id in ["not-a-uuid", "%00", "a%00b", "%20", long_update_id.as_str()] {
         let response = app
             .patch(
-                &p.key_path(&format!("updates/{bad_id}")),
+                &p.updates_path(&format!("/updates/{bad_id}")),
                 &p.secret,
                 &json!({ "rolloutPercentage": 5 }),
             )
@@ -2106,7 +1967,7 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     assert_eq!(detail.json["rolloutPercentage"], 1, "{}", detail.text);
 
     // Channel bodies and paths with NUL bytes and other junk.
-    let channels = p.key_path("channels");
+    let channels = p.updates_path("/channels");
     for body in [
         json!({ "name": "a\u{0}b", "branch": "main" }),
         json!({ "name": "nul", "branch": "ma\u{0}in" }),
@@ -2144,7 +2005,7 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
 });
 
 all_backends!(a_non_ascii_channel_header_is_refused, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_with_member("ci").await;
     let pid = p.project_id.as_str();
     let main = publish(&app, &p, &Export::v1(), &[]).await;
     let main_ios = manifest_id_of(&app, &p, &str_field(&main, "updateId"), "ios").await;
@@ -2157,7 +2018,9 @@ all_backends!(a_non_ascii_channel_header_is_refused, |app| async move {
     // treated as if it had sent no channel (and be served main).
     for raw in [&b"\xc3\xa9"[..], b"main\xff", b"\x80"] {
         let value = HeaderValue::from_bytes(raw).expect("obs-text is a valid header value");
-        let response = ask_with(&app, pid, &ios(), &[("expo-channel-name", value)]).await;
+        let response = app
+            .check(pid, &ios().header("expo-channel-name", value))
+            .await;
         assert_eq!(
             response.status,
             400,

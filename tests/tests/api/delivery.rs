@@ -1,12 +1,10 @@
 //! Asset delivery as CDNs and phones use it: validators and 304s, byte
 //! ranges, and the brotli and gzip copies made at publish, on every backend.
 
-use std::io::Read;
-
 use e2e::protocol::RawResponse;
 use e2e::publish::{Export, PublishForm};
 use e2e::serde_json::Value;
-use e2e::{TestApp, all_backends, str_field};
+use e2e::{TestApp, all_backends, brotli_decoded, gzip_decoded, str_field};
 
 /// Publishes v1 and returns the iOS manifest.
 async fn published_manifest(app: &TestApp) -> Value {
@@ -21,22 +19,14 @@ struct Published {
 }
 
 async fn published(app: &TestApp) -> Published {
-    let owner = app.register_user().await;
-    let project = app.create_project(&owner.token).await;
-    let project_id = str_field(&project, "id");
-    let key = app.create_key(&owner.token, &project_id, Some("ci")).await;
-    let export = Export::v1();
+    let p = app.publisher().await;
     let update_id = app
-        .publish(
-            &project_id,
-            &str_field(&key, "secret"),
-            &PublishForm::new(&export),
-        )
+        .publish(&p.project_id, &p.secret, &PublishForm::new(&Export::v1()))
         .await;
-    let manifest = app.latest_manifest(&project_id, "ios", "1.0.0").await;
+    let manifest = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
     Published {
-        owner_token: owner.token,
-        project_id,
+        owner_token: p.owner.token,
+        project_id: p.project_id,
         update_id,
         manifest,
     }
@@ -48,15 +38,7 @@ async fn get(app: &TestApp, url: &str, headers: &[(&str, &str)]) -> RawResponse 
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = request.send().await.expect("the HTTP request failed");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("read the body").to_vec();
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
+    app.fetch_request(request).await
 }
 
 fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
@@ -64,22 +46,6 @@ fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
         .headers
         .get(name)
         .and_then(|value| value.to_str().ok())
-}
-
-fn brotli_decoded(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    brotli::Decompressor::new(bytes, 64 * 1024)
-        .read_to_end(&mut out)
-        .expect("a valid brotli stream");
-    out
-}
-
-fn gzip_decoded(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("a valid gzip stream");
-    out
 }
 
 all_backends!(

@@ -14,237 +14,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use e2e::serde_json::{self, Value, json};
+use e2e::publish::manifest_id_in;
+use e2e::raw_http::{ANSWER_WITHIN, RawRequest, preview, read_answer};
+use e2e::serde_json::{Value, json};
 use e2e::{Response, TestApp, TestUser, both_backends, list_files, same_json, str_field};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long any single hostile request may take to be answered.
-const ANSWER_WITHIN: Duration = Duration::from_secs(30);
-
 /// The runtime version of the small export every scenario publishes.
 const RV: &str = "1.0.0";
-
-// ---------------------------------------------------------------------------------------------
-// Raw HTTP/1.1
-// ---------------------------------------------------------------------------------------------
-
-/// A request written byte for byte as given: nothing is normalised or encoded.
-#[derive(Debug, Clone)]
-struct RawRequest {
-    method: String,
-    target: Vec<u8>,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-    chunked: bool,
-    /// A `Content-Length` to announce instead of the body's length.
-    declared_length: Option<u64>,
-}
-
-impl RawRequest {
-    fn new(method: &str, target: impl AsRef<[u8]>) -> RawRequest {
-        RawRequest {
-            method: method.to_owned(),
-            target: target.as_ref().to_vec(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            chunked: false,
-            declared_length: None,
-        }
-    }
-
-    fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> RawRequest {
-        self.headers
-            .push((name.to_owned(), value.as_ref().to_vec()));
-        self
-    }
-
-    fn bearer(self, token: &str) -> RawRequest {
-        self.header("Authorization", format!("Bearer {token}"))
-    }
-
-    fn body(mut self, body: impl Into<Vec<u8>>) -> RawRequest {
-        self.body = body.into();
-        self
-    }
-
-    /// Sends the body with `Transfer-Encoding: chunked` (64 KiB chunks).
-    fn chunked(mut self) -> RawRequest {
-        self.chunked = true;
-        self
-    }
-
-    fn declare_length(mut self, length: u64) -> RawRequest {
-        self.declared_length = Some(length);
-        self
-    }
-
-    fn bytes(&self, port: u16) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.body.len() + 1024);
-        bytes.extend_from_slice(self.method.as_bytes());
-        bytes.push(b' ');
-        bytes.extend_from_slice(&self.target);
-        bytes.extend_from_slice(
-            format!(" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n").as_bytes(),
-        );
-        for (name, value) in &self.headers {
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.extend_from_slice(b": ");
-            bytes.extend_from_slice(value);
-            bytes.extend_from_slice(b"\r\n");
-        }
-        let has_body = !self.body.is_empty() || matches!(self.method.as_str(), "POST" | "PATCH");
-        if self.chunked {
-            bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-            for chunk in self.body.chunks(64 * 1024) {
-                bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                bytes.extend_from_slice(chunk);
-                bytes.extend_from_slice(b"\r\n");
-            }
-            bytes.extend_from_slice(b"0\r\n\r\n");
-            return bytes;
-        }
-        if let Some(length) = self.declared_length {
-            bytes.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
-        } else if has_body {
-            bytes.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
-        }
-        bytes.extend_from_slice(b"\r\n");
-        bytes.extend_from_slice(&self.body);
-        bytes
-    }
-
-    /// Sends the request on a new connection while reading the answer (which may come
-    /// before the whole body is sent), within [`ANSWER_WITHIN`].
-    async fn send(&self, app: &TestApp) -> Result<Response, String> {
-        exchange(app.port, self.bytes(app.port), ANSWER_WITHIN).await
-    }
-}
-
-async fn exchange(port: u16, request: Vec<u8>, within: Duration) -> Result<Response, String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (mut reader, mut writer) = stream.into_split();
-    // The write half stays open (inside the task's output) until the answer is read: a
-    // half-closed connection may make the server drop the request.
-    let sending = tokio::spawn(async move {
-        for chunk in request.chunks(64 * 1024) {
-            if writer.write_all(chunk).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.flush().await;
-        writer
-    });
-    let mut buffer = Vec::new();
-    let read = tokio::time::timeout(within, async {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(response) = parse_answer(&buffer, false) {
-                return Ok(response);
-            }
-            match reader.read(&mut chunk).await {
-                Ok(0) => {
-                    return parse_answer(&buffer, true).ok_or_else(|| {
-                        format!(
-                            "the connection was closed without a complete answer (received {:?})",
-                            preview(&buffer)
-                        )
-                    });
-                }
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                Err(e) => {
-                    return parse_answer(&buffer, true).ok_or_else(|| {
-                        format!(
-                            "reading the answer failed: {e} (received {:?})",
-                            preview(&buffer)
-                        )
-                    });
-                }
-            }
-        }
-    })
-    .await;
-    sending.abort();
-    let _ = sending.await;
-    read.unwrap_or_else(|_| {
-        Err(format!(
-            "no answer within {within:?} (received {:?})",
-            preview(&buffer)
-        ))
-    })
-}
-
-fn preview(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()
-}
-
-/// A complete answer in `buffer`, if there is one: status, headers, body (de-chunked).
-fn parse_answer(buffer: &[u8], at_eof: bool) -> Option<Response> {
-    let end = buffer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let rest = &buffer[end + 4..];
-    if (100..200).contains(&status) {
-        return parse_answer(rest, at_eof);
-    }
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.trim().as_bytes()),
-            HeaderValue::from_str(value.trim()),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase)
-    };
-    let body = if header("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
-        let mut decoded = Vec::new();
-        let mut rest = rest;
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
-            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                break decoded;
-            }
-            if rest.len() < size + 2 {
-                return None;
-            }
-            decoded.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-    } else if let Some(length) = header("content-length").and_then(|l| l.parse::<usize>().ok()) {
-        if rest.len() < length {
-            return None;
-        }
-        rest[..length].to_vec()
-    } else if at_eof {
-        rest.to_vec()
-    } else {
-        return None;
-    };
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Some(Response {
-        status,
-        headers,
-        text,
-        json,
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Multipart bodies, byte for byte
@@ -396,27 +174,18 @@ struct Tenant {
 
 impl Tenant {
     async fn new(app: &TestApp) -> Tenant {
-        let owner = app.register_user().await;
-        let project = str_field(&app.create_project(&owner.token).await, "id");
-        let key = str_field(
-            &app.create_key(&owner.token, &project, Some("pipeline"))
-                .await,
-            "secret",
-        );
+        let p = app.publisher_keyed("pipeline").await;
+        let (owner, project, key) = (p.owner, p.project_id, p.secret);
         let mini = Mini::new(2048);
         let published = publish_form(app, &project, &key, mini.form())
             .await
             .unwrap_or_else(|e| panic!("publishing the small export: {e}"));
         published.assert_status(200);
         let update_id = str_field(&published.json, "updateId");
-        let detail = app
-            .get(
-                &format!("/api/projects/{project}/updates/{update_id}"),
-                &owner.token,
-            )
-            .await;
-        detail.assert_status(200);
-        let ios_update_id = str_field(&detail.json["platformUpdates"][0], "manifestId");
+        let ios_update_id = manifest_id_in(
+            &app.update_detail(&owner.token, &project, &update_id).await,
+            "ios",
+        );
         Tenant {
             owner,
             project,
@@ -431,8 +200,9 @@ impl Tenant {
     }
 }
 
-/// `POST /api/updates/{project}/publish` of `body` as `content_type` with the key.
-async fn publish_raw(
+/// `POST /api/updates/{project}/publish` of `body` as `content_type` with the key, over raw
+/// TCP.
+async fn publish_bytes(
     app: &TestApp,
     project: &str,
     key: &str,
@@ -455,7 +225,7 @@ async fn publish_form(
     form: Form,
 ) -> Result<Response, String> {
     let content_type = form.content_type();
-    publish_raw(app, project, key, Some(&content_type), form.close()).await
+    publish_bytes(app, project, key, Some(&content_type), form.close()).await
 }
 
 /// What a request must not change: the project as its owner sees it, and the stored
@@ -1326,7 +1096,7 @@ both_backends!(
 
         for (name, content_type, body, want) in cases {
             let started = Instant::now();
-            let answer = publish_raw(&app, p, key, content_type.as_deref(), body).await;
+            let answer = publish_bytes(&app, p, key, content_type.as_deref(), body).await;
             let context = format!("{name} ({:.1} s)", started.elapsed().as_secs_f64());
             findings.refused(&context, &answer, want);
             findings.unchanged(&app, &t, &mut before, &name).await;
@@ -1881,26 +1651,9 @@ async fn honest_slow_upload(app: &TestApp, t: &Tenant) -> Result<Response, Strin
             .await
             .map_err(|e| format!("the server stopped reading a slow upload: {e}"))?;
     }
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let answer = tokio::time::timeout(ANSWER_WITHIN, async {
-        loop {
-            if let Some(response) = parse_answer(&buffer, false) {
-                return Some(response);
-            }
-            match reader.read(&mut chunk).await {
-                Ok(0) | Err(_) => return parse_answer(&buffer, true),
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
+    let answer = read_answer(&mut reader, ANSWER_WITHIN).await;
     drop(writer);
-    match answer {
-        Ok(Some(response)) => Ok(response),
-        Ok(None) => Err(format!("no complete answer: {:?}", preview(&buffer))),
-        Err(_) => Err(format!("no answer within {ANSWER_WITHIN:?}")),
-    }
+    answer
 }
 
 both_backends!(

@@ -28,13 +28,8 @@ all_backends!(
     unreferenced_blobs_are_collected_in_the_background,
     env = [("GC_INTERVAL_SECONDS", "1"), ("GC_GRACE_SECONDS", "0")],
     |app| async move {
-        let owner = app.register_user().await;
-        let project = app.create_project(&owner.token).await;
-        let project_id = str_field(&project, "id");
-        let secret = str_field(
-            &app.create_key(&owner.token, &project_id, Some("ci")).await,
-            "secret",
-        );
+        let p = app.publisher().await;
+        let (owner, project_id, secret) = (p.owner, p.project_id, p.secret);
         let (v1, v2) = (Export::v1(), Export::v2());
         app.publish(&project_id, &secret, &PublishForm::new(&v1))
             .await;
@@ -83,13 +78,8 @@ all_backends!(
     collection_racing_publishes_never_breaks_an_update,
     env = [("GC_GRACE_SECONDS", "0")],
     |app| async move {
-        let owner = app.register_user().await;
-        let project = app.create_project(&owner.token).await;
-        let project_id = str_field(&project, "id");
-        let secret = str_field(
-            &app.create_key(&owner.token, &project_id, Some("ci")).await,
-            "secret",
-        );
+        let p = app.publisher().await;
+        let (owner, project_id, secret) = (p.owner, p.project_id, p.secret);
         let v1 = Export::v1();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Collect as fast as possible while the same files are published,
@@ -156,13 +146,8 @@ both_backends!(
     retention_enabled_later_prunes_existing_branches_in_the_background,
     |backend: e2e::Backend| async move {
         let mut app = TestApp::spawn(backend).await;
-        let owner = app.register_user().await;
-        let project = app.create_project(&owner.token).await;
-        let project_id = str_field(&project, "id");
-        let secret = str_field(
-            &app.create_key(&owner.token, &project_id, Some("ci")).await,
-            "secret",
-        );
+        let p = app.publisher().await;
+        let (owner, project_id, secret) = (p.owner, p.project_id, p.secret);
         let mut published = Vec::new();
         for export in [Export::v1(), Export::v2(), Export::v1()] {
             published.push(

@@ -12,66 +12,17 @@ use e2e::protocol::{
     PRIVATE_KEY_PATH, RawResponse, UpdateCheck, checksums, manifest_hash, openssl_verify,
     parse_signature_header,
 };
-use e2e::publish::{Export, PublishForm};
+use e2e::publish::{Export, PublishForm, Publisher, assert_release_answer};
 use e2e::reqwest::Url;
 use e2e::serde_json::{Value, json};
-use e2e::{Backend, Storage, TestApp, all_backends, assert_uuid, both_backends, str_field};
-
-/// A project owner's token, their project and an API key of it.
-struct Publisher {
-    owner_token: String,
-    project_id: String,
-    secret: String,
-}
-
-async fn publisher(app: &TestApp) -> Publisher {
-    let owner = app.register_user().await;
-    let project = app.create_project(&owner.token).await;
-    let project_id = str_field(&project, "id");
-    let created = app.create_key(&owner.token, &project_id, Some("ci")).await;
-    Publisher {
-        owner_token: owner.token,
-        project_id,
-        secret: str_field(&created, "secret"),
-    }
-}
+use e2e::{
+    Backend, Storage, TestApp, all_backends, assert_timestamp_millis, assert_uuid, both_backends,
+    str_field, uuid_v4,
+};
 
 async fn publish(app: &TestApp, p: &Publisher, export: &Export) -> String {
     app.publish(&p.project_id, &p.secret, &PublishForm::new(export))
         .await
-}
-
-/// A fresh random UUID, lower-case.
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.sssZ`, the only shape both clients parse.
-#[track_caller]
-fn assert_client_timestamp(value: &Value) -> chrono::DateTime<chrono::Utc> {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a timestamp string, got {value}"));
-    let bytes = text.as_bytes();
-    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
-    let shape_ok = bytes.len() == 24
-        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
-            .iter()
-            .all(|&i| digit(i))
-        && bytes[4] == b'-'
-        && bytes[7] == b'-'
-        && bytes[10] == b'T'
-        && bytes[13] == b':'
-        && bytes[16] == b':'
-        && bytes[19] == b'.'
-        && bytes[23] == b'Z';
-    assert!(
-        shape_ok,
-        "{text:?} does not match ^\\d{{4}}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{{3}}Z$"
-    );
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{text:?} is not a timestamp: {e}"))
-        .with_timezone(&chrono::Utc)
 }
 
 /// The common response headers of a manifest endpoint answer.
@@ -180,7 +131,7 @@ fn assert_manifest_of(manifest: &Value, export: &Export, platform: &str) {
             .clone()
     };
     assert_uuid(&manifest["id"]);
-    assert_client_timestamp(&manifest["createdAt"]);
+    assert_timestamp_millis(&manifest["createdAt"]);
     assert_eq!(
         manifest["runtimeVersion"], export.runtime_version,
         "runtimeVersion"
@@ -328,42 +279,20 @@ async fn rollback_with_key(app: &TestApp, p: &Publisher, body: &Value) -> e2e::R
 
 #[track_caller]
 fn assert_rollback_created(response: &e2e::Response) -> String {
-    response.assert_status(200);
-    let keys: BTreeSet<&str> = response
-        .json
-        .as_object()
-        .unwrap_or_else(|| panic!("expected an object: {}", response.text))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from([
-            "updateId",
-            "message",
-            "branch",
-            "platforms",
-            "rolloutPercentage"
-        ]),
-        "body: {}",
-        response.text
-    );
-    assert_uuid(&response.json["updateId"]);
+    let body = assert_release_answer(response);
     assert!(
-        response.json["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "body: {}",
         response.text
     );
-    str_field(&response.json, "updateId")
+    str_field(body, "updateId")
 }
 
 /// Asserts a `rollBackToEmbedded` directive committed after `after`.
 #[track_caller]
 fn assert_rollback_directive(directive: &Value, after: chrono::DateTime<chrono::Utc>) {
     assert_eq!(directive["type"], "rollBackToEmbedded", "{directive}");
-    let commit_time = assert_client_timestamp(&directive["parameters"]["commitTime"]);
+    let commit_time = assert_timestamp_millis(&directive["parameters"]["commitTime"]);
     assert!(
         commit_time > after,
         "commitTime {commit_time} is not later than the manifest's createdAt {after}"
@@ -375,7 +304,7 @@ fn assert_rollback_directive(directive: &Value, after: chrono::DateTime<chrono::
 // ---------------------------------------------------------------------------------------------
 
 all_backends!(manifest_is_a_strict_multipart_answer, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let v1 = Export::v1();
     publish(&app, &p, &v1).await;
 
@@ -389,7 +318,7 @@ all_backends!(manifest_is_a_strict_multipart_answer, |app| async move {
 });
 
 all_backends!(query_parameters_replace_headers, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let v1 = Export::v1();
     publish(&app, &p, &v1).await;
 
@@ -406,7 +335,7 @@ all_backends!(
     every_manifest_url_serves_its_bytes,
     |backend: Backend, storage: Storage| async move {
         let app = TestApp::spawn_public(backend, storage, &[]).await;
-        let p = publisher(&app).await;
+        let p = app.publisher().await;
         publish(&app, &p, &Export::v1()).await;
         let v1_ios = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
         let v1_android = app.latest_manifest(&p.project_id, "android", "1.0.0").await;
@@ -423,7 +352,7 @@ all_backends!(
 );
 
 all_backends!(the_latest_publish_is_served, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let (v1, v2) = (Export::v1(), Export::v2());
     publish(&app, &p, &v1).await;
     let first = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
@@ -455,7 +384,7 @@ all_backends!(the_latest_publish_is_served, |app| async move {
 all_backends!(
     the_running_update_gets_no_update_available,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher().await;
         publish(&app, &p, &Export::v1()).await;
         let manifest = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
         let id = str_field(&manifest, "id");
@@ -480,7 +409,7 @@ all_backends!(
 );
 
 all_backends!(protocol_0_always_gets_the_manifest, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let v1 = Export::v1();
     publish(&app, &p, &v1).await;
     let manifest = app.latest_manifest(&p.project_id, "android", "1.0.0").await;
@@ -501,7 +430,7 @@ all_backends!(protocol_0_always_gets_the_manifest, |app| async move {
 all_backends!(
     json_only_clients_get_the_manifest_itself,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher().await;
         let v1 = Export::v1();
         publish(&app, &p, &v1).await;
         let manifest = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
@@ -540,11 +469,11 @@ all_backends!(
 // ---------------------------------------------------------------------------------------------
 
 all_backends!(rollback_to_embedded, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     publish(&app, &p, &Export::v1()).await;
     let manifest = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
     let id = str_field(&manifest, "id");
-    let created_at = assert_client_timestamp(&manifest["createdAt"]);
+    let created_at = assert_timestamp_millis(&manifest["createdAt"]);
 
     assert_rollback_created(
         &rollback_with_key(&app, &p, &json!({ "runtimeVersion": "1.0.0" })).await,
@@ -583,7 +512,7 @@ all_backends!(rollback_to_embedded, |app| async move {
 });
 
 all_backends!(rollback_of_one_platform, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let v1 = Export::v1();
     publish(&app, &p, &v1).await;
     let ios = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
@@ -602,7 +531,7 @@ all_backends!(rollback_of_one_platform, |app| async move {
         .current(&str_field(&ios, "id"))
         .embedded(&uuid_v4());
     let directive = directive_of(&app.check(&p.project_id, &ios_check).await);
-    assert_rollback_directive(&directive, assert_client_timestamp(&ios["createdAt"]));
+    assert_rollback_directive(&directive, assert_timestamp_millis(&ios["createdAt"]));
 
     let android_check = UpdateCheck::v1("android", "1.0.0").embedded(&uuid_v4());
     let served = manifest_of(&app.check(&p.project_id, &android_check).await, "1");
@@ -611,15 +540,7 @@ all_backends!(rollback_of_one_platform, |app| async move {
 });
 
 all_backends!(rollback_by_members_only, |app| async move {
-    let setup = app.project_with_member().await;
-    let key = app
-        .create_key(&setup.owner.token, &setup.project_id, Some("ci"))
-        .await;
-    let p = Publisher {
-        owner_token: setup.owner.token.clone(),
-        project_id: setup.project_id.clone(),
-        secret: str_field(&key, "secret"),
-    };
+    let p = app.publisher_with_member("ci").await;
     publish(&app, &p, &Export::v1()).await;
     let manifest = app.latest_manifest(&p.project_id, "android", "1.0.0").await;
     let path = format!("/api/projects/{}/rollback", p.project_id);
@@ -637,12 +558,12 @@ all_backends!(rollback_by_members_only, |app| async move {
     );
     assert_eq!(still["id"], manifest["id"]);
 
-    assert_rollback_created(&app.post(&path, &setup.member.token, &body).await);
+    assert_rollback_created(&app.post(&path, &p.member().token, &body).await);
     let check = UpdateCheck::v1("android", "1.0.0")
         .current(&str_field(&manifest, "id"))
         .embedded(&uuid_v4());
     let directive = directive_of(&app.check(&p.project_id, &check).await);
-    assert_rollback_directive(&directive, assert_client_timestamp(&manifest["createdAt"]));
+    assert_rollback_directive(&directive, assert_timestamp_millis(&manifest["createdAt"]));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -695,7 +616,7 @@ both_backends!(
         ("PRIVATE_KEY_ID", "main")
     ],
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher().await;
         publish(&app, &p, &Export::v1()).await;
 
         // Unsigned unless asked.
@@ -744,7 +665,7 @@ both_backends!(
         assert_signed(&part);
         assert_rollback_directive(
             &part.json(),
-            assert_client_timestamp(&manifest["createdAt"]),
+            assert_timestamp_millis(&manifest["createdAt"]),
         );
 
         // Without expo-expect-signature: no signature on the directive either.
@@ -761,7 +682,7 @@ both_backends!(
 );
 
 both_backends!(signing_without_a_key_is_refused, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     publish(&app, &p, &Export::v1()).await;
     app.check(&p.project_id, &UpdateCheck::v1("ios", "1.0.0").signed())
         .await
@@ -779,7 +700,7 @@ both_backends!(signing_without_a_key_is_refused, |app| async move {
 // ---------------------------------------------------------------------------------------------
 
 all_backends!(bad_update_checks_are_json_errors, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     publish(&app, &p, &Export::rt2()).await;
     publish(&app, &p, &Export::v1()).await;
     let ok = UpdateCheck::v1("ios", "1.0.0");
@@ -816,7 +737,7 @@ all_backends!(bad_update_checks_are_json_errors, |app| async move {
 });
 
 all_backends!(asset_requests_name_real_files_only, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let v1 = Export::v1();
     publish(&app, &p, &v1).await;
     let manifest = app.latest_manifest(&p.project_id, "ios", "1.0.0").await;
@@ -837,7 +758,7 @@ all_backends!(asset_requests_name_real_files_only, |app| async move {
         .assert_error(400);
 
     // Another project of the same owner does not serve this project's update.
-    let other = app.create_project(&p.owner_token).await;
+    let other = app.create_project(&p.owner.token).await;
     let other_id = str_field(&other, "id");
     let bundle = v1.bundle("ios");
     app.fetch_path(&format!(

@@ -9,33 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use e2e::publish::{Export, PublishForm, asset_key, sha256_bytes_hex};
+use e2e::publish::{Export, PublishForm, Publisher, asset_key, sha256_bytes_hex};
 use e2e::serde_json::{Value, json};
-use e2e::{Backend, Storage, TestApp, TestUser, all_backends, assert_rfc3339, both_backends};
+use e2e::{Backend, Storage, TestApp, all_backends, assert_rfc3339, both_backends};
 use e2e::{assert_uuid, str_field};
 
-/// A project owner, their project and an API key of it.
-struct Publisher {
-    owner: TestUser,
-    project_id: String,
-    key_id: String,
-    secret: String,
-}
-
-async fn publisher(app: &TestApp) -> Publisher {
-    let owner = app.register_user().await;
-    let project = app.create_project(&owner.token).await;
-    let project_id = str_field(&project, "id");
-    let created = app
-        .create_key(&owner.token, &project_id, Some("release pipeline"))
-        .await;
-    Publisher {
-        key_id: str_field(&created["key"], "id"),
-        secret: str_field(&created, "secret"),
-        owner,
-        project_id,
-    }
-}
+/// The key every scenario publishes with.
+const KEY_NAME: &str = "release pipeline";
 
 /// The stored `projects/...` objects (key → size).
 fn project_objects(app: &TestApp) -> BTreeMap<String, u64> {
@@ -147,7 +127,7 @@ fn metadata_listing_also(export: &Export, path: &str) -> Value {
 all_backends!(
     publish_stores_every_listed_file_by_content,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher_keyed(KEY_NAME).await;
         let v1 = Export::v1();
         assert!(project_objects(&app).is_empty());
 
@@ -188,7 +168,7 @@ all_backends!(
 );
 
 all_backends!(publish_marks_the_key_used, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let unused = app
         .create_key(&p.owner.token, &p.project_id, Some("unused"))
         .await;
@@ -214,7 +194,7 @@ all_backends!(publish_marks_the_key_used, |app| async move {
 });
 
 all_backends!(publish_v1_v2_rt2_in_a_row, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let (v1, v2, rt2) = (Export::v1(), Export::v2(), Export::rt2());
 
     let id1 = app
@@ -292,7 +272,7 @@ all_backends!(publish_v1_v2_rt2_in_a_row, |app| async move {
 });
 
 all_backends!(concurrent_publishes_of_the_same_export, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let form = PublishForm::new(&v1);
 
@@ -321,7 +301,7 @@ all_backends!(concurrent_publishes_of_the_same_export, |app| async move {
 // The same form, sent chunked (no Content-Length) by reqwest, and by the curl-like client
 // with and without a length: all publish.
 all_backends!(chunked_and_plain_uploads_are_accepted, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
 
     app.publish(
@@ -345,7 +325,7 @@ all_backends!(chunked_and_plain_uploads_are_accepted, |app| async move {
 });
 
 all_backends!(backslash_field_names_are_accepted, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let form = PublishForm::new(&v1).with_backslashes();
     assert!(form.file_fields().keys().all(|field| field.contains('\\')));
@@ -356,7 +336,7 @@ all_backends!(backslash_field_names_are_accepted, |app| async move {
 });
 
 all_backends!(unlisted_file_fields_are_ignored, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let source_map = format!("source map {}", uuid::Uuid::new_v4()).into_bytes();
     let asset_map = format!("{{\"assetmap\": \"{}\"}}", uuid::Uuid::new_v4()).into_bytes();
@@ -388,7 +368,7 @@ all_backends!(unlisted_file_fields_are_ignored, |app| async move {
 });
 
 all_backends!(expo_config_is_optional, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     app.publish(
         &p.project_id,
@@ -400,7 +380,7 @@ all_backends!(expo_config_is_optional, |app| async move {
 });
 
 all_backends!(expo_config_with_a_utf8_bom_is_accepted, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let mut with_bom = b"\xEF\xBB\xBF".to_vec();
     with_bom.extend(v1.raw("expoConfig.json"));
@@ -416,7 +396,7 @@ all_backends!(expo_config_with_a_utf8_bom_is_accepted, |app| async move {
 all_backends!(
     runtime_version_of_255_characters_is_accepted,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher_keyed(KEY_NAME).await;
         let long = format!("1.0.0-{}", "a".repeat(255 - "1.0.0-".len()));
         assert_eq!(long.chars().count(), 255);
         app.publish(
@@ -431,7 +411,7 @@ all_backends!(
 // S3 with `S3_PREFIX`: every object goes under the prefix, nothing elsewhere in the bucket.
 both_backends!(s3_prefix_is_honoured, |backend: Backend| async move {
     let app = TestApp::spawn_on(backend, Storage::S3, &[("S3_PREFIX", "tenant-a/ota")]).await;
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     app.publish(&p.project_id, &p.secret, &PublishForm::new(&v1))
         .await;
@@ -462,7 +442,7 @@ both_backends!(s3_prefix_is_honoured, |backend: Backend| async move {
 // ---------------------------------------------------------------------------------------------
 
 all_backends!(publish_without_a_valid_key_is_401, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let form = PublishForm::new(&Export::v1());
 
     let missing = app.publish_like_curl(&p.project_id, None, &form).await;
@@ -507,7 +487,7 @@ all_backends!(publish_without_a_valid_key_is_401, |app| async move {
 });
 
 all_backends!(a_key_of_another_project_is_403, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let other = app.create_project(&p.owner.token).await;
     let other_id = str_field(&other, "id");
 
@@ -545,7 +525,7 @@ async fn rejected(app: &TestApp, p: &Publisher, form: &PublishForm, context: &st
 }
 
 all_backends!(runtime_version_is_required_and_checked, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let form = || PublishForm::new(&v1);
 
@@ -569,7 +549,7 @@ all_backends!(runtime_version_is_required_and_checked, |app| async move {
 });
 
 all_backends!(metadata_json_is_required_and_checked, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let form = || PublishForm::new(&v1);
 
@@ -609,7 +589,7 @@ all_backends!(metadata_json_is_required_and_checked, |app| async move {
 });
 
 all_backends!(every_listed_file_must_be_uploaded, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
 
     let bundle = v1.bundle("ios");
@@ -653,7 +633,7 @@ all_backends!(every_listed_file_must_be_uploaded, |app| async move {
 });
 
 all_backends!(unsafe_listed_paths_are_rejected, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     let png = v1.bytes(&v1.asset_paths().into_iter().next().expect("an asset"));
 
@@ -684,7 +664,7 @@ all_backends!(unsafe_listed_paths_are_rejected, |app| async move {
 });
 
 all_backends!(expo_config_must_be_a_json_object, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     for (bytes, context) in [
         (&b"[1]"[..], "an array"),
@@ -705,7 +685,7 @@ all_backends!(expo_config_must_be_a_json_object, |app| async move {
 all_backends!(
     a_rejected_publish_keeps_earlier_files_and_adds_none,
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher_keyed(KEY_NAME).await;
         let (v1, v2) = (Export::v1(), Export::v2());
         app.publish(&p.project_id, &p.secret, &PublishForm::new(&v1))
             .await;
@@ -744,7 +724,7 @@ all_backends!(
 // A client that hangs up mid-upload: its staged files are deleted and nothing is promoted;
 // the project can publish again afterwards.
 all_backends!(an_interrupted_upload_leaves_nothing, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher_keyed(KEY_NAME).await;
     let v1 = Export::v1();
     // Past the first bundle (about 1.59 MB), in the middle of the second.
     let staged = app
@@ -770,7 +750,7 @@ all_backends!(
     uploads_over_the_limit_are_413,
     env = [("MAX_UPLOAD_BYTES", "1000000")],
     |app| async move {
-        let p = publisher(&app).await;
+        let p = app.publisher_keyed(KEY_NAME).await;
         let v1 = Export::v1();
 
         // With Content-Length (every part has a known length).

@@ -4,27 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use e2e::publish::{Export, PublishForm};
+use e2e::publish::{Export, PublishForm, Publisher};
 use e2e::serde_json::{Value, json};
-use e2e::{TestApp, all_backends, str_field};
-
-struct Publisher {
-    owner_token: String,
-    project_id: String,
-    secret: String,
-}
-
-async fn publisher(app: &TestApp) -> Publisher {
-    let owner = app.register_user().await;
-    let project = app.create_project(&owner.token).await;
-    let project_id = str_field(&project, "id");
-    let created = app.create_key(&owner.token, &project_id, Some("ci")).await;
-    Publisher {
-        owner_token: owner.token,
-        project_id,
-        secret: str_field(&created, "secret"),
-    }
-}
+use e2e::{TestApp, all_backends};
 
 async fn missing(app: &TestApp, p: &Publisher, hashes: &[String]) -> e2e::Response {
     app.send(
@@ -46,7 +28,7 @@ fn strings(value: &Value) -> BTreeSet<String> {
 }
 
 all_backends!(a_second_publish_uploads_only_new_files, |app| async move {
-    let p = publisher(&app).await;
+    let p = app.publisher().await;
     let (v1, v2) = (Export::v1(), Export::v2());
     // Nothing is known before the first publish.
     let v1_hashes: Vec<String> = v1
@@ -129,7 +111,7 @@ all_backends!(a_second_publish_uploads_only_new_files, |app| async move {
     let detail = app
         .get(
             &format!("/api/projects/{}/updates/{update_id}", p.project_id),
-            &p.owner_token,
+            &p.owner.token,
         )
         .await;
     detail.assert_status(200);
@@ -138,8 +120,8 @@ all_backends!(a_second_publish_uploads_only_new_files, |app| async move {
 all_backends!(
     hashes_are_checked_and_scoped_to_the_project,
     |app| async move {
-        let p = publisher(&app).await;
-        let other = publisher(&app).await;
+        let p = app.publisher().await;
+        let other = app.publisher().await;
         let v1 = Export::v1();
         app.publish(&p.project_id, &p.secret, &PublishForm::new(&v1))
             .await;
@@ -185,9 +167,8 @@ all_backends!(
         let too_many: Vec<String> = (0..10_001).map(|i| format!("{i:064x}")).collect();
         missing(&app, &p, &too_many).await.assert_error(400);
         let stranger = Publisher {
-            owner_token: p.owner_token.clone(),
-            project_id: p.project_id.clone(),
             secret: other.secret.clone(),
+            ..p.clone()
         };
         missing(&app, &stranger, &hashes).await.assert_error(403);
         // A malformed hash in a publish form names the problem.

@@ -9,69 +9,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use e2e::protocol::{CLIENT_ACCEPT, RawResponse, checksums, manifest_hash};
-use e2e::publish::{Export, PUBLISHED_MESSAGE, PublishForm, Source};
-use e2e::reqwest::multipart::{Form, Part};
+use e2e::protocol::{RawResponse, UpdateCheck, checksums, manifest_hash};
+use e2e::publish::{Export, PUBLISHED_MESSAGE, PublishForm, Publisher};
 use e2e::reqwest::{Method, Url};
 use e2e::serde_json::{Value, json};
 use e2e::{
-    Backend, PASSWORD, Response, Storage, TestApp, TestUser, all_backends, assert_has_fields,
-    assert_no_secrets, assert_same, assert_uuid, both_backends, sha256_hex, str_field,
+    Backend, PASSWORD, Response, Storage, TestApp, all_backends, assert_has_fields,
+    assert_no_secrets, assert_same, assert_timestamp_millis, assert_uuid, both_backends,
+    sha256_hex, str_field, uuid_v4,
 };
 
-/// The name of the API key every [`Release`] publishes with.
+/// The name of the API key every [`Publisher`] here publishes with.
 const KEY_NAME: &str = "release pipeline";
 
 // ---------------------------------------------------------------------------------------------
 // A project to release from
 // ---------------------------------------------------------------------------------------------
-
-/// An owner, a plain member, their project and an API key of it.
-struct Release {
-    owner: TestUser,
-    member: TestUser,
-    project_id: String,
-    key_id: String,
-    secret: String,
-}
-
-impl Release {
-    /// `/api/projects/{id}{rest}`: the members' routes (session token).
-    fn members(&self, rest: &str) -> String {
-        format!("/api/projects/{}{rest}", self.project_id)
-    }
-
-    /// `/api/updates/{id}{rest}`: the release pipeline's routes (API key).
-    fn pipeline(&self, rest: &str) -> String {
-        format!("/api/updates/{}{rest}", self.project_id)
-    }
-
-    fn owner_actor(&self) -> Value {
-        json!({ "type": "user", "id": self.owner.id, "name": self.owner.username })
-    }
-
-    fn member_actor(&self) -> Value {
-        json!({ "type": "user", "id": self.member.id, "name": self.member.username })
-    }
-
-    fn key_actor(&self) -> Value {
-        json!({ "type": "apiKey", "id": self.key_id, "name": KEY_NAME })
-    }
-}
-
-async fn release_setup(app: &TestApp) -> Release {
-    let setup = app.project_with_member().await;
-    let created = app
-        .create_key(&setup.owner.token, &setup.project_id, Some(KEY_NAME))
-        .await;
-    Release {
-        key_id: str_field(&created["key"], "id"),
-        secret: str_field(&created, "secret"),
-        owner: setup.owner,
-        member: setup.member,
-        project_id: setup.project_id,
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Publishing with a branch, a message and a rollout percentage
@@ -107,56 +60,26 @@ impl<'a> To<'a> {
 
 /// The export's publish form (see `e2e::publish::PublishForm`) preceded by the optional
 /// text fields `branch`, `message` and `rolloutPercentage`.
-async fn release_form(export: &Export, to: To<'_>) -> Form {
-    let mut form = Form::new().percent_encode_noop();
+fn release_form(export: &Export, to: To<'_>) -> PublishForm {
+    let mut form = PublishForm::new(export);
     if let Some(branch) = to.branch {
-        form = form.text("branch", branch.to_owned());
+        form = form.field_first("branch", branch);
     }
     if let Some(message) = to.message {
-        form = form.text("message", message.to_owned());
+        form = form.field_first("message", message);
     }
     if let Some(rollout) = to.rollout {
-        form = form.text("rolloutPercentage", rollout.to_string());
-    }
-    for part in PublishForm::new(export).parts() {
-        let mut reqwest_part = match &part.source {
-            Source::File(path) => Part::file(path)
-                .await
-                .unwrap_or_else(|e| panic!("open {}: {e}", path.display())),
-            Source::Bytes(bytes) => Part::bytes(bytes.clone()),
-        };
-        if let Some(file_name) = &part.file_name {
-            reqwest_part = reqwest_part.file_name(file_name.clone());
-        }
-        if let Some(content_type) = part.content_type {
-            reqwest_part = reqwest_part
-                .mime_str(content_type)
-                .expect("a valid MIME type");
-        }
-        form = form.part(part.name, reqwest_part);
+        form = form.field_first("rolloutPercentage", rollout.to_string());
     }
     form
 }
 
-async fn publish_raw(
-    app: &TestApp,
-    project_id: &str,
-    secret: &str,
-    export: &Export,
-    to: To<'_>,
-) -> Response {
-    let request = app
-        .client
-        .post(app.url(&TestApp::publish_path(project_id)))
-        .bearer_auth(secret)
-        .multipart(release_form(export, to).await);
-    app.send(request).await
-}
-
 /// Publishes `export` with the release's key, asserting the documented answer; returns the
 /// update id.
-async fn publish(app: &TestApp, r: &Release, export: &Export, to: To<'_>) -> String {
-    let response = publish_raw(app, &r.project_id, &r.secret, export, to).await;
+async fn publish(app: &TestApp, r: &Publisher, export: &Export, to: To<'_>) -> String {
+    let response = app
+        .publish_raw(&r.project_id, Some(&r.secret), &release_form(export, to))
+        .await;
     response.assert_status(200);
     let body = &response.json;
     assert_uuid(&body["updateId"]);
@@ -245,39 +168,6 @@ fn next_cursor(page: &Value) -> Option<String> {
     }
 }
 
-/// A fresh random UUID.
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.sssZ` (milliseconds, UTC); returns the instant.
-#[track_caller]
-fn assert_millis(value: &Value) -> chrono::DateTime<chrono::Utc> {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a timestamp string, got {value}"));
-    let bytes = text.as_bytes();
-    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
-    let shape_ok = bytes.len() == 24
-        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
-            .iter()
-            .all(|&i| digit(i))
-        && bytes[4] == b'-'
-        && bytes[7] == b'-'
-        && bytes[10] == b'T'
-        && bytes[13] == b':'
-        && bytes[16] == b':'
-        && bytes[19] == b'.'
-        && bytes[23] == b'Z';
-    assert!(
-        shape_ok,
-        "{text:?} is not an RFC 3339 timestamp with milliseconds in UTC"
-    );
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{text:?} is not a timestamp: {e}"))
-        .with_timezone(&chrono::Utc)
-}
-
 /// Walks every page of a cursor-paginated listing (`field`: `updates` or `events`) with
 /// `limit`, from the first page to the one with a null `nextCursor`. Asserts that every page
 /// before the last is full, that no page after a cursor is empty and that no item repeats;
@@ -331,8 +221,15 @@ async fn walk(app: &TestApp, path: &str, token: &str, field: &str, limit: usize)
 }
 
 /// The whole audit log, newest first.
-async fn audit_log(app: &TestApp, r: &Release) -> Vec<Value> {
-    walk(app, &r.members("/audit"), &r.owner.token, "events", 100).await
+async fn audit_log(app: &TestApp, r: &Publisher) -> Vec<Value> {
+    walk(
+        app,
+        &r.project_path("/audit"),
+        &r.owner.token,
+        "events",
+        100,
+    )
+    .await
 }
 
 /// The `(action, details.updateId)` of each `update.*` event, oldest first.
@@ -357,54 +254,10 @@ fn update_story(events: &[Value]) -> Vec<(String, String)> {
 // Devices
 // ---------------------------------------------------------------------------------------------
 
-/// A protocol 1 update check, with the headers real clients send.
-#[derive(Debug, Clone, Copy)]
-struct Device<'a> {
-    platform: &'a str,
-    runtime_version: &'a str,
-    channel: Option<&'a str>,
-    client_id: Option<&'a str>,
-    current: Option<&'a str>,
-    embedded: Option<&'a str>,
-}
-
-impl<'a> Device<'a> {
-    /// Runtime version 1.0.0, no channel (the default one), no client id.
-    fn new(platform: &'a str) -> Self {
-        Device {
-            platform,
-            runtime_version: "1.0.0",
-            channel: None,
-            client_id: None,
-            current: None,
-            embedded: None,
-        }
-    }
-
-    fn runtime(mut self, runtime_version: &'a str) -> Self {
-        self.runtime_version = runtime_version;
-        self
-    }
-
-    fn channel(mut self, channel: &'a str) -> Self {
-        self.channel = Some(channel);
-        self
-    }
-
-    fn client(mut self, client_id: &'a str) -> Self {
-        self.client_id = Some(client_id);
-        self
-    }
-
-    fn current(mut self, update_id: &'a str) -> Self {
-        self.current = Some(update_id);
-        self
-    }
-
-    fn embedded(mut self, update_id: &'a str) -> Self {
-        self.embedded = Some(update_id);
-        self
-    }
+/// A protocol 1 update check on runtime version 1.0.0, with the headers real clients send, no
+/// channel (the default one) and no client id.
+fn device(platform: &str) -> UpdateCheck {
+    UpdateCheck::v1(platform, "1.0.0")
 }
 
 /// What a device was answered.
@@ -434,30 +287,8 @@ impl Answer {
     }
 }
 
-async fn ask(app: &TestApp, project_id: &str, device: Device<'_>) -> Answer {
-    let mut request = app
-        .client
-        .get(app.url(&TestApp::manifest_path(project_id)))
-        .header("expo-platform", device.platform)
-        .header("expo-runtime-version", device.runtime_version)
-        .header("expo-protocol-version", "1")
-        .header("accept", CLIENT_ACCEPT);
-    for (name, value) in [
-        ("expo-channel-name", device.channel),
-        ("eas-client-id", device.client_id),
-        ("expo-current-update-id", device.current),
-        ("expo-embedded-update-id", device.embedded),
-    ] {
-        if let Some(value) = value {
-            request = request.header(name, value);
-        }
-    }
-    let response = request.send().await.expect("the update check failed");
-    let raw = RawResponse {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.bytes().await.expect("read the answer").to_vec(),
-    };
+async fn ask(app: &TestApp, project_id: &str, device: UpdateCheck) -> Answer {
+    let raw = app.check(project_id, &device).await;
     if raw.status != 200 {
         return Answer::Error(raw.status, raw.text());
     }
@@ -477,12 +308,12 @@ async fn ask(app: &TestApp, project_id: &str, device: Device<'_>) -> Answer {
 async fn sample_devices(
     app: &TestApp,
     project_id: &str,
-    device: Device<'_>,
+    device: UpdateCheck,
 ) -> Vec<(String, Value)> {
     let mut served = Vec::new();
     for i in 0..200 {
         let client_id = format!("device-{i}");
-        match ask(app, project_id, device.client(&client_id)).await {
+        match ask(app, project_id, device.clone().client(&client_id)).await {
             Answer::Manifest(manifest) => served.push((client_id, manifest)),
             Answer::Directive(directive) => assert_eq!(
                 directive,
@@ -583,7 +414,7 @@ fn assert_summary_shape(summary: &Value) {
         ],
     );
     assert_uuid(&summary["id"]);
-    assert_millis(&summary["createdAt"]);
+    assert_timestamp_millis(&summary["createdAt"]);
     let kind = str_field(summary, "kind");
     assert!(kind == "update" || kind == "rollback", "kind {kind:?}");
     let platforms = strings(&summary["platforms"]);
@@ -743,18 +574,18 @@ fn find_update<'a>(updates: &'a [Value], id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{id} not in the history"))
 }
 
-async fn detail(app: &TestApp, r: &Release, update_id: &str) -> Value {
-    let response = app
-        .get(&r.members(&format!("/updates/{update_id}")), &r.owner.token)
-        .await;
-    response.assert_status(200);
-    response.json
+async fn detail(app: &TestApp, r: &Publisher, update_id: &str) -> Value {
+    app.update_detail(&r.owner.token, &r.project_id, update_id)
+        .await
 }
 
 /// The ids of a history page (members' route, owner's token) for `query`.
-async fn history_ids(app: &TestApp, r: &Release, query: &str) -> Vec<String> {
+async fn history_ids(app: &TestApp, r: &Publisher, query: &str) -> Vec<String> {
     let response = app
-        .get(&with_query(&r.members("/updates"), query), &r.owner.token)
+        .get(
+            &with_query(&r.project_path("/updates"), query),
+            &r.owner.token,
+        )
         .await;
     response.assert_status(200);
     ids(items(&response, "updates"))
@@ -765,7 +596,7 @@ async fn history_ids(app: &TestApp, r: &Release, query: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 both_backends!(history_filters_orders_and_pages, |app| async move {
-    let r = release_setup(&app).await;
+    let r = app.publisher_with_member(KEY_NAME).await;
     let (v1, v2, rt2) = (Export::v1(), Export::v2(), Export::rt2());
     let p1 = publish(&app, &r, &v1, To::default().message("first")).await;
     let p2 = publish(&app, &r, &v2, To::default().message("second")).await;
@@ -773,7 +604,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     let p4 = publish(&app, &r, &v1, to("staging").message("staging candidate")).await;
     let rollback = app
         .post(
-            &r.pipeline("/rollback"),
+            &r.updates_path("/rollback"),
             &r.secret,
             &json!({ "runtimeVersion": "1.0.0", "platforms": ["ios"], "message": "pull ios" }),
         )
@@ -782,8 +613,8 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     let rb = str_field(&rollback.json, "updateId");
     let republished = app
         .post(
-            &r.members(&format!("/updates/{p1}/republish")),
-            &r.member.token,
+            &r.project_path(&format!("/updates/{p1}/republish")),
+            &r.member().token,
             &json!({}),
         )
         .await;
@@ -793,23 +624,23 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     let all = [&rp, &rb, &p4, &p3, &p2, &p1].map(String::clone).to_vec();
 
     // Everything, newest first, on both routes and for any member.
-    let history = r.members("/updates");
+    let history = r.project_path("/updates");
     let page = app.get(&history, &r.owner.token).await;
     page.assert_status(200);
     let updates = items(&page, "updates");
     assert_eq!(ids(updates), all, "newest first: {}", page.text);
     assert_eq!(next_cursor(&page.json), None, "{}", page.text);
-    let by_key = app.get(&r.pipeline("/updates"), &r.secret).await;
+    let by_key = app.get(&r.updates_path("/updates"), &r.secret).await;
     by_key.assert_status(200);
     assert_same(&by_key.json, &page.json);
-    let by_member = app.get(&history, &r.member.token).await;
+    let by_member = app.get(&history, &r.member().token).await;
     by_member.assert_status(200);
     assert_same(&by_member.json, &page.json);
 
     let mut previous = None;
     for update in updates {
         assert_summary_shape(update);
-        let at = assert_millis(&update["createdAt"]);
+        let at = assert_timestamp_millis(&update["createdAt"]);
         if let Some(previous) = previous {
             assert!(at <= previous, "not newest first: {}", page.text);
         }
@@ -868,7 +699,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
         let expected: Vec<String> = expected.iter().map(|id| (*id).clone()).collect();
         assert_eq!(history_ids(&app, &r, query).await, expected, "?{query}");
         let by_key = app
-            .get(&with_query(&r.pipeline("/updates"), query), &r.secret)
+            .get(&with_query(&r.updates_path("/updates"), query), &r.secret)
             .await;
         by_key.assert_status(200);
         assert_eq!(
@@ -894,7 +725,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     }
     let walked = walk(
         &app,
-        &r.pipeline("/updates?platform=android"),
+        &r.updates_path("/updates?platform=android"),
         &r.secret,
         "updates",
         2,
@@ -904,7 +735,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     let walked = walk(
         &app,
         &with_query(&history, "branch=main"),
-        &r.member.token,
+        &r.member().token,
         "updates",
         1,
     )
@@ -939,7 +770,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
         app.get(&with_query(&history, query), &r.owner.token)
             .await
             .assert_error(400);
-        app.get(&with_query(&r.pipeline("/updates"), query), &r.secret)
+        app.get(&with_query(&r.updates_path("/updates"), query), &r.secret)
             .await
             .assert_error(400);
     }
@@ -951,12 +782,15 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     }
     assert_detail_of(&d1, &v1);
     let by_key = app
-        .get(&r.pipeline(&format!("/updates/{p1}")), &r.secret)
+        .get(&r.updates_path(&format!("/updates/{p1}")), &r.secret)
         .await;
     by_key.assert_status(200);
     assert_same(&by_key.json, &d1);
     let by_member = app
-        .get(&r.members(&format!("/updates/{p1}")), &r.member.token)
+        .get(
+            &r.project_path(&format!("/updates/{p1}")),
+            &r.member().token,
+        )
         .await;
     by_member.assert_status(200);
     assert_same(&by_member.json, &d1);
@@ -965,9 +799,13 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     let d3 = detail(&app, &r, &p3).await;
     assert_detail_of(&d3, &rt2);
     for platform in ["ios", "android"] {
-        let manifest = ask(&app, &r.project_id, Device::new(platform).runtime("2.0.0"))
-            .await
-            .manifest();
+        let manifest = ask(
+            &app,
+            &r.project_id,
+            device(platform).runtime_version(Some("2.0.0")),
+        )
+        .await
+        .manifest();
         assert_detail_serves(&d3, platform, &manifest);
     }
     assert_detail_of(&detail(&app, &r, &p2).await, &v2);
@@ -978,9 +816,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
     for platform in ["ios", "android"] {
         assert_ne!(manifest_id(&drp, platform), manifest_id(&d1, platform));
     }
-    let android = ask(&app, &r.project_id, Device::new("android"))
-        .await
-        .manifest();
+    let android = ask(&app, &r.project_id, device("android")).await.manifest();
     assert_detail_serves(&drp, "android", &android);
 
     // The rollback's detail: iOS only, no files.
@@ -998,16 +834,18 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
         "00000000-0000-0000-0000-000000000000".to_owned(),
         p1.to_uppercase().replace('-', ""),
     ] {
-        app.get(&r.members(&format!("/updates/{id}")), &r.owner.token)
+        app.get(&r.project_path(&format!("/updates/{id}")), &r.owner.token)
             .await
             .assert_error(404);
-        app.get(&r.pipeline(&format!("/updates/{id}")), &r.secret)
+        app.get(&r.updates_path(&format!("/updates/{id}")), &r.secret)
             .await
             .assert_error(404);
     }
 
     // Branches: the newest update per (runtime version, platform) of each branch.
-    let branches = app.get(&r.members("/branches"), &r.member.token).await;
+    let branches = app
+        .get(&r.project_path("/branches"), &r.member().token)
+        .await;
     branches.assert_status(200);
     let mut heads = BTreeSet::new();
     let mut names = Vec::new();
@@ -1027,7 +865,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
                     "createdAt",
                 ],
             );
-            assert_millis(&head["createdAt"]);
+            assert_timestamp_millis(&head["createdAt"]);
             assert!(
                 streams.insert((
                     str_field(head, "runtimeVersion"),
@@ -1072,7 +910,7 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
         "{}",
         branches.text
     );
-    let by_key = app.get(&r.pipeline("/branches"), &r.secret).await;
+    let by_key = app.get(&r.updates_path("/branches"), &r.secret).await;
     by_key.assert_status(200);
     assert_same(&by_key.json, &branches.json);
 });
@@ -1082,20 +920,20 @@ both_backends!(history_filters_orders_and_pages, |app| async move {
 // ---------------------------------------------------------------------------------------------
 
 all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
-    let r = release_setup(&app).await;
+    let r = app.publisher_with_member(KEY_NAME).await;
     let pid = r.project_id.clone();
     let (v1, v2) = (Export::v1(), Export::v2());
-    let staging = Device::new("ios").channel("staging");
-    let production = Device::new("ios").channel("production");
+    let staging = device("ios").channel("staging");
+    let production = device("ios").channel("production");
 
     // v1 goes to staging; staging devices get it, production has nothing yet.
     let staging_v1 = publish(&app, &r, &v1, to("staging").message("v1 candidate")).await;
-    let on_staging = ask(&app, &pid, staging).await.manifest();
+    let on_staging = ask(&app, &pid, staging.clone()).await.manifest();
     assert_content(&on_staging, &v1, "ios");
     assert_eq!(on_staging["metadata"]["branch"], "staging", "{on_staging}");
     let staging_detail = detail(&app, &r, &staging_v1).await;
     assert_eq!(on_staging["id"], manifest_id(&staging_detail, "ios"));
-    match ask(&app, &pid, production).await {
+    match ask(&app, &pid, production.clone()).await {
         Answer::Error(404, body) => assert!(body.contains("error"), "{body}"),
         other => panic!("production has no update yet, got {other:?}"),
     }
@@ -1103,8 +941,8 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     // A member promotes it to production for 10% of the devices.
     let promoted = app
         .post(
-            &r.members(&format!("/updates/{staging_v1}/republish")),
-            &r.member.token,
+            &r.project_path(&format!("/updates/{staging_v1}/republish")),
+            &r.member().token,
             &json!({ "branch": "production", "rolloutPercentage": 10, "message": "promote v1" }),
         )
         .await;
@@ -1122,7 +960,8 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     assert_eq!(summary["publishedBy"], r.member_actor());
     assert_eq!(strings(&summary["platforms"]), set(&["android", "ios"]));
     assert!(
-        assert_millis(&summary["createdAt"]) >= assert_millis(&staging_detail["createdAt"]),
+        assert_timestamp_millis(&summary["createdAt"])
+            >= assert_timestamp_millis(&staging_detail["createdAt"]),
         "the republish is older than its source"
     );
     let prod_v1_detail = detail(&app, &r, &prod_v1).await;
@@ -1133,10 +972,10 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     // A device without a client id is outside any partial rollout; about 10% of the others
     // get v1.
     assert_eq!(
-        ask(&app, &pid, production).await.directive(),
+        ask(&app, &pid, production.clone()).await.directive(),
         "noUpdateAvailable"
     );
-    let inside = sample_devices(&app, &pid, production).await;
+    let inside = sample_devices(&app, &pid, production.clone()).await;
     assert!(
         (1..=50).contains(&inside.len()),
         "{} of 200 devices got a 10% rollout",
@@ -1149,43 +988,43 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     }
     // Staging devices are unaffected.
     assert_eq!(
-        ask(&app, &pid, staging).await.manifest()["id"],
+        ask(&app, &pid, staging.clone()).await.manifest()["id"],
         on_staging["id"]
     );
 
     // Completing the rollout: everyone on production gets v1.
     let patched = app
         .patch(
-            &r.members(&format!("/updates/{prod_v1}")),
-            &r.member.token,
+            &r.project_path(&format!("/updates/{prod_v1}")),
+            &r.member().token,
             &json!({ "rolloutPercentage": 100 }),
         )
         .await;
     patched.assert_status(200);
     assert_eq!(patched.json["id"], prod_v1.as_str());
     assert_eq!(patched.json["rolloutPercentage"], 100);
-    let everyone = ask(&app, &pid, production).await.manifest();
+    let everyone = ask(&app, &pid, production.clone()).await.manifest();
     assert_content(&everyone, &v1, "ios");
     assert_eq!(everyone["id"], prod_v1_ios.as_str());
     assert!(
-        sample_devices(&app, &pid, production).await.len() == 200,
+        sample_devices(&app, &pid, production.clone()).await.len() == 200,
         "a 100% rollout left devices out"
     );
 
     // v2 is published straight to production.
     let prod_v2 = publish(&app, &r, &v2, to("production").message("v2")).await;
-    let on_v2 = ask(&app, &pid, production).await.manifest();
+    let on_v2 = ask(&app, &pid, production.clone()).await.manifest();
     assert_content(&on_v2, &v2, "ios");
     let v2_ios = str_field(&on_v2, "id");
     assert_content(
-        &ask(&app, &pid, Device::new("android").channel("production"))
+        &ask(&app, &pid, device("android").channel("production"))
             .await
             .manifest(),
         &v2,
         "android",
     );
     assert_eq!(
-        ask(&app, &pid, staging).await.manifest()["id"],
+        ask(&app, &pid, staging.clone()).await.manifest()["id"],
         on_staging["id"],
         "staging moved with production"
     );
@@ -1194,7 +1033,7 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     // update as the newest.
     let rolled = post_empty(
         &app,
-        &r.pipeline(&format!("/updates/{prod_v1}/republish")),
+        &r.updates_path(&format!("/updates/{prod_v1}/republish")),
         &r.secret,
     )
     .await;
@@ -1210,7 +1049,8 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     assert_eq!(summary["publishedBy"], r.key_actor());
     let v2_detail = detail(&app, &r, &prod_v2).await;
     assert!(
-        assert_millis(&summary["createdAt"]) >= assert_millis(&v2_detail["createdAt"]),
+        assert_timestamp_millis(&summary["createdAt"])
+            >= assert_timestamp_millis(&v2_detail["createdAt"]),
         "the rollback is not newer than v2"
     );
     let rolled_detail = detail(&app, &r, &rolled_back).await;
@@ -1218,7 +1058,7 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     let rolled_ios = manifest_id(&rolled_detail, "ios");
 
     // Devices on v2 get v1's content under a new manifest id.
-    let back = ask(&app, &pid, production.current(&v2_ios))
+    let back = ask(&app, &pid, production.clone().current(&v2_ios))
         .await
         .manifest();
     assert_content(&back, &v1, "ios");
@@ -1236,18 +1076,18 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     }
     assert_downloadable(&app, &back).await;
     // Devices still running the earlier v1 update are told about the new one too.
-    let from_old_v1 = ask(&app, &pid, production.current(&prod_v1_ios))
+    let from_old_v1 = ask(&app, &pid, production.clone().current(&prod_v1_ios))
         .await
         .manifest();
     assert_eq!(from_old_v1["id"], rolled_ios.as_str());
     // Devices already on it: nothing new.
     assert_eq!(
-        ask(&app, &pid, production.current(&rolled_ios))
+        ask(&app, &pid, production.clone().current(&rolled_ios))
             .await
             .directive(),
         "noUpdateAvailable"
     );
-    let android = ask(&app, &pid, Device::new("android").channel("production"))
+    let android = ask(&app, &pid, device("android").channel("production"))
         .await
         .manifest();
     assert_content(&android, &v1, "android");
@@ -1260,26 +1100,26 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     );
 
     // Bad republishes and rollout changes.
-    let republish = r.members(&format!("/updates/{prod_v1}/republish"));
+    let republish = r.project_path(&format!("/updates/{prod_v1}/republish"));
     for body in [
         json!({ "rolloutPercentage": 0 }),
         json!({ "rolloutPercentage": 101 }),
         json!({ "branch": "Not A Branch!" }),
         json!({ "branch": "" }),
     ] {
-        app.post(&republish, &r.member.token, &body)
+        app.post(&republish, &r.member().token, &body)
             .await
             .assert_error(400);
     }
     app.post(
-        &r.members(&format!("/updates/{}/republish", uuid_v4())),
-        &r.member.token,
+        &r.project_path(&format!("/updates/{}/republish", uuid_v4())),
+        &r.member().token,
         &json!({}),
     )
     .await
     .assert_error(404);
     app.post(
-        &r.pipeline("/updates/not-an-id/republish"),
+        &r.updates_path("/updates/not-an-id/republish"),
         &r.secret,
         &json!({}),
     )
@@ -1287,23 +1127,23 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     .assert_error(404);
     for percentage in [-1, 101] {
         app.patch(
-            &r.members(&format!("/updates/{prod_v1}")),
-            &r.member.token,
+            &r.project_path(&format!("/updates/{prod_v1}")),
+            &r.member().token,
             &json!({ "rolloutPercentage": percentage }),
         )
         .await
         .assert_error(400);
     }
     app.patch(
-        &r.members(&format!("/updates/{}", uuid_v4())),
-        &r.member.token,
+        &r.project_path(&format!("/updates/{}", uuid_v4())),
+        &r.member().token,
         &json!({ "rolloutPercentage": 50 }),
     )
     .await
     .assert_error(404);
     // Nothing above changed what production devices get.
     assert_eq!(
-        ask(&app, &pid, production).await.manifest()["id"],
+        ask(&app, &pid, production.clone()).await.manifest()["id"],
         rolled_ios.as_str()
     );
 
@@ -1356,7 +1196,7 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     assert_eq!(story[4]["details"]["republishedFrom"], prod_v1.as_str());
     let mut previous = None;
     for event in &oldest_first {
-        let at = assert_millis(&event["createdAt"]);
+        let at = assert_timestamp_millis(&event["createdAt"]);
         if let Some(previous) = previous {
             assert!(at >= previous, "the audit log is out of order: {events:#?}");
         }
@@ -1371,23 +1211,23 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
 all_backends!(
     deleting_the_newest_serves_the_previous_again,
     |app| async move {
-        let r = release_setup(&app).await;
+        let r = app.publisher_with_member(KEY_NAME).await;
         let pid = r.project_id.clone();
         let (v1, v2) = (Export::v1(), Export::v2());
         let first = publish(&app, &r, &v1, To::default()).await;
-        let m1 = ask(&app, &pid, Device::new("ios")).await.manifest();
+        let m1 = ask(&app, &pid, device("ios")).await.manifest();
         let second = publish(&app, &r, &v2, To::default()).await;
-        let m2 = ask(&app, &pid, Device::new("ios")).await.manifest();
+        let m2 = ask(&app, &pid, device("ios")).await.manifest();
         assert_content(&m2, &v2, "ios");
         assert_downloadable(&app, &m2).await;
-        let path = |id: &str| r.members(&format!("/updates/{id}"));
+        let path = |id: &str| r.project_path(&format!("/updates/{id}"));
 
         // A plain member may not delete.
-        app.delete(&path(&second), &r.member.token)
+        app.delete(&path(&second), &r.member().token)
             .await
             .assert_forbidden();
         assert_eq!(
-            ask(&app, &pid, Device::new("ios")).await.manifest()["id"],
+            ask(&app, &pid, device("ios")).await.manifest()["id"],
             m2["id"]
         );
 
@@ -1395,19 +1235,15 @@ all_backends!(
         app.delete(&path(&second), &r.owner.token)
             .await
             .assert_no_content();
-        let again = ask(&app, &pid, Device::new("ios")).await.manifest();
+        let again = ask(&app, &pid, device("ios")).await.manifest();
         assert_eq!(again["id"], m1["id"]);
         assert_content(&again, &v1, "ios");
-        let from_v2 = ask(
-            &app,
-            &pid,
-            Device::new("ios").current(&str_field(&m2, "id")),
-        )
-        .await
-        .manifest();
+        let from_v2 = ask(&app, &pid, device("ios").current(&str_field(&m2, "id")))
+            .await
+            .manifest();
         assert_eq!(from_v2["id"], m1["id"]);
         assert_content(
-            &ask(&app, &pid, Device::new("android")).await.manifest(),
+            &ask(&app, &pid, device("android")).await.manifest(),
             &v1,
             "android",
         );
@@ -1423,7 +1259,7 @@ all_backends!(
             .await
             .assert_error(404);
         app.post(
-            &r.members(&format!("/updates/{second}/republish")),
+            &r.project_path(&format!("/updates/{second}/republish")),
             &r.owner.token,
             &json!({}),
         )
@@ -1440,12 +1276,12 @@ all_backends!(
 
         // The release pipeline's key may delete too.
         let third = publish(&app, &r, &v2, To::default()).await;
-        let m3 = ask(&app, &pid, Device::new("ios")).await.manifest();
+        let m3 = ask(&app, &pid, device("ios")).await.manifest();
         assert_content(&m3, &v2, "ios");
-        let key_path = r.pipeline(&format!("/updates/{third}"));
+        let key_path = r.updates_path(&format!("/updates/{third}"));
         app.delete(&key_path, &r.secret).await.assert_no_content();
         assert_eq!(
-            ask(&app, &pid, Device::new("ios")).await.manifest()["id"],
+            ask(&app, &pid, device("ios")).await.manifest()["id"],
             m1["id"]
         );
         assert_not_downloadable(&app, &m3).await;
@@ -1460,7 +1296,7 @@ all_backends!(
             app.delete(&path(&id), &r.owner.token)
                 .await
                 .assert_error(404);
-            app.delete(&r.pipeline(&format!("/updates/{id}")), &r.secret)
+            app.delete(&r.updates_path(&format!("/updates/{id}")), &r.secret)
                 .await
                 .assert_error(404);
         }
@@ -1469,7 +1305,7 @@ all_backends!(
         app.delete(&path(&first), &r.owner.token)
             .await
             .assert_no_content();
-        match ask(&app, &pid, Device::new("ios")).await {
+        match ask(&app, &pid, device("ios")).await {
             Answer::Error(404, body) => assert!(body.contains("error"), "{body}"),
             other => panic!("every update is deleted, got {other:?}"),
         }
@@ -1516,24 +1352,21 @@ fn assert_rollback_answer(response: &Response, branch: &str, platforms: &[&str])
 }
 
 both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
-    let r = release_setup(&app).await;
+    let r = app.publisher_with_member(KEY_NAME).await;
     let pid = r.project_id.clone();
     let v1 = Export::v1();
     publish(&app, &r, &v1, To::default()).await;
     publish(&app, &r, &v1, to("staging")).await;
-    let main_ios = str_field(&ask(&app, &pid, Device::new("ios")).await.manifest(), "id");
-    let main_android = str_field(
-        &ask(&app, &pid, Device::new("android")).await.manifest(),
-        "id",
-    );
+    let main_ios = str_field(&ask(&app, &pid, device("ios")).await.manifest(), "id");
+    let main_android = str_field(&ask(&app, &pid, device("android")).await.manifest(), "id");
     let staging_ios = str_field(
-        &ask(&app, &pid, Device::new("ios").channel("staging"))
+        &ask(&app, &pid, device("ios").channel("staging"))
             .await
             .manifest(),
         "id",
     );
     let staging_android = str_field(
-        &ask(&app, &pid, Device::new("android").channel("staging"))
+        &ask(&app, &pid, device("android").channel("staging"))
             .await
             .manifest(),
         "id",
@@ -1543,7 +1376,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
     // The pipeline rolls staging back.
     let staging_rollback = assert_rollback_answer(
         &app.post(
-            &r.pipeline("/rollback"),
+            &r.updates_path("/rollback"),
             &r.secret,
             &json!({ "runtimeVersion": "1.0.0", "branch": "staging", "message": "bad build" }),
         )
@@ -1552,7 +1385,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
         &["ios", "android"],
     );
     for (platform, current) in [("ios", &staging_ios), ("android", &staging_android)] {
-        let device = Device::new(platform)
+        let device = device(platform)
             .channel("staging")
             .current(current)
             .embedded(&embedded);
@@ -1564,29 +1397,27 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
     }
     // main is untouched, with or without an explicit channel.
     for device in [
-        Device::new("ios").current(&main_ios).embedded(&embedded),
-        Device::new("ios")
+        device("ios").current(&main_ios).embedded(&embedded),
+        device("ios")
             .channel("main")
             .current(&main_ios)
             .embedded(&embedded),
-        Device::new("android")
-            .current(&main_android)
-            .embedded(&embedded),
+        device("android").current(&main_android).embedded(&embedded),
     ] {
         assert_eq!(
-            ask(&app, &pid, device).await.directive(),
+            ask(&app, &pid, device.clone()).await.directive(),
             "noUpdateAvailable",
             "{device:?}"
         );
     }
     assert_eq!(
-        ask(&app, &pid, Device::new("ios")).await.manifest()["id"],
+        ask(&app, &pid, device("ios")).await.manifest()["id"],
         main_ios.as_str()
     );
 
     // History and branches show it on staging only.
     let staging_history = app
-        .get(&r.members("/updates?branch=staging"), &r.owner.token)
+        .get(&r.project_path("/updates?branch=staging"), &r.owner.token)
         .await;
     staging_history.assert_status(200);
     let newest = &items(&staging_history, "updates")[0];
@@ -1595,7 +1426,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
     assert_eq!(newest["message"], "bad build");
     assert_eq!(newest["publishedBy"], r.key_actor());
     let main_history = app
-        .get(&r.members("/updates?branch=main"), &r.owner.token)
+        .get(&r.project_path("/updates?branch=main"), &r.owner.token)
         .await;
     assert!(
         items(&main_history, "updates")
@@ -1604,7 +1435,9 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
         "{}",
         main_history.text
     );
-    let branches = app.get(&r.members("/branches"), &r.member.token).await;
+    let branches = app
+        .get(&r.project_path("/branches"), &r.member().token)
+        .await;
     branches.assert_status(200);
     for branch in branches.array() {
         let kind = if branch["name"] == "staging" {
@@ -1620,8 +1453,8 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
     // A member rolls main back on Android only.
     let main_rollback = assert_rollback_answer(
         &app.post(
-            &r.members("/rollback"),
-            &r.member.token,
+            &r.project_path("/rollback"),
+            &r.member().token,
             &json!({ "runtimeVersion": "1.0.0", "branch": "main", "platforms": ["android"] }),
         )
         .await,
@@ -1632,16 +1465,14 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
         ask(
             &app,
             &pid,
-            Device::new("android")
-                .current(&main_android)
-                .embedded(&embedded)
+            device("android").current(&main_android).embedded(&embedded)
         )
         .await
         .directive(),
         "rollBackToEmbedded"
     );
     assert_eq!(
-        ask(&app, &pid, Device::new("ios").current(&main_ios))
+        ask(&app, &pid, device("ios").current(&main_ios))
             .await
             .directive(),
         "noUpdateAvailable"
@@ -1650,7 +1481,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
         ask(
             &app,
             &pid,
-            Device::new("ios")
+            device("ios")
                 .channel("staging")
                 .current(&staging_ios)
                 .embedded(&embedded)
@@ -1663,7 +1494,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
     // Without a branch: main.
     let default_rollback = assert_rollback_answer(
         &app.post(
-            &r.pipeline("/rollback"),
+            &r.updates_path("/rollback"),
             &r.secret,
             &json!({ "runtimeVersion": "1.0.0", "platforms": ["ios"] }),
         )
@@ -1675,7 +1506,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
         ask(
             &app,
             &pid,
-            Device::new("ios").current(&main_ios).embedded(&embedded)
+            device("ios").current(&main_ios).embedded(&embedded)
         )
         .await
         .directive(),
@@ -1685,7 +1516,7 @@ both_backends!(rollback_to_embedded_is_per_branch, |app| async move {
     // Invalid branches are refused.
     for branch in ["Not A Branch!", "../main", "-x"] {
         app.post(
-            &r.pipeline("/rollback"),
+            &r.updates_path("/rollback"),
             &r.secret,
             &json!({ "runtimeVersion": "1.0.0", "branch": branch }),
         )
@@ -1739,11 +1570,11 @@ all_backends!(
     collection_deletes_exactly_the_unreferenced_blobs,
     env = [("GC_GRACE_SECONDS", "0"), ("GC_INTERVAL_SECONDS", "0")],
     |app| async move {
-        let r = release_setup(&app).await;
+        let r = app.publisher_with_member(KEY_NAME).await;
         let pid = r.project_id.clone();
         let (v1, v2) = (Export::v1(), Export::v2());
         let prefix = format!("projects/{pid}/assets/");
-        let gc = r.members("/storage/gc");
+        let gc = r.project_path("/storage/gc");
         let v1_blobs = blob_keys(&v1, &pid);
         let v2_blobs = blob_keys(&v2, &pid);
         let only_v2: BTreeSet<String> = v2_blobs.difference(&v1_blobs).cloned().collect();
@@ -1776,16 +1607,19 @@ all_backends!(
         // A republish of v2 (on another branch) keeps v2's files after v2 is deleted.
         let copy = app
             .post(
-                &r.pipeline(&format!("/updates/{second}/republish")),
+                &r.updates_path(&format!("/updates/{second}/republish")),
                 &r.secret,
                 &json!({ "branch": "beta" }),
             )
             .await;
         copy.assert_status(201);
         let copy = str_field(&copy.json, "id");
-        app.delete(&r.members(&format!("/updates/{second}")), &r.owner.token)
-            .await
-            .assert_no_content();
+        app.delete(
+            &r.project_path(&format!("/updates/{second}")),
+            &r.owner.token,
+        )
+        .await
+        .assert_no_content();
         assert_gc_report(
             &post_empty(&app, &gc, &r.owner.token).await,
             0,
@@ -1793,14 +1627,14 @@ all_backends!(
             all.len(),
         );
         assert_eq!(app.stored_objects_under(&prefix), before);
-        let beta = ask(&app, &pid, Device::new("ios").channel("beta"))
+        let beta = ask(&app, &pid, device("ios").channel("beta"))
             .await
             .manifest();
         assert_content(&beta, &v2, "ios");
         assert_downloadable(&app, &beta).await;
 
         // Once no update references them, exactly v2's own files go.
-        app.delete(&r.pipeline(&format!("/updates/{copy}")), &r.secret)
+        app.delete(&r.updates_path(&format!("/updates/{copy}")), &r.secret)
             .await
             .assert_no_content();
         let freed: u64 = only_v2.iter().map(|key| before[key]).sum::<u64>()
@@ -1835,7 +1669,7 @@ all_backends!(
         }
         // v1 is still complete for devices.
         for platform in ["ios", "android"] {
-            let manifest = ask(&app, &pid, Device::new(platform)).await.manifest();
+            let manifest = ask(&app, &pid, device(platform)).await.manifest();
             assert_content(&manifest, &v1, platform);
             assert_downloadable(&app, &manifest).await;
         }
@@ -1850,7 +1684,7 @@ all_backends!(
         assert_eq!(app.stored_objects_under(&prefix), expected);
 
         // Owners only.
-        post_empty(&app, &gc, &r.member.token)
+        post_empty(&app, &gc, &r.member().token)
             .await
             .assert_forbidden();
         let stranger = app.register_user().await;
@@ -1881,14 +1715,17 @@ all_backends!(
     fresh_blobs_are_kept_by_default,
     env = [("GC_INTERVAL_SECONDS", "0")],
     |app| async move {
-        let r = release_setup(&app).await;
+        let r = app.publisher_with_member(KEY_NAME).await;
         let pid = r.project_id.clone();
         let (v1, v2) = (Export::v1(), Export::v2());
         publish(&app, &r, &v1, To::default()).await;
         let second = publish(&app, &r, &v2, To::default()).await;
-        app.delete(&r.members(&format!("/updates/{second}")), &r.owner.token)
-            .await
-            .assert_no_content();
+        app.delete(
+            &r.project_path(&format!("/updates/{second}")),
+            &r.owner.token,
+        )
+        .await
+        .assert_no_content();
         let prefix = format!("projects/{pid}/assets/");
         let before = app.stored_objects_under(&prefix);
         let all = blob_keys(&v1, &pid).union(&blob_keys(&v2, &pid)).count();
@@ -1896,7 +1733,7 @@ all_backends!(
 
         // Unreferenced, but younger than the default hour of grace.
         assert_gc_report(
-            &post_empty(&app, &r.members("/storage/gc"), &r.owner.token).await,
+            &post_empty(&app, &r.project_path("/storage/gc"), &r.owner.token).await,
             0,
             0,
             all,
@@ -1914,8 +1751,8 @@ all_backends!(
             &[("GC_GRACE_SECONDS", "0"), ("GC_INTERVAL_SECONDS", "0")],
         )
         .await;
-        let a = release_setup(&app).await;
-        let b = release_setup(&app).await;
+        let a = app.publisher_with_member(KEY_NAME).await;
+        let b = app.publisher_with_member(KEY_NAME).await;
         let v1 = Export::v1();
         publish(&app, &a, &v1, To::default()).await;
         publish(&app, &b, &v1, To::default()).await;
@@ -1929,7 +1766,7 @@ all_backends!(
             .await
             .assert_no_content();
         // The deleted project's collection route answers as for any unknown project.
-        post_empty(&app, &a.members("/storage/gc"), &a.owner.token)
+        post_empty(&app, &a.project_path("/storage/gc"), &a.owner.token)
             .await
             .assert_permission_denied();
 
@@ -1952,14 +1789,12 @@ all_backends!(
         app.get_anon("/readyz").await.assert_status(200);
         assert_eq!(app.stored_objects_under(&b_prefix), b_before);
         for platform in ["ios", "android"] {
-            let manifest = ask(&app, &b.project_id, Device::new(platform))
-                .await
-                .manifest();
+            let manifest = ask(&app, &b.project_id, device(platform)).await.manifest();
             assert_content(&manifest, &v1, platform);
             assert_downloadable(&app, &manifest).await;
         }
         assert_gc_report(
-            &post_empty(&app, &b.members("/storage/gc"), &b.owner.token).await,
+            &post_empty(&app, &b.project_path("/storage/gc"), &b.owner.token).await,
             0,
             0,
             b_before.len(),
@@ -1975,7 +1810,7 @@ both_backends!(
     retention_keeps_the_newest_per_branch,
     env = [("RETENTION_KEEP_PER_BRANCH", "2")],
     |app| async move {
-        let r = release_setup(&app).await;
+        let r = app.publisher_with_member(KEY_NAME).await;
         let pid = r.project_id.clone();
         let (v1, v2) = (Export::v1(), Export::v2());
 
@@ -1991,10 +1826,10 @@ both_backends!(
                 "{platform}"
             );
         }
-        app.get(&r.members(&format!("/updates/{a}")), &r.owner.token)
+        app.get(&r.project_path(&format!("/updates/{a}")), &r.owner.token)
             .await
             .assert_error(404);
-        let served = ask(&app, &pid, Device::new("ios")).await.manifest();
+        let served = ask(&app, &pid, device("ios")).await.manifest();
         assert_eq!(
             served["id"],
             manifest_id(&detail(&app, &r, &c).await, "ios")
@@ -2018,8 +1853,8 @@ both_backends!(
             history_ids(&app, &r, "branch=beta").await,
             [second_partial.clone(), first_partial.clone(), full.clone()]
         );
-        let beta = Device::new("ios").channel("beta");
-        let outside = ask(&app, &pid, beta).await.manifest();
+        let beta = device("ios").channel("beta");
+        let outside = ask(&app, &pid, beta.clone()).await.manifest();
         assert_content(&outside, &v1, "ios");
         assert_eq!(
             outside["id"],
@@ -2028,7 +1863,9 @@ both_backends!(
         let mut inside = 0;
         for i in 0..200 {
             let client_id = format!("device-{i}");
-            let manifest = ask(&app, &pid, beta.client(&client_id)).await.manifest();
+            let manifest = ask(&app, &pid, beta.clone().client(&client_id))
+                .await
+                .manifest();
             if manifest["launchAsset"]["hash"] == launch_hash(&v2, "ios") {
                 inside += 1;
             } else {
@@ -2049,11 +1886,11 @@ both_backends!(
             [done.clone(), second_partial]
         );
         for gone in [&full, &first_partial] {
-            app.get(&r.members(&format!("/updates/{gone}")), &r.owner.token)
+            app.get(&r.project_path(&format!("/updates/{gone}")), &r.owner.token)
                 .await
                 .assert_error(404);
         }
-        let now = ask(&app, &pid, beta).await.manifest();
+        let now = ask(&app, &pid, beta.clone()).await.manifest();
         assert_content(&now, &v2, "ios");
         assert_eq!(
             now["id"],
@@ -2086,16 +1923,16 @@ both_backends!(
 // ---------------------------------------------------------------------------------------------
 
 both_backends!(other_projects_get_nothing, |app| async move {
-    let a = release_setup(&app).await;
-    let b = release_setup(&app).await;
+    let a = app.publisher_with_member(KEY_NAME).await;
+    let b = app.publisher_with_member(KEY_NAME).await;
     let v1 = Export::v1();
     let a_message = "a-confidential-release-note";
     let a_update = publish(&app, &a, &v1, to("a-only").message(a_message)).await;
     let a_detail = detail(&app, &a, &a_update).await;
     let a_manifest = manifest_id(&a_detail, "ios");
     publish(&app, &b, &v1, To::default()).await;
-    let a_history = app.get(&a.members("/updates"), &a.owner.token).await;
-    let a_branches = app.get(&a.members("/branches"), &a.owner.token).await;
+    let a_history = app.get(&a.project_path("/updates"), &a.owner.token).await;
+    let a_branches = app.get(&a.project_path("/branches"), &a.owner.token).await;
 
     // B's owner and B's key on A's routes.
     let user = &b.owner.token;
@@ -2106,28 +1943,32 @@ both_backends!(other_projects_get_nothing, |app| async move {
     let republish_body = json!({ "branch": "a-only" });
     let rollout_body = json!({ "rolloutPercentage": 1 });
     let as_user: Vec<(&str, Response)> = vec![
-        ("history", app.get(&a.members("/updates"), user).await),
-        ("detail", app.get(&a.members(&update), user).await),
-        ("branches", app.get(&a.members("/branches"), user).await),
+        ("history", app.get(&a.project_path("/updates"), user).await),
+        ("detail", app.get(&a.project_path(&update), user).await),
+        (
+            "branches",
+            app.get(&a.project_path("/branches"), user).await,
+        ),
         (
             "republish",
-            app.post(&a.members(&republish), user, &republish_body)
+            app.post(&a.project_path(&republish), user, &republish_body)
                 .await,
         ),
         (
             "rollout",
-            app.patch(&a.members(&update), user, &rollout_body).await,
-        ),
-        ("delete", app.delete(&a.members(&update), user).await),
-        (
-            "rollback",
-            app.post(&a.members("/rollback"), user, &rollback_body)
+            app.patch(&a.project_path(&update), user, &rollout_body)
                 .await,
         ),
-        ("audit", app.get(&a.members("/audit"), user).await),
+        ("delete", app.delete(&a.project_path(&update), user).await),
+        (
+            "rollback",
+            app.post(&a.project_path("/rollback"), user, &rollback_body)
+                .await,
+        ),
+        ("audit", app.get(&a.project_path("/audit"), user).await),
         (
             "storage gc",
-            post_empty(&app, &a.members("/storage/gc"), user).await,
+            post_empty(&app, &a.project_path("/storage/gc"), user).await,
         ),
     ];
     for (what, response) in &as_user {
@@ -2140,22 +1981,23 @@ both_backends!(other_projects_get_nothing, |app| async move {
         );
     }
     let as_key: Vec<(&str, Response)> = vec![
-        ("history", app.get(&a.pipeline("/updates"), key).await),
-        ("detail", app.get(&a.pipeline(&update), key).await),
-        ("branches", app.get(&a.pipeline("/branches"), key).await),
+        ("history", app.get(&a.updates_path("/updates"), key).await),
+        ("detail", app.get(&a.updates_path(&update), key).await),
+        ("branches", app.get(&a.updates_path("/branches"), key).await),
         (
             "republish",
-            app.post(&a.pipeline(&republish), key, &republish_body)
+            app.post(&a.updates_path(&republish), key, &republish_body)
                 .await,
         ),
         (
             "rollout",
-            app.patch(&a.pipeline(&update), key, &rollout_body).await,
+            app.patch(&a.updates_path(&update), key, &rollout_body)
+                .await,
         ),
-        ("delete", app.delete(&a.pipeline(&update), key).await),
+        ("delete", app.delete(&a.updates_path(&update), key).await),
         (
             "rollback",
-            app.post(&a.pipeline("/rollback"), key, &rollback_body)
+            app.post(&a.updates_path("/rollback"), key, &rollback_body)
                 .await,
         ),
     ];
@@ -2170,26 +2012,35 @@ both_backends!(other_projects_get_nothing, |app| async move {
 
     // A's update id under B's own project: not found.
     let as_own: Vec<(&str, Response)> = vec![
-        ("user detail", app.get(&b.members(&update), user).await),
+        ("user detail", app.get(&b.project_path(&update), user).await),
         (
             "user republish",
-            app.post(&b.members(&republish), user, &json!({})).await,
+            app.post(&b.project_path(&republish), user, &json!({}))
+                .await,
         ),
         (
             "user rollout",
-            app.patch(&b.members(&update), user, &rollout_body).await,
+            app.patch(&b.project_path(&update), user, &rollout_body)
+                .await,
         ),
-        ("user delete", app.delete(&b.members(&update), user).await),
-        ("key detail", app.get(&b.pipeline(&update), key).await),
+        (
+            "user delete",
+            app.delete(&b.project_path(&update), user).await,
+        ),
+        ("key detail", app.get(&b.updates_path(&update), key).await),
         (
             "key republish",
-            app.post(&b.pipeline(&republish), key, &json!({})).await,
+            app.post(&b.updates_path(&republish), key, &json!({})).await,
         ),
         (
             "key rollout",
-            app.patch(&b.pipeline(&update), key, &rollout_body).await,
+            app.patch(&b.updates_path(&update), key, &rollout_body)
+                .await,
         ),
-        ("key delete", app.delete(&b.pipeline(&update), key).await),
+        (
+            "key delete",
+            app.delete(&b.updates_path(&update), key).await,
+        ),
     ];
     for (what, response) in &as_own {
         assert_eq!(
@@ -2210,29 +2061,29 @@ both_backends!(other_projects_get_nothing, |app| async move {
             );
         }
     }
-    let b_history = app.get(&b.members("/updates"), user).await;
+    let b_history = app.get(&b.project_path("/updates"), user).await;
     b_history.assert_status(200);
     assert!(!b_history.text.contains(&a_update), "{}", b_history.text);
-    let b_branches = app.get(&b.pipeline("/branches"), key).await;
+    let b_branches = app.get(&b.updates_path("/branches"), key).await;
     b_branches.assert_status(200);
     assert!(!b_branches.text.contains("a-only"), "{}", b_branches.text);
 
     // Without credentials: 401.
     for path in [
-        a.members("/updates"),
-        a.pipeline("/updates"),
-        a.members("/audit"),
+        a.project_path("/updates"),
+        a.updates_path("/updates"),
+        a.project_path("/audit"),
     ] {
         app.get_anon(&path).await.assert_error(401);
     }
 
     // A is exactly as it was.
-    let history_after = app.get(&a.members("/updates"), &a.owner.token).await;
+    let history_after = app.get(&a.project_path("/updates"), &a.owner.token).await;
     assert_same(&history_after.json, &a_history.json);
-    let branches_after = app.get(&a.members("/branches"), &a.owner.token).await;
+    let branches_after = app.get(&a.project_path("/branches"), &a.owner.token).await;
     assert_same(&branches_after.json, &a_branches.json);
     assert_same(&detail(&app, &a, &a_update).await, &a_detail);
-    let served = ask(&app, &a.project_id, Device::new("ios").channel("a-only"))
+    let served = ask(&app, &a.project_id, device("ios").channel("a-only"))
         .await
         .manifest();
     assert_eq!(served["id"], a_manifest.as_str());
@@ -2260,8 +2111,8 @@ both_backends!(other_projects_get_nothing, |app| async move {
 both_backends!(
     audit_log_pages_for_owners_without_secrets,
     |app| async move {
-        let r = release_setup(&app).await; // project.create, member.add, key.create
-        let keys = r.members("/keys");
+        let r = app.publisher_with_member(KEY_NAME).await; // project.create, member.add, key.create
+        let keys = r.project_path("/keys");
         let owner = &r.owner.token;
         app.patch(
             &format!("{keys}/{}", r.key_id),
@@ -2270,9 +2121,13 @@ both_backends!(
         )
         .await
         .assert_no_content(); // key.rename
-        app.patch(&r.members(""), owner, &json!({ "name": "Renamed project" }))
-            .await
-            .assert_status(200); // project.update
+        app.patch(
+            &r.project_path(""),
+            owner,
+            &json!({ "name": "Renamed project" }),
+        )
+        .await
+        .assert_status(200); // project.update
         let temporary = app.create_key(owner, &r.project_id, Some("temp")).await; // key.create
         let temporary_id = str_field(&temporary["key"], "id");
         let temporary_secret = str_field(&temporary, "secret");
@@ -2282,21 +2137,21 @@ both_backends!(
         let third = app.register_user().await;
         app.add_member(owner, &r.project_id, &third.id, "member")
             .await; // member.add
-        app.delete(&r.members(&format!("/users/{}", third.id)), owner)
+        app.delete(&r.project_path(&format!("/users/{}", third.id)), owner)
             .await
             .assert_no_content(); // member.remove
         let published = publish(&app, &r, &Export::v1(), To::default().message("audited")).await; // update.publish
 
         // Owners only.
-        let audit = r.members("/audit");
-        app.get(&audit, &r.member.token).await.assert_forbidden();
+        let audit = r.project_path("/audit");
+        app.get(&audit, &r.member().token).await.assert_forbidden();
         app.get(&audit, &third.token)
             .await
             .assert_permission_denied();
         app.get(&audit, &r.secret).await.assert_error(401);
 
         app.patch(
-            &r.members(&format!("/users/{}", r.member.id)),
+            &r.project_path(&format!("/users/{}", r.member().id)),
             owner,
             &json!({ "role": "owner" }),
         )
@@ -2328,7 +2183,7 @@ both_backends!(
             assert_eq!(ids(&walked), ids(&all), "limit={limit}");
         }
         // The promoted member reads the same log.
-        let walked = walk(&app, &audit, &r.member.token, "events", 2).await;
+        let walked = walk(&app, &audit, &r.member().token, "events", 2).await;
         assert_eq!(ids(&walked), ids(&all));
 
         // Each event names who did what, to what.
@@ -2336,7 +2191,7 @@ both_backends!(
         for event in &all {
             assert_has_fields(event, &["id", "action", "actor", "details", "createdAt"]);
             assert_uuid(&event["id"]);
-            let at = assert_millis(&event["createdAt"]);
+            let at = assert_timestamp_millis(&event["createdAt"]);
             if let Some(previous) = previous {
                 assert!(at <= previous, "not newest first: {all:#?}");
             }
@@ -2349,7 +2204,7 @@ both_backends!(
             assert_eq!(event["actor"], expected_actor, "{event}");
         }
         let details = |i: usize| &all[i]["details"];
-        assert_eq!(details(0)["userId"], r.member.id.as_str());
+        assert_eq!(details(0)["userId"], r.member().id.as_str());
         assert_eq!(details(0)["role"], "owner");
         assert_eq!(details(1)["updateId"], published.as_str());
         assert_eq!(details(1)["branch"], "main");
@@ -2361,7 +2216,7 @@ both_backends!(
         assert_eq!(details(7)["keyId"], r.key_id.as_str());
         assert_eq!(details(7)["name"], "ci renamed");
         assert_eq!(details(8)["keyId"], r.key_id.as_str());
-        assert_eq!(details(9)["userId"], r.member.id.as_str());
+        assert_eq!(details(9)["userId"], r.member().id.as_str());
 
         // Bad page parameters.
         for query in ["limit=0", "limit=abc", "cursor=not-a-cursor", "cursor=1"] {
@@ -2381,7 +2236,7 @@ both_backends!(
             temporary_hash.as_str(),
             PASSWORD,
             r.owner.token.as_str(),
-            r.member.token.as_str(),
+            r.member().token.as_str(),
         ] {
             assert!(
                 !page.text.contains(secret),
