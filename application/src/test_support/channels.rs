@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::ports::{ChannelStore, Constraint, StoreError, StoreResult};
 use domain::release::{Channel, ChannelName};
 
-use super::InMemoryStore;
+use super::store::InMemoryStore;
 
 #[async_trait]
 impl ChannelStore for InMemoryStore {

@@ -1,6 +1,6 @@
 //! Real-shaped values for tests, and the services wired over the fakes.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,40 +11,20 @@ use domain::blob::BlobStore;
 use domain::ports::{ManifestSigner, UpdateStore};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, Update, UpdateAsset, UpdateKind, asset_blob_key};
-use domain::user::User;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::{FakeKeySealer, FakeSigner, FakeSigningKeys, InMemoryBlobs, InMemoryStore};
+use super::blobs::InMemoryBlobs;
+use super::ids::ordered_id;
+use super::signer::FakeSigner;
+use super::signing::{FakeKeySealer, FakeSigningKeys};
+use super::store::InMemoryStore;
 use crate::publish::content_type_of;
 use crate::{AuditLog, InsightRecorder, InsightService, Keyring, PublishService, ReleaseService};
 use crate::{Retention, ServeService, SigningKeyService};
 
 /// The public address asset URLs in manifests start with.
 pub const ASSET_BASE_URL: &str = "https://updates.example.test";
-
-/// A fresh id, greater than every id handed out before in this process
-/// (a UUIDv7 of the current time, bumped when the clock has not moved), so
-/// fixtures built one after the other are "newer" in that order, as
-/// publishes are.
-pub fn ordered_id() -> String {
-    static LAST: Mutex<u128> = Mutex::new(0);
-    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    let now = uuid::Uuid::now_v7().as_u128();
-    *last = now.max(*last + 1);
-    uuid::Uuid::from_u128(*last).to_string()
-}
-
-/// A user named `username`, with the email `<username>@example.com`.
-pub fn test_user(username: &str) -> User {
-    User {
-        id: ordered_id(),
-        username: username.to_owned(),
-        email: format!("{username}@example.com"),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
-        created_at: Utc::now(),
-    }
-}
 
 /// One publish of real-shaped updates (one per platform, sharing the
 /// publish id), with the bytes of their files: a JavaScript bundle per

@@ -14,7 +14,8 @@ use domain::ports::{
 use domain::project::Project;
 use domain::user::{User, login_key};
 
-use super::{InMemoryStore, State, ordered_id, test_user};
+use super::ids::{ordered_id, test_user};
+use super::store::{InMemoryStore, State};
 
 impl InMemoryStore {
     /// Stores a new user named `username` (email `<username>@example.com`).

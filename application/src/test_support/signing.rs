@@ -12,7 +12,9 @@ use domain::ports::{
 };
 use domain::signing_key::{SigningKey, SigningKeyId};
 
-use super::{FakeSigner, InMemoryStore, ordered_id};
+use super::ids::ordered_id;
+use super::signer::FakeSigner;
+use super::store::InMemoryStore;
 
 #[async_trait]
 impl SigningKeyStore for InMemoryStore {

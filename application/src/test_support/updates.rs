@@ -15,7 +15,7 @@ use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
 use domain::update::{Platform, Update};
 use futures_util::lock::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use super::{InMemoryStore, State};
+use super::store::{InMemoryStore, State};
 
 /// The most partial rollouts stacked on a branch that are considered (as
 /// in the SQL adapter).
