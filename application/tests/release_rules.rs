@@ -1,7 +1,10 @@
 //! The release rules, without HTTP: `ReleaseService` (rollouts, channels,
 //! history, deletion) and `PublishService::{republish, rollback}` over the
 //! in-memory fakes, checked by what devices are then served.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use application::test_support::{Harness, TestPublish};
 use application::{

@@ -8,7 +8,10 @@
 //! own thread while a measurement runs are counted, and the service runs
 //! on a current-thread runtime, so its work happens on that thread. A
 //! counted allocation's backtrace is kept, so a failure names the line.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};

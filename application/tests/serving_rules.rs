@@ -1,7 +1,10 @@
 //! The serving rules, without HTTP: `ServeService::manifest` and
 //! `ServeService::asset` over the in-memory fakes (`application::test_support`),
 //! with real-shaped publishes stored as a publish stores them.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use application::test_support::{ASSET_BASE_URL, FakeSigner, Harness, InMemoryBlobs, TestPublish};
 use application::{

@@ -4,7 +4,10 @@
 //! (a new data directory, a new database) serve the same updates to the
 //! same devices, and the same accounts and sessions work.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

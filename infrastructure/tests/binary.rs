@@ -2,7 +2,10 @@
 //! stops cleanly on SIGTERM, and refuses bad configuration with one line and
 //! a non-zero exit.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

@@ -2,7 +2,10 @@
 //! process, against the real server (the same binary, serving) on a random
 //! port, publishing the real `npx expo export` fixtures.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

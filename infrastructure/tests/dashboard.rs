@@ -5,7 +5,10 @@
 //! and fails, never skips, without them. Screenshots land in
 //! `$CARGO_TARGET_DIR/tmp/dashboard-screenshots`.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

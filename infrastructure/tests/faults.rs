@@ -7,7 +7,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); S3 is the in-process s3s-fs server of
 //! `s3-test-server`. Nothing skips: an unreachable PostgreSQL fails the test.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

@@ -12,7 +12,10 @@
 //! the server refuses to start on a Go database, and unusable sources fail
 //! with one line.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

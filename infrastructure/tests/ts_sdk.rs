@@ -4,7 +4,10 @@
 //! `cargo test --workspace` so the README's one test command runs every
 //! test; it needs Node.js 20+ and npm, and fails, never skips, without them.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support fails loudly on a value it did not expect"
+)]
 
 mod common;
 

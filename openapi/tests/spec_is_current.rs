@@ -1,6 +1,9 @@
 //! Fails when the handlers' OpenAPI document differs from the committed one.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::fs;
 

@@ -37,7 +37,7 @@ macro_rules! all_backends {
     // The scenario gets the backend and the storage and spawns servers itself.
     ($name:ident, |$backend:ident : $backend_type:ty, $storage:ident : $storage_type:ty| $body:expr $(,)?) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "a test may use only some of what the macro imports")]
             use super::*;
 
             $crate::all_backends!(@combo sqlite_local, Sqlite, Local, |$backend: $backend_type, $storage: $storage_type| $body);
@@ -86,7 +86,7 @@ macro_rules! both_backends {
     // The scenario gets only the backend (`|backend: Backend|`) and spawns servers itself.
     ($name:ident, |$backend:ident : $backend_type:ty| $body:expr $(,)?) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "a test may use only some of what the macro imports")]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +107,7 @@ macro_rules! both_backends {
     };
     ($name:ident, env = [$(($key:expr, $value:expr)),* $(,)?], |$app:pat_param| $body:expr $(,)?) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "a test may use only some of what the macro imports")]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

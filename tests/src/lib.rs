@@ -24,7 +24,11 @@
 //! | [`protocol`] | the Expo Updates protocol from the device's side |
 //! | [`publish`] | the publish forms and [`publish::Publisher`] |
 //! | [`proxy`] | a TCP proxy that can cut a backend off |
-#![allow(clippy::unwrap_used)]
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support fails loudly on a value it did not expect"
+)]
 
 mod app;
 mod backends;

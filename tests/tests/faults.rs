@@ -8,7 +8,10 @@
 //! is back, the server recovers by itself.
 //!
 //! Nothing here skips: PostgreSQL unreachable fails the test, and so does a failing `mount`.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -12,7 +12,10 @@
 //!
 //! Each property runs a bounded number of cases (a few seconds in a debug
 //! build); `PROPTEST_CASES` overrides that.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::collections::BTreeMap;
 use std::ops::Range;

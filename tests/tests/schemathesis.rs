@@ -7,7 +7,10 @@
 //! Schemathesis comes from PyPI at a pinned version. It is installed into a
 //! virtualenv under Cargo's target directory on first use and reused after;
 //! without Python or the network the test fails, it never skips.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

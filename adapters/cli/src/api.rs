@@ -259,7 +259,10 @@ pub fn segment(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![expect(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on a value it did not expect"
+    )]
 
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

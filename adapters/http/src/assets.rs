@@ -247,7 +247,10 @@ fn parse_range(value: &str) -> Option<ByteRange> {
     Some(ByteRange::From { first, last })
 }
 
-#[allow(clippy::unwrap_used)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 #[cfg(test)]
 mod tests {
     use super::*;

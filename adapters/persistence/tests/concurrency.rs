@@ -2,7 +2,10 @@
 //! owner cannot be demoted by two racing requests, and racing key creations
 //! get distinct default names.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::sync::Arc;
 

@@ -3,7 +3,10 @@
 //! the reference lock, channels, the audit log, and the migration of updates
 //! stored before branches existed.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

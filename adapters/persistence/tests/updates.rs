@@ -1,6 +1,9 @@
 //! The update store on SQLite and PostgreSQL.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! The blob store on local disk and on a real S3-protocol server.
 
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod s3_server;
 

@@ -2,7 +2,7 @@
 //! keys from its database, and its update tree, into this server's stores,
 //! so that apps in the field, CI jobs and people see no change.
 //!
-//! Safe to repeat: the import ledger (see [`ImportStore`]) records each
+//! Safe to repeat: the import ledger (see [`ImportStore`](domain::go_server::ports::ImportStore)) records each
 //! source row and directory with what it became, so a second run (the
 //! final sync after the Go server stops) imports only what is new, and
 //! removes what an earlier run brought that the Go server has since

@@ -6,8 +6,8 @@
 //! content-addressed keys and the updates committed, in one transaction.
 //! Whatever happens, staging is emptied before the request ends.
 //!
-//! [`form`] reads the upload's typed parts, [`store`] checks and stores a
-//! publish, [`service`] is the use case, and [`republish`] makes the
+//! `form` reads the upload's typed parts, `store` checks and stores a
+//! publish, `service` is the use case, and `republish` makes the
 //! publishes that upload nothing (rollbacks and republishes).
 
 mod form;

@@ -2,7 +2,11 @@
 //! process ([`server::Server`]). The fixtures and throwaway PostgreSQL databases come from the
 //! `test-support` crate, shared with the other test crates.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "shared by several test binaries, each using a part of it"
+)]
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_expo-updates-server");
 

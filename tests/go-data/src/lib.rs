@@ -9,7 +9,10 @@
 //! from its source's behaviour. [`GoDataDir`] says what was written, so
 //! tests can check an import against it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

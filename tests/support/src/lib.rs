@@ -10,7 +10,10 @@
 //! binary (`expo-updates-server`'s `tests/`) and the Go data dir (`go-data-fixture`) can all
 //! use it.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support fails loudly on a value it did not expect"
+)]
 
 pub mod fixtures;
 pub mod postgres;

@@ -1,7 +1,10 @@
 //! End-to-end tests, one binary (faster to link), one module per area.
 //! Every scenario runs on SQLite and on PostgreSQL (see `e2e::both_backends!`); the ones that
 //! store blobs also run on local disk and on S3 (see `e2e::all_backends!`).
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 mod api_keys;
 mod auth;

@@ -319,7 +319,10 @@ impl ReleasesApi {
 
     /// Update history, newest first, cursor-paginated (members)
     #[oai(path = "/projects/:id/updates", method = "get")]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a poem-openapi operation takes each parameter as an argument"
+    )]
     async fn history(
         &self,
         services: Data<&Services>,
@@ -450,7 +453,10 @@ impl PipelineReleasesApi {
 
     /// Update history, newest first, cursor-paginated (API key)
     #[oai(path = "/updates/:project/updates", method = "get")]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a poem-openapi operation takes each parameter as an argument"
+    )]
     async fn key_history(
         &self,
         services: Data<&Services>,

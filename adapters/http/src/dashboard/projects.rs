@@ -299,7 +299,10 @@ pub async fn rename_project(
     })
 }
 
-#[allow(clippy::unwrap_used)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 #[cfg(test)]
 mod tests {
     use super::*;

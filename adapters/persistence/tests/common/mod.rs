@@ -1,7 +1,11 @@
 //! Stores on a fresh SQLite file and on a throwaway PostgreSQL database,
 //! and small fixtures.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "shared by several test binaries, each using a part of it"
+)]
 
 use adapter_persistence::SqlStore;
 use chrono::Utc;

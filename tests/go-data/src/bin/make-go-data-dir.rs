@@ -3,7 +3,10 @@
 //! was written as JSON: accounts with their passwords, keys with their
 //! secrets, and each update directory's manifest id.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a value it did not expect"
+)]
 
 use serde_json::json;
 
