@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use adapter_persistence::SqlStore;
 use chrono::{SubsecRound, Utc};
-use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
+use common::{id, postgres_store, postgres_url, project_with_two_owners, sqlite_store, user};
 use domain::audit::{Actor, ActorKind, AuditEvent};
 use domain::ports::{
     AuditStore, ChannelStore, Constraint, HistoryQuery, ProjectStore, ServeEpoch, StoreError,
@@ -1338,23 +1338,6 @@ async fn old_updates_land_on_main_fully_rolled_out(url: String) {
         candidates(&store, &pid, "main", "1.0.0", Platform::Ios).await,
         vec![candidate(&new[0]), candidate(&old)]
     );
-}
-
-/// The URL of a new, empty PostgreSQL database.
-async fn postgres_url() -> String {
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL at {admin_url} is unreachable: {error}"));
-    let name = format!("eus_test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
 }
 
 macro_rules! on_both {

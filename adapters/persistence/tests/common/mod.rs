@@ -13,7 +13,6 @@ use domain::member::{Membership, Role};
 use domain::ports::{MemberStore, ProjectStore, UserStore};
 use domain::project::Project;
 use domain::user::User;
-use sea_orm::{ConnectionTrait, Database};
 
 pub fn id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -26,21 +25,21 @@ pub async fn sqlite_store() -> (SqlStore, tempfile::TempDir) {
     (SqlStore::connect(&url).await.unwrap(), dir)
 }
 
-/// A store on a throwaway PostgreSQL database. Fails (never skips) when the
-/// server is unreachable.
+/// The URL of a new, empty PostgreSQL database (test-support's
+/// `PgDatabase`, on `TEST_POSTGRES_URL`). Kept for the rest of the run, as
+/// stores outlive the scenarios that make them; `scripts/test` drops the
+/// `eus_test_` databases of earlier runs. Fails (never skips) when the server
+/// is unreachable.
+pub async fn postgres_url() -> String {
+    let database = test_support::PgDatabase::create().await;
+    let url = database.url.clone();
+    std::mem::forget(database);
+    url
+}
+
+/// A store on a throwaway PostgreSQL database.
 pub async fn postgres_store() -> SqlStore {
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let admin = Database::connect(&admin_url)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL at {admin_url} is unreachable: {error}"));
-    let name = format!("eus_test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    SqlStore::connect(&format!("{base}/{name}")).await.unwrap()
+    SqlStore::connect(&postgres_url().await).await.unwrap()
 }
 
 pub async fn user(store: &SqlStore, name: &str) -> User {
