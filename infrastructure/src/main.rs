@@ -56,12 +56,6 @@ enum CodesigningCommand {
     },
 }
 
-/// mimalloc rather than glibc's malloc: under hundreds of connections glibc
-/// grows an arena per thread and keeps freed pages, which set the memory
-/// high-water mark (measured by `bench/run`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
