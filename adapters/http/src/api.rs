@@ -45,18 +45,7 @@ type Apis = (
 );
 
 fn api_service() -> OpenApiService<Apis, ()> {
-    let apis = (
-        accounts::AccountsApi,
-        projects::ProjectsApi,
-        members::MembersApi,
-        api_keys::ApiKeysApi,
-        updates::UpdatesApi,
-        releases::ReleasesApi,
-        releases::PipelineReleasesApi,
-        audit::AuditApi,
-        signing_keys::SigningKeysApi,
-        insights::InsightsApi,
-    );
+    let apis = Apis::default();
     OpenApiService::new(apis, "expo-updates-server", env!("CARGO_PKG_VERSION")).description(
         "Self-hosted, multi-tenant server for Expo over-the-air updates. \
              Every error response is `{\"error\": \"...\"}`.",

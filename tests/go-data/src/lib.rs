@@ -1,6 +1,7 @@
 //! A Go expo-updates-server data dir, laid out exactly as the Go server
-//! leaves it (`../shared/reference/seed-go-server.md` §2, §3, §5, §9): its
-//! SQLite database `ota.db` in WAL mode (some rows only in `ota.db-wal`, as
+//! leaves it (its tables, key and password formats and update tree, as the
+//! README's "Switching from the Go server" describes them): its SQLite
+//! database `ota.db` in WAL mode (some rows only in `ota.db-wal`, as
 //! a live copy has them) and the update tree `updates/<project>/<runtime
 //! version>/<unix seconds>/`, built from the real Expo exports in
 //! `tests/fixtures`, with every quirk its data can have.

@@ -12,6 +12,7 @@ use crate::schema::{LoginRequest, RegisterRequest, SessionBody, UserBody};
 use crate::security::UserAuth;
 use application::Services;
 
+#[derive(Default)]
 pub struct AccountsApi;
 
 #[derive(ApiResponse)]

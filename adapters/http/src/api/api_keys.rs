@@ -13,6 +13,7 @@ use crate::schema::{CreateKeyRequest, CreatedKeyBody, KeyBody, RenameKeyRequest}
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
 
+#[derive(Default)]
 pub struct ApiKeysApi;
 
 #[derive(ApiResponse)]

@@ -13,6 +13,7 @@ use crate::schema::{AuditPageBody, GcReportBody};
 use crate::security::UserAuth;
 use application::Services;
 
+#[derive(Default)]
 pub struct AuditApi;
 
 error_responses!(AuditError {

@@ -12,6 +12,7 @@ use crate::ids;
 use crate::security::UserAuth;
 use application::Services;
 
+#[derive(Default)]
 pub struct InsightsApi;
 
 /// Counts for one platform, on one day or in total.

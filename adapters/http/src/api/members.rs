@@ -13,6 +13,7 @@ use crate::schema::{AddMemberRequest, ChangeRoleRequest, MemberBody, MembershipB
 use crate::security::UserAuth;
 use application::Services;
 
+#[derive(Default)]
 pub struct MembersApi;
 
 #[derive(ApiResponse)]

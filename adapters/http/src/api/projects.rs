@@ -13,6 +13,7 @@ use crate::schema::{CreateProjectRequest, ProjectBody, UpdateProjectRequest};
 use crate::security::UserAuth;
 use application::Services;
 
+#[derive(Default)]
 pub struct ProjectsApi;
 
 #[derive(ApiResponse)]

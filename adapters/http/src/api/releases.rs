@@ -21,9 +21,11 @@ use crate::schema::{
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
 
+#[derive(Default)]
 pub struct ReleasesApi;
 
 /// The same operations for release pipelines, with the project's API key.
+#[derive(Default)]
 pub struct PipelineReleasesApi;
 
 #[derive(ApiResponse)]

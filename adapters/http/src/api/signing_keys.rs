@@ -14,6 +14,7 @@ use crate::ids;
 use crate::security::UserAuth;
 use application::Services;
 
+#[derive(Default)]
 pub struct SigningKeysApi;
 
 /// A signing key, without its private part.

@@ -19,6 +19,7 @@ use crate::rate_limit::publish as rate_limited_publish;
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
 
+#[derive(Default)]
 pub struct UpdatesApi;
 
 /// The answer to a publish, with the old server's field names.
