@@ -18,14 +18,12 @@ use poem::{Endpoint, EndpointExt};
 use poem_openapi::OpenApiService;
 use serde_json::Value;
 
-use crate::metrics::{self, Metrics, MetricsToken};
-use crate::middleware::{
-    allow_header, json_errors, limit_body, limit_headers, normalize_empty_json_body, request_log,
-};
-use crate::rate_limit::{self, RateLimits};
-use crate::routes::{RouteList, RouteTable};
+use crate::metrics::{self, Metrics};
+use crate::middleware::{Edge, limit_body};
+use crate::rate_limit::RateLimits;
+use crate::routes::{DeviceRoute, RouteList, RouteTable};
 use crate::state::HttpSettings;
-use crate::{assets, dashboard, ops, protocol};
+use crate::{dashboard, ops};
 use application::Services;
 
 /// Largest JSON body the control-plane routes accept.
@@ -105,43 +103,36 @@ pub fn routes(services: Services, settings: HttpSettings) -> impl Endpoint {
     let limits = RateLimits::new(settings.rate_limits);
     limits.forget_idle_in_background();
     let metrics = Arc::new(Metrics::new(settings.metrics_sources));
-    let observed = Arc::clone(&metrics);
     // Uploads may be as large as MAX_UPLOAD_BYTES plus the small form fields
     // and multipart framing; the publish service enforces the exact limit.
     let upload_limit = services.publish.max_upload_bytes().saturating_add(4 << 20);
     let api = api_service();
     let docs = api.swagger_ui();
     let (others, declared) = RouteList::new("")
-        .device(
-            "/api/updates/{project}/manifest",
-            rate_limit::device(protocol::manifest),
-        )
-        .device(
-            "/api/updates/{project}/assets",
-            rate_limit::device(assets::download),
-        )
+        .device("/api/updates/{project}/manifest", DeviceRoute::Manifest)
+        .device("/api/updates/{project}/assets", DeviceRoute::Asset)
         .get("/api/openapi.json", openapi_json)
         .get("/healthz", ops::healthz)
         .get("/readyz", ops::readyz)
-        .get("/metrics", metrics::metrics_endpoint)
+        .get(
+            "/metrics",
+            metrics::MetricsEndpoint::new(Arc::clone(&metrics), settings.metrics_token),
+        )
         .nest(dashboard::PREFIX, dashboard::routes(settings.dashboard))
         .answered_by_middleware("/", &["GET", "HEAD"])
         .finish();
     let table = RouteTable::new(&openapi_document(), declared);
-    others
+    let inner = others
         .nest(
             "/",
             api.around(move |next, req| limit_body(next, req, MAX_JSON_BODY_BYTES, upload_limit)),
         )
-        .nest("/api/docs", docs)
-        .around(dashboard::root_redirect)
-        .around(normalize_empty_json_body)
-        .data(Arc::new(limits))
-        .data(services)
-        .data(metrics)
-        .data(MetricsToken(settings.metrics_token.map(Arc::from)))
-        .catch_all_error(json_errors)
-        .around(allow_header)
-        .around(limit_headers)
-        .around(move |next, req| request_log(next, req, Arc::clone(&observed), table))
+        .nest("/api/docs", docs);
+    Edge {
+        inner,
+        routes: table,
+        metrics,
+        services,
+        limits: Arc::new(limits),
+    }
 }

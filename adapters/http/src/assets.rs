@@ -17,34 +17,31 @@ use poem::http::header::{
     CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE, VARY,
 };
 use poem::http::{HeaderMap, Method, StatusCode};
-use poem::web::{Data, Path, Query};
-use poem::{Body, Request, Response, ResponseBuilder, handler};
+use poem::{Body, Request, Response, ResponseBuilder};
 
-use crate::metrics::AssetServed;
+use crate::device::{DeviceContext, query_params};
+use crate::metrics::Metrics;
 use crate::protocol::error_response;
-use application::Services;
 
 /// `GET /api/updates/{project}/assets?update=…&asset=…` (and the old
 /// server's `?asset=…&runtimeVersion=…&platform=…`).
-#[handler]
-pub async fn download(
-    req: &Request,
-    Path(project): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    services: Data<&Services>,
-) -> Response {
-    let request = match asset_request(req, &project, query) {
+pub(crate) async fn download(req: &Request, context: &DeviceContext<'_>) -> Response {
+    let query = match query_params(req) {
+        Ok(query) => query,
+        Err(error) => return error_response(error),
+    };
+    let request = match asset_request(req, context.project, query) {
         Ok(request) => request,
         Err(error) => return error_response(error),
     };
-    match services.serve.asset(&request).await {
-        Ok(answer) => framed(answer, request.head_only),
+    match context.services.serve.asset(&request).await {
+        Ok(answer) => framed(answer, request.head_only, context.metrics),
         Err(error) => error_response(error),
     }
 }
 
 /// The answer as HTTP: status, headers, and the body unless it is a HEAD.
-fn framed(answer: AssetAnswer, head_only: bool) -> Response {
+fn framed(answer: AssetAnswer, head_only: bool, metrics: &Metrics) -> Response {
     match answer {
         AssetAnswer::NotModified(representation) => with_representation(&representation)
             .status(StatusCode::NOT_MODIFIED)
@@ -90,16 +87,16 @@ fn framed(answer: AssetAnswer, head_only: bool) -> Response {
             if let Some(encoding) = representation.encoding {
                 response = response.header(CONTENT_ENCODING, encoding.token());
             }
+            metrics.observe_asset_bytes(
+                representation
+                    .encoding
+                    .map_or("identity", |encoding| encoding.token()),
+                // A HEAD sends no body.
+                if head_only { 0 } else { body.size },
+            );
             response
                 .header(CONTENT_TYPE, representation.content_type.as_str())
                 .header(CONTENT_LENGTH, body.size)
-                .extension(AssetServed {
-                    encoding: representation
-                        .encoding
-                        .map_or("identity", |encoding| encoding.token()),
-                    // A HEAD sends no body.
-                    bytes: if head_only { 0 } else { body.size },
-                })
                 .body(Body::from_bytes_stream(body.body))
         }
     }

@@ -1,10 +1,13 @@
 //! HTTP adapter: the REST API as poem-openapi operations over the application
-//! services, the OpenAPI document and UI, health probes, and the middleware
-//! every request passes through (request id, access log, JSON errors).
+//! services, the OpenAPI document and UI, health probes, the web dashboard,
+//! and the edge every request passes through (route table, request id,
+//! access log, JSON errors), which answers device traffic (update checks and
+//! downloads) itself.
 
 mod api;
 mod assets;
 mod dashboard;
+mod device;
 mod error;
 mod ids;
 mod metrics;

@@ -82,22 +82,6 @@ impl Collector for Sources {
     }
 }
 
-/// Put in a response's extensions by the update-check handler, for the
-/// metrics middleware.
-#[derive(Debug, Clone)]
-pub struct ManifestServed {
-    pub project_id: String,
-    pub platform: &'static str,
-    pub answer: &'static str,
-}
-
-/// Put in a response's extensions by the asset handler.
-#[derive(Debug, Clone, Copy)]
-pub struct AssetServed {
-    pub encoding: &'static str,
-    pub bytes: u64,
-}
-
 /// The server's metrics, shared by every request.
 pub struct Metrics {
     registry: Registry,
@@ -187,13 +171,6 @@ impl Metrics {
             _ => "OTHER",
         };
         self.observe_request(method, route, status, elapsed);
-        let extensions = response.extensions_mut();
-        if let Some(served) = extensions.remove::<ManifestServed>() {
-            self.observe_manifest(served.project_id, served.platform, served.answer);
-        }
-        if let Some(served) = extensions.get::<AssetServed>() {
-            self.observe_asset_bytes(served.encoding, served.bytes);
-        }
         if publish {
             self.observe_publish(match status {
                 200..=299 => "published",
@@ -265,38 +242,44 @@ fn status_label(status: u16) -> &'static str {
 
 /// `GET /metrics`. With `METRICS_TOKEN` set, only for
 /// `Authorization: Bearer <token>`.
-#[poem::handler]
-pub async fn metrics_endpoint(
-    req: &poem::Request,
-    metrics: poem::web::Data<&Arc<Metrics>>,
-    token: poem::web::Data<&MetricsToken>,
-) -> poem::Response {
-    use poem::IntoResponse;
-    if let Some(expected) = &token.0.0 {
-        let presented = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let matches: bool =
-            subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()).into();
-        if !matches {
-            return poem::web::Json(serde_json::json!({
-                "error": "Missing or invalid Authorization header"
-            }))
-            .with_status(poem::http::StatusCode::UNAUTHORIZED)
-            .into_response();
-        }
-    }
-    poem::Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
+pub struct MetricsEndpoint {
+    metrics: Arc<Metrics>,
+    token: Option<String>,
 }
 
-/// `METRICS_TOKEN`, when set.
-#[derive(Clone, Default)]
-pub struct MetricsToken(pub Option<Arc<str>>);
+impl MetricsEndpoint {
+    pub fn new(metrics: Arc<Metrics>, token: Option<String>) -> Self {
+        Self { metrics, token }
+    }
+}
+
+impl poem::Endpoint for MetricsEndpoint {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        use poem::IntoResponse;
+        if let Some(expected) = &self.token {
+            let presented = req
+                .headers()
+                .get(poem::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let matches: bool =
+                subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()).into();
+            if !matches {
+                return Ok(poem::web::Json(serde_json::json!({
+                    "error": "Missing or invalid Authorization header"
+                }))
+                .with_status(poem::http::StatusCode::UNAUTHORIZED)
+                .into_response());
+            }
+        }
+        Ok(poem::Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(self.metrics.render()))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,8 @@
 //!   starves another tenant's devices.
 //!
 //! A route is limited by wrapping its endpoint where it is declared
-//! ([`sign_in`], [`publish`], [`device`]). Each limit is a GCRA bucket per
+//! ([`sign_in`], [`publish`]); device routes are checked by the edge that
+//! answers them ([`RateLimits::refuse_device`]). Each limit is a GCRA bucket per
 //! key (governor). A refused request gets
 //! 429, `Retry-After` in whole seconds, and `{"error": "..."}`.
 
@@ -81,16 +82,14 @@ impl WeakRateLimits {
 }
 
 /// Which limit a route counts its requests against: declared where the
-/// route is, by wrapping its endpoint ([`sign_in`], [`publish`],
-/// [`device`]).
+/// route is, by wrapping its endpoint ([`sign_in`], [`publish`]), or
+/// checked by the edge for device routes ([`RateLimits::refuse_device`]).
 #[derive(Debug, Clone, Copy)]
 enum RateClass {
     /// Per client address.
     SignIn,
     /// Per project and credential.
     Publish,
-    /// Per project.
-    Device,
 }
 
 /// The project a route's `{project}` segment names, as a number. Only
@@ -162,6 +161,17 @@ impl RateLimits {
 
     /// How long the caller must wait, when the request is over the limit
     /// of `class`.
+    /// The 429 for an update check or download over the limit of the
+    /// project its path names (`project`, as sent; one that is not an id is
+    /// not counted).
+    pub(crate) fn refuse_device(&self, project: &str) -> Option<Response> {
+        let project = Uuid::try_parse(project).ok()?.as_u128();
+        let outcome = self.devices.as_ref()?.check_key(&project);
+        outcome.err().map(|not_until| {
+            too_many_requests(not_until.wait_time_from(DefaultClock::default().now()))
+        })
+    }
+
     fn wait_for(&self, req: &Request, class: RateClass) -> Option<Duration> {
         let outcome = match class {
             RateClass::SignIn => self.auth.as_ref()?.check_key(&self.client_address(req)?),
@@ -179,7 +189,6 @@ impl RateLimits {
                 let key = u128::from(self.hasher.hash_one((project, credential)));
                 self.publish.as_ref()?.check_key(&key)
             }
-            RateClass::Device => self.devices.as_ref()?.check_key(&project_of(req)?),
         };
         outcome
             .err()
@@ -251,11 +260,6 @@ pub(crate) fn sign_in_page(
 /// Publishing: limited per project and credential.
 pub(crate) fn publish(endpoint: impl Endpoint + 'static) -> impl Endpoint {
     limited(endpoint, RateClass::Publish, None)
-}
-
-/// Update checks and downloads: limited per project.
-pub(crate) fn device(endpoint: impl Endpoint + 'static) -> impl Endpoint {
-    limited(endpoint, RateClass::Device, None)
 }
 
 /// Answers 429 with `Retry-After` when the request is over the limit of

@@ -10,7 +10,6 @@
 //! `rate_limit`).
 
 use poem::endpoint::BoxEndpoint;
-use poem::http::Method;
 use poem::{Endpoint, EndpointExt, Request, Route, RouteMethod};
 use serde_json::Value;
 
@@ -26,12 +25,26 @@ pub(crate) enum RouteKind {
     Upload,
 }
 
+/// The routes devices ask on every app launch. They are answered by the
+/// edge straight from the table (see `device`), not through poem's router:
+/// the router's matching, boxing and request data cost a fifth of an update
+/// check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceRoute {
+    /// `GET /api/updates/{project}/manifest`
+    Manifest,
+    /// `GET /api/updates/{project}/assets`
+    Asset,
+}
+
 /// One route of the table.
 #[derive(Debug)]
 pub(crate) struct RouteInfo {
     /// `/api/projects/{id}`: the label metrics and logs use.
     pub template: &'static str,
     pub kind: RouteKind,
+    /// Set for device routes, which the edge answers itself.
+    pub device: Option<DeviceRoute>,
     segments: Vec<String>,
     /// `GET, HEAD, POST`: the `Allow` header of a 405.
     methods: String,
@@ -104,6 +117,7 @@ impl RouteTable {
                     .collect(),
                 template: Box::leak(route.template.into_boxed_str()),
                 kind: route.kind,
+                device: route.device,
                 methods: route.methods.join(", "),
             })
             .collect();
@@ -114,14 +128,20 @@ impl RouteTable {
     /// literal segments wins, as in routing (`signing-keys/generate` before
     /// `signing-keys/{keyId}`).
     pub(crate) fn matching(&'static self, path: &str) -> Option<&'static RouteInfo> {
-        let path = path.trim_matches('/');
-        let segment_count = path.split('/').count();
+        // The path's segments, split once; no route has more.
+        let mut segments = [""; MAX_SEGMENTS];
+        let mut count = 0;
+        for segment in path.trim_matches('/').split('/') {
+            *segments.get_mut(count)? = segment;
+            count += 1;
+        }
+        let segments = &segments[..count];
         let matches = |route: &&RouteInfo| {
-            route.segments.len() == segment_count
+            route.segments.len() == segments.len()
                 && route
                     .segments
                     .iter()
-                    .zip(path.split('/'))
+                    .zip(segments)
                     .all(|(expected, actual)| is_parameter(expected) || expected == actual)
         };
         // What devices ask (every app launch) is looked up first; no other
@@ -141,6 +161,9 @@ impl RouteTable {
             })
     }
 }
+
+/// More segments than any route has.
+const MAX_SEGMENTS: usize = 16;
 
 fn is_parameter(segment: &str) -> bool {
     segment.starts_with('{')
@@ -166,6 +189,7 @@ pub(crate) struct DeclaredRoute {
     template: String,
     methods: Vec<String>,
     kind: RouteKind,
+    device: Option<DeviceRoute>,
 }
 
 impl DeclaredRoute {
@@ -174,6 +198,7 @@ impl DeclaredRoute {
             template,
             methods: Vec::new(),
             kind,
+            device: None,
         }
     }
 }
@@ -232,15 +257,16 @@ impl RouteList {
         )
     }
 
-    /// Device traffic answered for `GET` and `HEAD` alike (routed
-    /// explicitly so the handler sees a HEAD and does not count it as a
-    /// download; hyper sends no body for HEAD).
-    pub(crate) fn device(self, template: &str, endpoint: impl Endpoint + 'static) -> Self {
-        let endpoint = std::sync::Arc::new(endpoint.map_to_response());
-        let methods = RouteMethod::new()
-            .method(Method::GET, std::sync::Arc::clone(&endpoint))
-            .method(Method::HEAD, endpoint);
-        self.add(template, RouteKind::Device, methods, &["GET", "HEAD"])
+    /// Device traffic, answered for `GET` and `HEAD` alike by the edge
+    /// (hyper sends no body for HEAD; the handler sees a HEAD and does not
+    /// count it as a download). Not registered with poem's router.
+    pub(crate) fn device(mut self, template: &str, route: DeviceRoute) -> Self {
+        let mut declared =
+            DeclaredRoute::new(format!("{}{template}", self.prefix), RouteKind::Device);
+        declared.methods = vec!["GET".to_owned(), "HEAD".to_owned()];
+        declared.device = Some(route);
+        self.declared.push(declared);
+        self
     }
 
     /// Routes declared with their own [`RouteList`] (with `prefix`), as one

@@ -282,7 +282,11 @@ impl ServeCache {
         self.epoch.current()
     }
 
-    pub(crate) async fn stream<F>(&self, key: StreamRef<'_>, load: F) -> AppResult<Arc<StreamView>>
+    pub(crate) async fn stream<F>(
+        &self,
+        key: StreamRef<'_>,
+        load: impl FnOnce() -> F,
+    ) -> AppResult<Arc<StreamView>>
     where
         F: Future<Output = AppResult<Arc<StreamView>>>,
     {
@@ -293,7 +297,7 @@ impl ServeCache {
     pub(crate) async fn update<F>(
         &self,
         key: RecordRef<'_>,
-        load: F,
+        load: impl FnOnce() -> F,
     ) -> AppResult<Option<Arc<Update>>>
     where
         F: Future<Output = AppResult<Option<Arc<Update>>>>,
@@ -305,7 +309,7 @@ impl ServeCache {
     pub(crate) async fn signers<F>(
         &self,
         key: RecordRef<'_>,
-        load: F,
+        load: impl FnOnce() -> F,
     ) -> AppResult<Arc<ProjectSigners>>
     where
         F: Future<Output = AppResult<Arc<ProjectSigners>>>,
@@ -316,13 +320,14 @@ impl ServeCache {
 
     /// The cached value for `key`, or `load`'s, which is then cached.
     /// Concurrent callers with one key share one load; a failed load is not
-    /// cached.
+    /// cached. The load's future is made and boxed only on a miss, so a hit
+    /// (every update check but the first) carries none of it.
     async fn get_or_load<K, Q, V, F>(
         &self,
         cache: &Bounded<K, V>,
         key: &Q,
         to_key: fn(Q) -> K,
-        load: F,
+        load: impl FnOnce() -> F,
     ) -> AppResult<V>
     where
         K: Eq + Hash + Clone + KeyWeight,
@@ -332,20 +337,33 @@ impl ServeCache {
     {
         let Some(entries) = &cache.entries else {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return load.await;
+            return Box::pin(load()).await;
         };
         if let Some(value) = entries.get(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(value);
         }
+        Box::pin(self.load_into(entries, to_key(*key), load)).await
+    }
+
+    /// [`Self::get_or_load`] on a miss.
+    async fn load_into<K, V, F>(
+        &self,
+        entries: &Cache<K, V, ByBytes>,
+        key: K,
+        load: impl FnOnce() -> F,
+    ) -> AppResult<V>
+    where
+        K: Eq + Hash + Clone + KeyWeight,
+        V: Clone + Weight,
+        F: Future<Output = AppResult<V>>,
+    {
         let loaded = AtomicBool::new(false);
         let counted_load = async {
             loaded.store(true, Ordering::Relaxed);
-            load.await
+            load().await
         };
-        let value = entries
-            .get_or_insert_async(&to_key(*key), counted_load)
-            .await;
+        let value = entries.get_or_insert_async(&key, counted_load).await;
         let counter = if loaded.load(Ordering::Relaxed) {
             &self.misses
         } else {

@@ -222,7 +222,7 @@ impl ServeService {
             runtime_version,
             platform,
         };
-        let load = async {
+        let load = || async move {
             let view = self
                 .load_stream(project_id, channel, runtime_version, platform)
                 .await?;
@@ -341,7 +341,7 @@ impl ServeService {
             project_id: project_id.as_str(),
             record_id: "",
         };
-        let load = async {
+        let load = || async move {
             let signers = keyring.project_signers(project_id.as_str()).await?;
             Ok(Arc::new(signers))
         };
@@ -359,7 +359,7 @@ impl ServeService {
                     project_id: project_id.as_str(),
                     record_id: update_id.as_str(),
                 };
-                let load = async {
+                let load = || async move {
                     let update = self
                         .updates
                         .find(project_id.as_str(), update_id.as_str())

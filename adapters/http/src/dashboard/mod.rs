@@ -120,12 +120,10 @@ fn too_many_requests_page() -> Response {
     )
 }
 
-/// `GET /` sends a browser to the dashboard; everything else passes.
-pub async fn root_redirect<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
-    if req.uri().path() == "/" && matches!(*req.method(), Method::GET | Method::HEAD) {
-        return Ok(Redirect::see_other(PREFIX).into_response());
-    }
-    next.call(req).await.map(IntoResponse::into_response)
+/// `GET /` sends a browser to the dashboard.
+pub(crate) fn root_redirect(req: &Request) -> Option<Response> {
+    (req.uri().path() == "/" && matches!(*req.method(), Method::GET | Method::HEAD))
+        .then(|| Redirect::see_other(PREFIX).into_response())
 }
 
 /// Refuses a POST that the browser says came from another site (Fetch
