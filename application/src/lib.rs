@@ -25,6 +25,7 @@ pub mod signing_keys;
 pub mod storage_gc;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod timeline;
 
 pub use access::Caller;
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
@@ -51,3 +52,4 @@ pub use serve::{
 pub use services::{ServiceSet, Services};
 pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};
 pub use storage_gc::{GarbageCollector, GcReport};
+pub use timeline::TimelinePage;

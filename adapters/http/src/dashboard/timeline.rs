@@ -2,9 +2,8 @@
 //! platform, with each update's insights. The actions its forms post to are
 //! in `updates`.
 
-use application::{Caller, HistoryRequest, InsightSummary, UpdateGroup};
+use application::{HistoryRequest, InsightSummary, TimelinePage, UpdateGroup};
 use chrono::NaiveDate;
-use domain::id::PublishId;
 use domain::update::UpdateKind;
 use maud::{Markup, html};
 use poem::web::{Path, Query};
@@ -12,9 +11,10 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::html::{ProjectPage, Tab, copyable, csrf_field, empty_state, page, project_path, time};
-use super::projects::{load, server_url};
+use super::projects::server_url;
 use super::session::Signed;
 use super::shell::error_page;
+use crate::ids;
 
 /// Publishes per timeline page.
 const PAGE_SIZE: u64 = 20;
@@ -40,14 +40,8 @@ pub async fn timeline(
     Path(id): Path<String>,
     Query(query): Query<TimelineQuery>,
 ) -> Response {
-    let (project_id, project) = match load(&signed, &id).await {
-        Ok(loaded) => loaded,
-        Err(response) => return response,
-    };
-    let services = &signed.services;
-    let caller = Caller::User(signed.user.clone());
-    let branches = match services.releases.branches(&caller, &project_id).await {
-        Ok(branches) => branches,
+    let project_id = match ids::project(&id) {
+        Ok(project_id) => project_id,
         Err(error) => return error_page(error),
     };
     let filters = TimelineQuery {
@@ -63,33 +57,24 @@ pub async fn timeline(
         cursor: filters.cursor.clone(),
         limit: Some(PAGE_SIZE),
     };
-    let history = match services
-        .releases
-        .history(&caller, &project_id, &request)
+    let TimelinePage {
+        project,
+        branches,
+        history,
+        insights,
+    } = match signed
+        .services
+        .timeline(&signed.user, &project_id, &request)
         .await
     {
-        Ok(history) => history,
+        Ok(page) => page,
         Err(error) => return error_page(error),
     };
-    let publish_ids: Vec<PublishId> = history
-        .updates
-        .iter()
-        .map(|group| group.publish_id.clone())
-        .collect();
-    // The timeline is still useful without insights: a failure is logged
-    // and noted on the page, and the updates are shown without them.
-    let (insights, insights_unavailable): (Vec<Option<application::UpdateInsights>>, bool) =
-        match services
-            .insights
-            .insights_of_page(&signed.user, &project_id, &publish_ids)
-            .await
-        {
-            Ok(page) => (page.into_iter().map(Some).collect(), false),
-            Err(error) => {
-                tracing::warn!(%error, project = %id, "loading the timeline's insights failed");
-                (vec![None; publish_ids.len()], true)
-            }
-        };
+    let insights_unavailable = insights.is_none();
+    let insights: Vec<Option<application::UpdateInsights>> = match insights {
+        Some(insights) => insights.into_iter().map(Some).collect(),
+        None => vec![None; history.updates.len()],
+    };
     let mut runtimes: Vec<String> = branches
         .iter()
         .flat_map(|branch| {
