@@ -78,7 +78,7 @@ impl UpdateGroup {
                     // Rows come from the store, which checked their ids.
                     publish_id: PublishId::from_trusted(row.publish_id.clone()),
                     branch: row.branch.clone(),
-                    runtime_version: row.runtime_version.clone(),
+                    runtime_version: row.runtime_version.to_string(),
                     platforms: vec![row.platform],
                     kind: row.kind,
                     message: row.message.clone(),
@@ -441,7 +441,7 @@ impl ReleaseService {
                 json!({
                     "updateId": publish_id.as_str(),
                     "branch": first.branch.as_str(),
-                    "runtimeVersion": first.runtime_version,
+                    "runtimeVersion": first.runtime_version.as_str(),
                     "platforms": before.iter().map(|u| u.platform.as_str()).collect::<Vec<_>>(),
                 }),
             )

@@ -274,7 +274,7 @@ impl UpdateStream {
         Self {
             project_id: update.project_id.clone(),
             branch: update.branch.clone(),
-            runtime_version: update.runtime_version.clone(),
+            runtime_version: update.runtime_version.to_string(),
             platform: update.platform,
         }
     }

@@ -58,7 +58,7 @@ impl UpdateKind {
 
 /// A runtime version: non-empty, at most 255 characters, no control
 /// characters. It is compared exactly, as apps send it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuntimeVersion(String);
 
 impl RuntimeVersion {
@@ -77,8 +77,43 @@ impl RuntimeVersion {
         Ok(Self(raw.to_owned()))
     }
 
+    /// A runtime version read back from the server's own store, where it
+    /// was checked when it was written (or imported as the old server
+    /// stored it).
+    pub fn from_trusted(text: String) -> Self {
+        Self(text)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for RuntimeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RuntimeVersion {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for RuntimeVersion {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl From<RuntimeVersion> for String {
+    fn from(version: RuntimeVersion) -> String {
+        version.0
     }
 }
 
@@ -136,7 +171,7 @@ pub struct Update {
     /// Shared by the platforms of one publish; returned as `updateId`.
     pub publish_id: String,
     pub project_id: String,
-    pub runtime_version: String,
+    pub runtime_version: RuntimeVersion,
     pub platform: Platform,
     pub kind: UpdateKind,
     pub branch: BranchName,

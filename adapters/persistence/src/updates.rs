@@ -10,7 +10,7 @@ use domain::ports::{
     HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
 };
 use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
@@ -73,7 +73,7 @@ fn to_update(row: update::Model, assets: Vec<UpdateAsset>) -> StoreResult<Update
         id: row.id,
         publish_id: row.publish_id,
         project_id: row.project_id,
-        runtime_version: row.runtime_version,
+        runtime_version: RuntimeVersion::from_trusted(row.runtime_version),
         message: row.message,
         published_by,
         republished_from: row.republished_from,
@@ -116,7 +116,7 @@ fn update_row(item: &Update) -> update::ActiveModel {
         id: Set(item.id.clone()),
         publish_id: Set(item.publish_id.clone()),
         project_id: Set(item.project_id.clone()),
-        runtime_version: Set(item.runtime_version.clone()),
+        runtime_version: Set(item.runtime_version.to_string()),
         platform: Set(item.platform.as_str().to_owned()),
         kind: Set(item.kind.as_str().to_owned()),
         manifest_id: Set(item.manifest_id.clone()),

@@ -26,7 +26,7 @@ use domain::project::Project;
 use domain::release::{
     BranchName, BranchSplit, Channel, ChannelName, RolloutCandidate, RolloutPercentage,
 };
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, Database};
 
@@ -84,7 +84,7 @@ fn update(
         id: id(),
         publish_id: publish_id.to_owned(),
         project_id: project_id.to_owned(),
-        runtime_version: runtime.to_owned(),
+        runtime_version: RuntimeVersion::parse(runtime).expect("runtime version"),
         platform,
         kind: UpdateKind::Update,
         branch: BranchName::default_branch(),
@@ -1254,7 +1254,7 @@ async fn old_updates_land_on_main_fully_rolled_out(url: String) {
             old.id.clone().into(),
             old.publish_id.clone().into(),
             old.project_id.clone().into(),
-            old.runtime_version.clone().into(),
+            old.runtime_version.to_string().into(),
             old.platform.as_str().into(),
             old.kind.as_str().into(),
             old.manifest_id.clone().into(),

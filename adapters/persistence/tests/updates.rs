@@ -12,7 +12,7 @@ use chrono::{SubsecRound, Utc};
 use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
 use domain::ports::{ProjectStore, StoreError, UpdateStore};
 use domain::release::{BranchName, RolloutPercentage};
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 
 /// The newest fully rolled-out update of branch `main`.
 async fn latest(store: &SqlStore, pid: &str, runtime: &str, platform: Platform) -> Option<Update> {
@@ -50,7 +50,7 @@ fn update(
         id: id(),
         publish_id: publish_id.to_owned(),
         project_id: project_id.to_owned(),
-        runtime_version: runtime.to_owned(),
+        runtime_version: RuntimeVersion::parse(runtime).expect("runtime version"),
         platform,
         kind: UpdateKind::Update,
         branch: BranchName::default_branch(),

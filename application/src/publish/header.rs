@@ -4,7 +4,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use domain::audit::Actor;
 use domain::id::{ProjectId, PublishId};
 use domain::release::{BranchName, RolloutPercentage};
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 
 /// What a successful publish answers.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub(super) struct PublishHeader {
     /// them under the project's reference lock.
     pub(super) publish_id: String,
     pub(super) project_id: ProjectId,
-    pub(super) runtime_version: String,
+    pub(super) runtime_version: RuntimeVersion,
     pub(super) branch: BranchName,
     pub(super) message: Option<String>,
     pub(super) rollout: RolloutPercentage,
@@ -31,7 +31,7 @@ pub(super) struct PublishHeader {
 impl PublishHeader {
     pub(super) fn new(
         project_id: &ProjectId,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         branch: BranchName,
         message: Option<String>,
         rollout: RolloutPercentage,
@@ -41,7 +41,7 @@ impl PublishHeader {
             // Stamped by `store` under the project's reference lock.
             publish_id: String::new(),
             project_id: project_id.clone(),
-            runtime_version: runtime_version.to_owned(),
+            runtime_version: runtime_version.clone(),
             branch,
             message,
             rollout,

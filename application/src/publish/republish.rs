@@ -72,7 +72,7 @@ impl PublishService {
         };
         let header = PublishHeader::new(
             project_id,
-            runtime_version.as_str(),
+            &runtime_version,
             branch,
             message,
             RolloutPercentage::FULL,

@@ -98,7 +98,7 @@ impl PublishStore {
 
         let header = PublishHeader::new(
             project_id,
-            runtime_version.as_str(),
+            &runtime_version,
             branch,
             message,
             rollout,
@@ -202,7 +202,7 @@ impl PublishStore {
                 json!({
                     "updateId": header.publish_id,
                     "branch": header.branch.as_str(),
-                    "runtimeVersion": header.runtime_version,
+                    "runtimeVersion": header.runtime_version.as_str(),
                     "platforms": updates.iter().map(|u| u.platform.as_str()).collect::<Vec<_>>(),
                     "rolloutPercentage": header.rollout.value(),
                     "message": header.message,

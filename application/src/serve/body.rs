@@ -47,7 +47,7 @@ impl Bodies {
         json!({
             "id": update.manifest_id,
             "createdAt": timestamp(update.created_at),
-            "runtimeVersion": update.runtime_version,
+            "runtimeVersion": update.runtime_version.as_str(),
             "launchAsset": launch.map(|asset| self.asset_json(update, asset)),
             "assets": assets,
             "metadata": { "branch": update.branch.as_str() },

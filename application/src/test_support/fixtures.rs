@@ -10,7 +10,7 @@ use domain::audit::{Actor, ActorKind};
 use domain::blob::BlobStore;
 use domain::ports::{ManifestSigner, UpdateStore};
 use domain::release::{BranchName, RolloutPercentage};
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind, asset_blob_key};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -136,7 +136,7 @@ impl TestPublish {
                 id,
                 publish_id: publish_id.clone(),
                 project_id: self.project_id.clone(),
-                runtime_version: self.runtime_version.clone(),
+                runtime_version: RuntimeVersion::from_trusted(self.runtime_version.clone()),
                 platform: *platform,
                 kind: self.kind,
                 branch: self.branch.clone(),

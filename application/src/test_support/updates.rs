@@ -33,7 +33,7 @@ fn in_stream(
 ) -> bool {
     update.project_id == project_id
         && update.branch == *branch
-        && update.runtime_version == runtime_version
+        && update.runtime_version.as_str() == runtime_version
         && update.platform == platform
 }
 
@@ -199,7 +199,10 @@ impl UpdateStore for InMemoryStore {
             .iter()
             .filter(|u| u.project_id == project_id)
             .filter(|u| query.branch.as_ref().is_none_or(|b| u.branch == *b))
-            .filter(|u| (query.runtime_version.as_ref()).is_none_or(|rv| u.runtime_version == *rv))
+            .filter(|u| {
+                (query.runtime_version.as_ref())
+                    .is_none_or(|rv| u.runtime_version.as_str() == rv.as_str())
+            })
             .filter(|u| query.platform.is_none_or(|p| u.platform == p))
             .filter(|u| (query.before_publish.as_ref()).is_none_or(|before| u.publish_id < *before))
             .collect();
@@ -320,7 +323,7 @@ impl UpdateStore for InMemoryStore {
         Ok(rows
             .into_iter()
             .filter(|u| seen.insert(u.runtime_version.as_str()))
-            .map(|u| u.runtime_version.clone())
+            .map(|u| u.runtime_version.to_string())
             .collect())
     }
 

@@ -81,7 +81,7 @@ pub async fn timeline(
             branch
                 .latest
                 .iter()
-                .map(|update| update.runtime_version.clone())
+                .map(|update| update.runtime_version.to_string())
         })
         .collect();
     runtimes.sort();

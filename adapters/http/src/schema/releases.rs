@@ -263,7 +263,7 @@ impl From<&BranchSummary> for BranchBody {
                 .iter()
                 .map(|head| BranchHeadBody {
                     update_id: head.publish_id.clone(),
-                    runtime_version: head.runtime_version.clone(),
+                    runtime_version: head.runtime_version.to_string(),
                     platform: head.platform.as_str().to_owned(),
                     kind: head.kind.as_str().to_owned(),
                     message: head.message.clone(),

@@ -232,7 +232,7 @@ impl<'a> Run<'a> {
                     id,
                     publish_id: publish_id.clone(),
                     project_id: dir.project_id.clone(),
-                    runtime_version: runtime_version.as_str().to_owned(),
+                    runtime_version: runtime_version.clone(),
                     platform,
                     kind: UpdateKind::Rollback,
                     branch: BranchName::default_branch(),

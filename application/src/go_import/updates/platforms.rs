@@ -110,7 +110,7 @@ impl Run<'_> {
                         id: derived_id(dir.go_id * 1000, &key),
                         publish_id: publish_id.clone(),
                         project_id: dir.project_id.clone(),
-                        runtime_version: runtime_version.as_str().to_owned(),
+                        runtime_version: runtime_version.clone(),
                         platform,
                         kind: UpdateKind::Update,
                         branch: BranchName::default_branch(),
