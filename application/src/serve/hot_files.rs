@@ -91,7 +91,7 @@ impl HotFiles {
 }
 
 /// The size of the pieces a kept file is sent in.
-const PIECE_BYTES: usize = 64 * 1024;
+const PIECE_BYTES: usize = 256 * 1024;
 
 /// A kept file as a body of [`PIECE_BYTES`] slices (no copy): the HTTP
 /// server copies each piece into its write buffer (poem's connections do not
