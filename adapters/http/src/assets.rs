@@ -19,7 +19,7 @@ use poem::http::header::{
 use poem::http::{HeaderMap, Method, StatusCode};
 use poem::{Body, Request, Response, ResponseBuilder};
 
-use crate::device::{DeviceContext, query_params};
+use crate::device_context::{DeviceContext, query_params};
 use crate::metrics::Metrics;
 use crate::protocol::error_response;
 

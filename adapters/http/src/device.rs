@@ -3,24 +3,15 @@
 //! project's rate limit, then the handler, with the services in hand
 //! rather than in the request's data.
 
-use std::collections::HashMap;
-
-use application::{AppError, Services};
+use application::Services;
 use poem::http::{Method, StatusCode};
 use poem::{IntoResponse, Request, Response};
 
+use crate::device_context::DeviceContext;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::routes::{DeviceRoute, RouteInfo};
 use crate::{assets, protocol};
-
-/// What a device handler needs besides the request.
-pub(crate) struct DeviceContext<'a> {
-    pub services: &'a Services,
-    pub metrics: &'a Metrics,
-    /// The `{project}` segment of the path, as sent.
-    pub project: &'a str,
-}
 
 /// The answer to a request on a device route.
 pub(crate) async fn answer(
@@ -48,14 +39,5 @@ pub(crate) async fn answer(
     match route {
         DeviceRoute::Manifest => protocol::manifest(req, &context).await,
         DeviceRoute::Asset => assets::download(req, &context).await,
-    }
-}
-
-/// The query string's parameters (the last of repeated ones).
-pub(crate) fn query_params(req: &Request) -> Result<HashMap<String, String>, AppError> {
-    match req.uri().query() {
-        None | Some("") => Ok(HashMap::new()),
-        Some(query) => serde_urlencoded::from_str(query)
-            .map_err(|_| AppError::Invalid("The query string is malformed.".to_owned())),
     }
 }

@@ -8,6 +8,7 @@ mod api;
 mod assets;
 mod dashboard;
 mod device;
+mod device_context;
 mod error;
 mod ids;
 mod metrics;

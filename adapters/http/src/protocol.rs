@@ -18,7 +18,7 @@ use poem::http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
 use poem::http::{HeaderMap, HeaderName, HeaderValue};
 use poem::{IntoResponse, Request, Response};
 
-use crate::device::{DeviceContext, query_params};
+use crate::device_context::{DeviceContext, query_params};
 use crate::error::classify;
 
 static EXPO_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("expo-protocol-version");
