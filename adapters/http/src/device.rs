@@ -5,10 +5,11 @@
 
 use application::Services;
 use poem::http::{Method, StatusCode};
-use poem::{IntoResponse, Request, Response};
+use poem::{Request, Response};
 
 use crate::device_context::DeviceContext;
 use crate::metrics::Metrics;
+use crate::middleware::json_errors;
 use crate::rate_limit::RateLimits;
 use crate::routes::{DeviceRoute, RouteInfo};
 use crate::{assets, protocol};
@@ -23,9 +24,7 @@ pub(crate) async fn answer(
     metrics: &Metrics,
 ) -> Response {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return poem::web::Json(serde_json::json!({ "error": "Method Not Allowed" }))
-            .with_status(StatusCode::METHOD_NOT_ALLOWED)
-            .into_response();
+        return json_errors(poem::Error::from_status(StatusCode::METHOD_NOT_ALLOWED));
     }
     let project = info.param(req.uri().path(), "project").unwrap_or_default();
     if let Some(refused) = limits.refuse_device(project) {

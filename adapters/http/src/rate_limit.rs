@@ -166,10 +166,7 @@ impl RateLimits {
     /// not counted).
     pub(crate) fn refuse_device(&self, project: &str) -> Option<Response> {
         let project = Uuid::try_parse(project).ok()?.as_u128();
-        let outcome = self.devices.as_ref()?.check_key(&project);
-        outcome.err().map(|not_until| {
-            too_many_requests(not_until.wait_time_from(DefaultClock::default().now()))
-        })
+        wait_of(self.devices.as_ref()?.check_key(&project)).map(too_many_requests)
     }
 
     fn wait_for(&self, req: &Request, class: RateClass) -> Option<Duration> {
@@ -190,9 +187,7 @@ impl RateLimits {
                 self.publish.as_ref()?.check_key(&key)
             }
         };
-        outcome
-            .err()
-            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        wait_of(outcome)
     }
 
     fn client_address(&self, req: &Request) -> Option<IpAddr> {
@@ -288,6 +283,15 @@ fn limited(
         }
         Ok(response)
     })
+}
+
+/// How long a refused request must wait; none when it was let through.
+fn wait_of<T>(
+    outcome: Result<T, governor::NotUntil<governor::clock::QuantaInstant>>,
+) -> Option<Duration> {
+    outcome
+        .err()
+        .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 fn too_many_requests(wait: Duration) -> Response {
