@@ -8,8 +8,8 @@ use poem::http::{Method, StatusCode};
 use poem::{Request, Response};
 
 use crate::device_context::DeviceContext;
+use crate::error::json_errors;
 use crate::metrics::Metrics;
-use crate::middleware::json_errors;
 use crate::rate_limit::RateLimits;
 use crate::routes::{DeviceRoute, RouteInfo};
 use crate::{assets, protocol};

@@ -4,6 +4,7 @@
 use application::AppError;
 use domain::fault::chain;
 use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
 use poem_openapi::Object;
 
 /// The body of every error response.
@@ -87,3 +88,36 @@ macro_rules! error_responses {
 }
 
 pub(crate) use error_responses;
+
+/// Leaves handlers' error responses as they are, and turns every other error
+/// that escaped a handler (unknown route, wrong method,
+/// malformed body, missing credentials, oversized body) into
+/// `{"error": "..."}` with its status.
+pub(crate) fn json_errors(error: poem::Error) -> Response {
+    if error.is_from_response() {
+        // A handler's own error response: already `{"error": ...}`.
+        return error.into_response();
+    }
+    // The old server answered an unsupported content type with 400, and
+    // clients written against it check for 400.
+    let status = match error.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::BAD_REQUEST,
+        status => status,
+    };
+    let message = if error.is::<poem_openapi::error::AuthorizationError>() {
+        "Missing or invalid Authorization header".to_owned()
+    } else if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(%error, "unhandled error");
+        "Internal server error.".to_owned()
+    } else {
+        match status {
+            StatusCode::NOT_FOUND => "Not Found".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_owned(),
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body too large.".to_owned(),
+            _ => error.to_string(),
+        }
+    };
+    poem::web::Json(serde_json::json!({ "error": message }))
+        .with_status(status)
+        .into_response()
+}

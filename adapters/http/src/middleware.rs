@@ -15,6 +15,7 @@ use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
+use crate::error::json_errors;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::routes::{MatchedRoute, RouteInfo, RouteKind, RouteTable};
@@ -190,39 +191,6 @@ fn is_sane_request_id(id: &[u8]) -> bool {
         && id
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
-}
-
-/// Leaves handlers' error responses as they are, and turns every other error
-/// that escaped a handler (unknown route, wrong method,
-/// malformed body, missing credentials, oversized body) into
-/// `{"error": "..."}` with its status.
-pub(crate) fn json_errors(error: poem::Error) -> Response {
-    if error.is_from_response() {
-        // A handler's own error response: already `{"error": ...}`.
-        return error.into_response();
-    }
-    // The old server answered an unsupported content type with 400, and
-    // clients written against it check for 400.
-    let status = match error.status() {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::BAD_REQUEST,
-        status => status,
-    };
-    let message = if error.is::<poem_openapi::error::AuthorizationError>() {
-        "Missing or invalid Authorization header".to_owned()
-    } else if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(%error, "unhandled error");
-        "Internal server error.".to_owned()
-    } else {
-        match status {
-            StatusCode::NOT_FOUND => "Not Found".to_owned(),
-            StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed".to_owned(),
-            StatusCode::PAYLOAD_TOO_LARGE => "Request body too large.".to_owned(),
-            _ => error.to_string(),
-        }
-    };
-    poem::web::Json(serde_json::json!({ "error": message }))
-        .with_status(status)
-        .into_response()
 }
 
 /// Refuses a body larger than the route's limit with 413 (`upload_bytes`
