@@ -28,8 +28,8 @@ const MAX_PENDING: usize = 4096;
 /// reach them through the cached update (no lookup, no lock): plain atomic
 /// additions, and one atomic maximum per device for the sketch.
 pub struct UpdateCounters {
-    project_id: String,
-    publish_id: String,
+    project_id: ProjectId,
+    publish_id: PublishId,
     platform: Platform,
     checks: AtomicU64,
     launch_downloads: AtomicU64,
@@ -104,7 +104,12 @@ impl UpdateCounters {
 
     /// Everything counted since the last call, as counts of `day`.
     fn take(&self, day: NaiveDate) -> InsightCounts {
-        let mut counts = InsightCounts::new(&self.project_id, &self.publish_id, self.platform, day);
+        let mut counts = InsightCounts::new(
+            self.project_id.as_str(),
+            self.publish_id.as_str(),
+            self.platform,
+            day,
+        );
         counts.checks = self.checks.swap(0, Ordering::Relaxed);
         counts.launch_downloads = self.launch_downloads.swap(0, Ordering::Relaxed);
         counts.failure_reports = self.failure_reports.swap(0, Ordering::Relaxed);
@@ -126,7 +131,7 @@ fn is_empty(counts: &InsightCounts) -> bool {
 /// were recently served, and counts a failed write handed back.
 #[derive(Default)]
 pub struct InsightRecorder {
-    live: Mutex<HashMap<(String, Platform), Arc<UpdateCounters>>>,
+    live: Mutex<HashMap<(PublishId, Platform), Arc<UpdateCounters>>>,
     retry: Mutex<Vec<InsightCounts>>,
     dropped: AtomicU64,
 }
@@ -326,10 +331,7 @@ impl InsightService {
         if rate < rule.failure_rate {
             return Ok(());
         }
-        let publish = self
-            .updates
-            .find_publish(project_id.as_str(), publish_id.as_str())
-            .await?;
+        let publish = self.updates.find_publish(project_id, publish_id).await?;
         let Some(first) = publish.first() else {
             return Ok(());
         };
@@ -342,7 +344,7 @@ impl InsightService {
         let halted = RolloutPercentage::parse(0)?;
         if self
             .updates
-            .set_rollout(project_id.as_str(), publish_id.as_str(), halted)
+            .set_rollout(project_id, publish_id, halted)
             .await?
         {
             tracing::warn!(
@@ -406,7 +408,7 @@ impl InsightService {
         let (project, publish) = (project_id.as_str(), publish_id.as_str());
         if self
             .updates
-            .find_publish(project, publish)
+            .find_publish(project_id, publish_id)
             .await?
             .is_empty()
         {

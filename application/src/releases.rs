@@ -52,13 +52,13 @@ pub struct ChannelChange {
 pub struct UpdateGroup {
     pub publish_id: PublishId,
     pub branch: BranchName,
-    pub runtime_version: String,
+    pub runtime_version: RuntimeVersion,
     pub platforms: Vec<Platform>,
     pub kind: UpdateKind,
     pub message: Option<String>,
     pub rollout: RolloutPercentage,
     pub published_by: Option<Actor>,
-    pub republished_from: Option<String>,
+    pub republished_from: Option<PublishId>,
     pub created_at: DateTime<Utc>,
     /// One per platform; with assets only where the caller asked for them.
     pub updates: Vec<Update>,
@@ -70,15 +70,14 @@ impl UpdateGroup {
         let mut groups: Vec<Self> = Vec::new();
         for row in rows {
             match groups.last_mut() {
-                Some(group) if group.publish_id == *row.publish_id => {
+                Some(group) if group.publish_id == row.publish_id => {
                     group.platforms.push(row.platform);
                     group.updates.push(row);
                 }
                 _ => groups.push(Self {
-                    // Rows come from the store, which checked their ids.
-                    publish_id: PublishId::from_trusted(row.publish_id.clone()),
+                    publish_id: row.publish_id.clone(),
                     branch: row.branch.clone(),
-                    runtime_version: row.runtime_version.to_string(),
+                    runtime_version: row.runtime_version.clone(),
                     platforms: vec![row.platform],
                     kind: row.kind,
                     message: row.message.clone(),
@@ -287,7 +286,7 @@ impl ReleaseService {
     ) -> AppResult<Vec<BranchSummary>> {
         self.authorize(caller, project_id, Need::Read).await?;
         let mut branches: Vec<BranchSummary> = Vec::new();
-        for head in self.updates.branch_heads(project_id.as_str()).await? {
+        for head in self.updates.branch_heads(project_id).await? {
             match branches.last_mut() {
                 Some(branch) if branch.name == head.branch.as_str() => branch.latest.push(head),
                 _ => branches.push(BranchSummary {
@@ -317,7 +316,7 @@ impl ReleaseService {
             runtime_version: request
                 .runtime_version
                 .as_deref()
-                .map(|raw| RuntimeVersion::parse(raw).map(|v| v.as_str().to_owned()))
+                .map(RuntimeVersion::parse)
                 .transpose()?,
             platform: request
                 .platform
@@ -330,14 +329,12 @@ impl ReleaseService {
                     })
                 })
                 .transpose()?,
-            before_publish: valid_cursor(request.cursor.as_deref(), PublishId::parse)?
-                .map(PublishId::into_string),
+            before_publish: valid_cursor(request.cursor.as_deref(), PublishId::parse)?,
             // A publish has at most one row per platform: one row more than
             // two per publish tells whether another page follows.
             limit_rows: limit * 2 + 1,
         };
-        let mut groups =
-            UpdateGroup::group(self.updates.history(project_id.as_str(), &query).await?);
+        let mut groups = UpdateGroup::group(self.updates.history(project_id, &query).await?);
         let next_cursor = if groups.len() as u64 > limit {
             groups.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             groups.last().map(|group| group.publish_id.to_string())
@@ -377,7 +374,7 @@ impl ReleaseService {
         let before = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
         if !self
             .updates
-            .set_rollout(project_id.as_str(), publish_id.as_str(), rollout)
+            .set_rollout(project_id, publish_id, rollout)
             .await?
         {
             return Err(not_found::update(publish_id));
@@ -425,11 +422,7 @@ impl ReleaseService {
             )
             .await?;
         let before = find_publish(self.updates.as_ref(), project_id, publish_id).await?;
-        if !self
-            .updates
-            .delete_publish(project_id.as_str(), publish_id.as_str())
-            .await?
-        {
+        if !self.updates.delete_publish(project_id, publish_id).await? {
             return Err(not_found::update(publish_id));
         }
         let first = &before[0];

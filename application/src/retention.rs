@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use domain::audit::{Actor, ActorKind};
-use domain::id::ProjectId;
+use domain::id::{ProjectId, UpdateId};
 use domain::ports::{UpdateStore, UpdateStream};
 use serde_json::json;
 
@@ -40,12 +40,12 @@ impl Retention {
             return;
         };
         // One audit event per branch, naming what went.
-        let mut removed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut removed: BTreeMap<&str, Vec<UpdateId>> = BTreeMap::new();
         for stream in streams {
             match self
                 .updates
                 .prune(
-                    project_id.as_str(),
+                    project_id,
                     &stream.branch,
                     &stream.runtime_version,
                     stream.platform,
@@ -73,7 +73,7 @@ impl Retention {
                     actor,
                     project_id,
                     "update.retention",
-                    json!({ "keepPerBranch": keep, "branch": branch, "removedUpdates": ids }),
+                    json!({ "keepPerBranch": keep, "branch": branch, "removedUpdates": ids.iter().map(UpdateId::as_str).collect::<Vec<_>>() }),
                 )
                 .await;
         }
@@ -87,7 +87,7 @@ impl Retention {
         let mut by_project: BTreeMap<ProjectId, Vec<UpdateStream>> = BTreeMap::new();
         for stream in self.updates.streams().await? {
             by_project
-                .entry(ProjectId::from_trusted(stream.project_id.clone()))
+                .entry(stream.project_id.clone())
                 .or_default()
                 .push(stream);
         }

@@ -92,7 +92,7 @@ impl GarbageCollector {
         )
         .await?;
         let blobs = self.list(&asset_blob_prefix(project_id.as_str())).await?;
-        let report = self.collect(project_id.as_str(), blobs).await?;
+        let report = self.collect(project_id, blobs).await?;
         self.audit
             .record(
                 &user_actor(actor),
@@ -111,13 +111,17 @@ impl GarbageCollector {
     /// Collects every project's storage, including what deleted projects
     /// left behind: the background task.
     pub async fn collect_all(&self) -> AppResult<GcReport> {
-        let mut by_project: BTreeMap<String, Vec<BlobInfo>> = BTreeMap::new();
+        let mut by_project: BTreeMap<ProjectId, Vec<BlobInfo>> = BTreeMap::new();
         for blob in self.list(PROJECTS_PREFIX).await? {
             let mut segments = blob.key.split('/');
             if let (Some(PROJECTS_PREFIX), Some(project), Some("assets")) =
                 (segments.next(), segments.next(), segments.next())
             {
-                by_project.entry(project.to_owned()).or_default().push(blob);
+                // Written under ids the server issued.
+                by_project
+                    .entry(ProjectId::from_trusted(project.to_owned()))
+                    .or_default()
+                    .push(blob);
             }
         }
         let mut total = GcReport::default();
@@ -125,7 +129,7 @@ impl GarbageCollector {
             match self.collect(&project_id, blobs).await {
                 Ok(report) => total.add(report),
                 // One project's failure does not stop the others' clean-up.
-                Err(error) => tracing::warn!(%error, project_id, "storage collection failed"),
+                Err(error) => tracing::warn!(%error, %project_id, "storage collection failed"),
             }
         }
         Ok(total)
@@ -135,7 +139,7 @@ impl GarbageCollector {
         self.blobs.list(prefix).await.map_err(AppError::from)
     }
 
-    async fn collect(&self, project_id: &str, blobs: Vec<BlobInfo>) -> AppResult<GcReport> {
+    async fn collect(&self, project_id: &ProjectId, blobs: Vec<BlobInfo>) -> AppResult<GcReport> {
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.grace).unwrap_or_else(|_| chrono::Duration::zero());
         let (old, young): (Vec<BlobInfo>, Vec<BlobInfo>) = blobs

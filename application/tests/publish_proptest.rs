@@ -35,7 +35,7 @@ use domain::api_key::ApiKey;
 use domain::audit::AuditEvent;
 use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
 use domain::export::parse_metadata;
-use domain::id::ProjectId;
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::member::{MemberProfile, Membership, Role};
 use domain::ports::{
     AuditStore, HistoryQuery, KnownFile, MemberStore, ReferenceLock, StoreError, StoreResult,
@@ -266,7 +266,10 @@ impl ReferenceLock for MemoryLock {
 
 #[async_trait]
 impl UpdateStore for MemoryUpdates {
-    async fn lock_references(&self, _project_id: &str) -> StoreResult<Box<dyn ReferenceLock>> {
+    async fn lock_references(
+        &self,
+        _project_id: &ProjectId,
+    ) -> StoreResult<Box<dyn ReferenceLock>> {
         Ok(Box::new(MemoryLock {
             updates: Arc::clone(&self.updates),
             pending: Vec::new(),
@@ -275,72 +278,88 @@ impl UpdateStore for MemoryUpdates {
 
     async fn candidates(
         &self,
-        _project_id: &str,
+        _project_id: &ProjectId,
         _branch: &BranchName,
-        _runtime_version: &str,
+        _runtime_version: &RuntimeVersion,
         _platform: Platform,
     ) -> StoreResult<Vec<RolloutCandidate>> {
         unused()
     }
 
-    async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>> {
+    async fn find(
+        &self,
+        project_id: &ProjectId,
+        update_id: &UpdateId,
+    ) -> StoreResult<Option<Update>> {
         Ok(self
             .updates
             .lock()
             .unwrap()
             .iter()
-            .find(|u| u.project_id == project_id && u.id == update_id)
+            .find(|u| u.project_id == *project_id && u.id == *update_id)
             .cloned())
     }
 
-    async fn find_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<Vec<Update>> {
+    async fn find_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<Vec<Update>> {
         Ok(self
             .updates
             .lock()
             .unwrap()
             .iter()
-            .filter(|u| u.project_id == project_id && u.publish_id == publish_id)
+            .filter(|u| u.project_id == *project_id && u.publish_id == *publish_id)
             .cloned()
             .collect())
     }
 
-    async fn history(&self, _project_id: &str, _query: &HistoryQuery) -> StoreResult<Vec<Update>> {
+    async fn history(
+        &self,
+        _project_id: &ProjectId,
+        _query: &HistoryQuery,
+    ) -> StoreResult<Vec<Update>> {
         unused()
     }
 
-    async fn branch_heads(&self, _project_id: &str) -> StoreResult<Vec<Update>> {
+    async fn branch_heads(&self, _project_id: &ProjectId) -> StoreResult<Vec<Update>> {
         unused()
     }
 
     async fn set_rollout(
         &self,
-        _project_id: &str,
-        _publish_id: &str,
+        _project_id: &ProjectId,
+        _publish_id: &PublishId,
         _rollout: RolloutPercentage,
     ) -> StoreResult<bool> {
         unused()
     }
 
-    async fn delete_publish(&self, _project_id: &str, _publish_id: &str) -> StoreResult<bool> {
+    async fn delete_publish(
+        &self,
+        _project_id: &ProjectId,
+        _publish_id: &PublishId,
+    ) -> StoreResult<bool> {
         unused()
     }
 
     async fn prune(
         &self,
-        _project_id: &str,
+        _project_id: &ProjectId,
         _branch: &BranchName,
-        _runtime_version: &str,
+        _runtime_version: &RuntimeVersion,
         _platform: Platform,
         _keep: u64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<UpdateId>> {
         unused()
     }
 
     async fn runtime_versions(
         &self,
-        _project_id: &str,
+        _project_id: &ProjectId,
         _platform: Platform,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<RuntimeVersion>> {
         unused()
     }
 
@@ -350,7 +369,7 @@ impl UpdateStore for MemoryUpdates {
 
     async fn known_files(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         sha256_hexes: &[String],
     ) -> StoreResult<HashMap<String, KnownFile>> {
         let wanted: HashSet<&String> = sha256_hexes.iter().collect();
@@ -359,7 +378,7 @@ impl UpdateStore for MemoryUpdates {
             .lock()
             .unwrap()
             .iter()
-            .filter(|update| update.project_id == project_id)
+            .filter(|update| update.project_id == *project_id)
             .flat_map(|update| &update.assets)
             .filter(|asset| wanted.contains(&asset.sha256_hex))
             .map(|asset| {

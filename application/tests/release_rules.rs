@@ -46,7 +46,7 @@ fn world(keep: Option<u64>) -> World {
 }
 
 fn publish_id(updates: &[Update]) -> PublishId {
-    PublishId::parse(&updates[0].publish_id).unwrap()
+    updates[0].publish_id.clone()
 }
 
 fn ios(updates: &[Update]) -> &Update {
@@ -174,7 +174,7 @@ async fn completing_a_rollout_prunes_what_no_device_can_be_served_any_more() {
         .set_rollout(&w.owner, &w.project_id, &id, 100)
         .await
         .unwrap();
-    let left: Vec<String> =
+    let left: Vec<PublishId> =
         w.h.store
             .updates()
             .into_iter()
@@ -182,7 +182,7 @@ async fn completing_a_rollout_prunes_what_no_device_can_be_served_any_more() {
             .collect();
     assert_eq!(
         left,
-        vec![id.to_string(), id.to_string()],
+        vec![id.clone(), id.clone()],
         "only the completed rollout stays"
     );
     let actions = w.h.store.audit_actions(&w.project.id);
@@ -423,7 +423,10 @@ async fn history_pages_publishes_newest_first_and_branches_show_their_heads() {
         .collect();
     assert_eq!(
         ids,
-        [next[0].publish_id.clone(), second[0].publish_id.clone()]
+        [
+            next[0].publish_id.to_string(),
+            second[0].publish_id.to_string()
+        ]
     );
     assert_eq!(one.updates[1].message.as_deref(), Some("second"));
     assert_eq!(one.updates[0].platforms, [Platform::Android, Platform::Ios]);
@@ -439,7 +442,7 @@ async fn history_pages_publishes_newest_first_and_branches_show_their_heads() {
         .await;
     let two = two.unwrap();
     assert_eq!(two.updates.len(), 1);
-    assert_eq!(two.updates[0].publish_id.to_string(), first[0].publish_id);
+    assert_eq!(two.updates[0].publish_id, first[0].publish_id);
     assert_eq!(two.next_cursor, None);
 
     let branches = w.releases.branches(&w.owner, &w.project_id).await.unwrap();
@@ -478,8 +481,8 @@ async fn a_republish_is_a_new_update_with_the_old_content() {
     );
     assert_eq!(republished.assets, ios(&good).assets);
     assert_eq!(
-        republished.republished_from.as_deref(),
-        Some(good[0].publish_id.as_str())
+        republished.republished_from.as_ref(),
+        Some(&good[0].publish_id)
     );
 
     let to_next = RepublishRequest {

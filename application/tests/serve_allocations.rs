@@ -22,7 +22,7 @@ use application::{
     AcceptedEncodings, AssetAnswer, AssetRequest, AssetTarget, IfNoneMatch, ManifestRequest,
     ProtocolVersion, ServeService, SignatureRequest,
 };
-use domain::id::{ProjectId, UpdateId};
+use domain::id::ProjectId;
 use domain::release::{ChannelName, in_rollout};
 use domain::update::{ContentEncoding, Platform, RuntimeVersion, Update};
 use tracking_allocator::{AllocationGroupId, AllocationRegistry, AllocationTracker, Allocator};
@@ -206,7 +206,11 @@ async fn world() -> World {
     let complete = complete.store(&h.store, &h.blobs).await;
     let rolling = TestPublish::update(&project.id).rollout(50);
     let rolling = rolling.store(&h.store, &h.blobs).await;
-    let chosen = match in_rollout(Some(DEVICE), &rolling[0].publish_id, rolling[0].rollout) {
+    let chosen = match in_rollout(
+        Some(DEVICE),
+        rolling[0].publish_id.as_str(),
+        rolling[0].rollout,
+    ) {
         true => rolling,
         false => complete,
     };
@@ -328,7 +332,7 @@ fn a_hot_file_download_allocates_a_few_times() {
         let request = AssetRequest {
             project_id: w.project_id.clone(),
             target: AssetTarget::OfUpdate {
-                update_id: UpdateId::parse(&w.served.id).unwrap(),
+                update_id: w.served.id.clone(),
                 path: bundle.path.clone(),
             },
             accepted_encodings: accepted,

@@ -13,7 +13,7 @@ use application::{
 };
 use chrono::Utc;
 use domain::blob::BlobReader;
-use domain::id::{ProjectId, UpdateId};
+use domain::id::ProjectId;
 use domain::ports::UpdateStore;
 use domain::project::Project;
 use domain::release::{BranchName, Channel, ChannelName, RolloutPercentage, in_rollout};
@@ -90,7 +90,7 @@ impl World {
         AssetRequest {
             project_id: ProjectId::parse(&self.project.id).unwrap(),
             target: AssetTarget::OfUpdate {
-                update_id: UpdateId::parse(&update.id).unwrap(),
+                update_id: update.id.clone(),
                 path: path.to_owned(),
             },
             accepted_encodings: AcceptedEncodings::default(),
@@ -241,7 +241,7 @@ async fn a_partial_rollout_splits_devices_stably_and_the_others_keep_the_previou
     for n in 0..200 {
         let device = format!("device-{n}");
         let first = w.served(&w.device_check(&device)).await;
-        let expected = match in_rollout(Some(&device), &new.publish_id, new.rollout) {
+        let expected = match in_rollout(Some(&device), new.publish_id.as_str(), new.rollout) {
             true => &new.manifest_id,
             false => &old.manifest_id,
         };
@@ -274,7 +274,7 @@ async fn a_device_outside_the_only_rollout_has_no_update() {
         .map(|n| format!("device-{n}"))
         .find(|device| {
             let update = w.h.store.updates()[0].clone();
-            !in_rollout(Some(device), &update.publish_id, update.rollout)
+            !in_rollout(Some(device), update.publish_id.as_str(), update.rollout)
         })
         .unwrap();
     let answer = w.answer(&w.device_check(&outside)).await;
@@ -442,7 +442,7 @@ async fn a_change_to_what_is_served_is_seen_by_the_next_check() {
 
     let store = w.h.store.as_ref();
     let halted = RolloutPercentage::parse(0).unwrap();
-    let project = w.project.id.as_str();
+    let project = &ProjectId::parse(&w.project.id).unwrap();
     assert!(
         store
             .set_rollout(project, &second[0].publish_id, halted)

@@ -50,6 +50,16 @@ macro_rules! id_type {
             }
         }
 
+        /// Reads as its text wherever text is wanted (SQL parameters, blob
+        /// keys, log fields); text never becomes an id without `parse`.
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -65,6 +75,12 @@ macro_rules! id_type {
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
                 self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
     };

@@ -12,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
 use crate::audit::AuditEvent;
 use crate::fault::{BoxError, Fault};
+use crate::id::{ProjectId, PublishId, UpdateId};
 use crate::insights::InsightCounts;
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
 use crate::project::Project;
 use crate::release::{BranchName, Channel, ChannelName, RolloutCandidate, RolloutPercentage};
 use crate::signing_key::{SigningKey, SigningKeyId};
-use crate::update::{Platform, Update};
+use crate::update::{Platform, RuntimeVersion, Update};
 use crate::user::{Password, User};
 
 /// The uniqueness rule a refused write broke: what is taken. A value, not
@@ -165,10 +166,10 @@ pub trait ApiKeyStore: Send + Sync {
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
     pub branch: Option<BranchName>,
-    pub runtime_version: Option<String>,
+    pub runtime_version: Option<RuntimeVersion>,
     pub platform: Option<Platform>,
     /// Only publishes older than this publish id (the page cursor).
-    pub before_publish: Option<String>,
+    pub before_publish: Option<PublishId>,
     /// At most this many rows (one per platform of a publish).
     pub limit_rows: u64,
 }
@@ -179,7 +180,7 @@ pub trait UpdateStore: Send + Sync {
     /// committed or dropped, no other publish of the project commits and no
     /// collection of its blobs runs, on any instance. `ProjectGone` when the
     /// project no longer exists.
-    async fn lock_references(&self, project_id: &str) -> StoreResult<Box<dyn ReferenceLock>>;
+    async fn lock_references(&self, project_id: &ProjectId) -> StoreResult<Box<dyn ReferenceLock>>;
     /// Stores the updates of one publish (one per platform) in a single
     /// transaction: they become visible together or not at all.
     async fn insert_publish(&self, updates: &[Update]) -> StoreResult<()> {
@@ -195,48 +196,64 @@ pub trait UpdateStore: Send + Sync {
     /// newest fully rolled-out one.
     async fn candidates(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
     ) -> StoreResult<Vec<RolloutCandidate>>;
     /// One update (one platform) of the project, with its assets.
-    async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>>;
+    async fn find(
+        &self,
+        project_id: &ProjectId,
+        update_id: &UpdateId,
+    ) -> StoreResult<Option<Update>>;
     /// The updates (one per platform) of one publish, with their assets;
     /// empty when there is no such publish in the project.
-    async fn find_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<Vec<Update>>;
+    async fn find_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<Vec<Update>>;
     /// History rows, newest publish first, without assets.
-    async fn history(&self, project_id: &str, query: &HistoryQuery) -> StoreResult<Vec<Update>>;
+    async fn history(
+        &self,
+        project_id: &ProjectId,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<Update>>;
     /// The newest update of every (branch, runtime version, platform),
     /// without assets.
-    async fn branch_heads(&self, project_id: &str) -> StoreResult<Vec<Update>>;
+    async fn branch_heads(&self, project_id: &ProjectId) -> StoreResult<Vec<Update>>;
     /// Changes a publish's rollout on every platform; `Ok(false)` when there
     /// is no such publish.
     async fn set_rollout(
         &self,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
         rollout: RolloutPercentage,
     ) -> StoreResult<bool>;
     /// Deletes a publish (every platform); `Ok(false)` when there is none.
-    async fn delete_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<bool>;
+    async fn delete_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<bool>;
     /// Deletes the updates of a (branch, runtime version, platform) beyond
     /// the newest `keep`, but never one a device may still be served (see
     /// [`candidates`](Self::candidates)). Returns the deleted update ids.
     async fn prune(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
         keep: u64,
-    ) -> StoreResult<Vec<String>>;
+    ) -> StoreResult<Vec<UpdateId>>;
     /// The runtime versions that have updates for a platform, newest first.
     async fn runtime_versions(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         platform: Platform,
-    ) -> StoreResult<Vec<String>>;
+    ) -> StoreResult<Vec<RuntimeVersion>>;
     /// Every (project, branch, runtime version, platform) that has updates,
     /// for retention across all of them.
     async fn streams(&self) -> StoreResult<Vec<UpdateStream>>;
@@ -245,7 +262,7 @@ pub trait UpdateStore: Send + Sync {
     /// them by hash instead of uploading them again.
     async fn known_files(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         sha256_hexes: &[String],
     ) -> StoreResult<HashMap<String, KnownFile>>;
 }
@@ -262,9 +279,9 @@ pub struct KnownFile {
 /// "latest" and retention are counted over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateStream {
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub branch: BranchName,
-    pub runtime_version: String,
+    pub runtime_version: RuntimeVersion,
     pub platform: Platform,
 }
 
@@ -274,7 +291,7 @@ impl UpdateStream {
         Self {
             project_id: update.project_id.clone(),
             branch: update.branch.clone(),
-            runtime_version: update.runtime_version.to_string(),
+            runtime_version: update.runtime_version.clone(),
             platform: update.platform,
         }
     }

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::id::{PublishId, UpdateId};
 use crate::validation::ValidationError;
 
 /// The branch publishes go to, and the channel apps without a
@@ -155,10 +156,10 @@ pub fn in_rollout(client_id: Option<&str>, salt: &str, percentage: RolloutPercen
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutCandidate {
     /// The per-platform update id, to load the chosen one.
-    pub id: String,
+    pub id: UpdateId,
     /// The publish's id: what the rollout is salted with, so a device gets
     /// the same answer on every platform of a publish.
-    pub publish_id: String,
+    pub publish_id: PublishId,
     pub rollout: RolloutPercentage,
 }
 
@@ -171,7 +172,7 @@ pub fn pick_for_device<'a>(
 ) -> Option<&'a RolloutCandidate> {
     candidates
         .iter()
-        .find(|candidate| in_rollout(client_id, &candidate.publish_id, candidate.rollout))
+        .find(|candidate| in_rollout(client_id, candidate.publish_id.as_str(), candidate.rollout))
 }
 
 /// A channel's explicit mapping to a branch, optionally split with a second
@@ -280,13 +281,13 @@ mod tests {
     fn a_device_outside_a_rollout_gets_the_previous_update() {
         let candidates = vec![
             RolloutCandidate {
-                id: "new".into(),
-                publish_id: "p2".into(),
+                id: UpdateId::from_trusted("new".into()),
+                publish_id: PublishId::from_trusted("p2".into()),
                 rollout: pct(0),
             },
             RolloutCandidate {
-                id: "old".into(),
-                publish_id: "p1".into(),
+                id: UpdateId::from_trusted("old".into()),
+                publish_id: PublishId::from_trusted("p1".into()),
                 rollout: pct(100),
             },
         ];

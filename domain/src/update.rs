@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::audit::Actor;
+use crate::id::{ProjectId, PublishId, UpdateId};
 use crate::release::{BranchName, RolloutPercentage};
 use crate::validation::{ValidationError, has_control_chars};
 
@@ -167,10 +168,10 @@ pub struct UpdateAsset {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
     /// Unique and time-ordered (UUIDv7): the newest has the greatest id.
-    pub id: String,
+    pub id: UpdateId,
     /// Shared by the platforms of one publish; returned as `updateId`.
-    pub publish_id: String,
-    pub project_id: String,
+    pub publish_id: PublishId,
+    pub project_id: ProjectId,
     pub runtime_version: RuntimeVersion,
     pub platform: Platform,
     pub kind: UpdateKind,
@@ -183,7 +184,7 @@ pub struct Update {
     /// Who published it; `None` for updates stored before this was recorded.
     pub published_by: Option<Actor>,
     /// The publish this one republished, for history.
-    pub republished_from: Option<String>,
+    pub republished_from: Option<PublishId>,
     /// The manifest `id`: a UUID derived from everything served, so it
     /// changes exactly when the served content does.
     pub manifest_id: String,

@@ -83,7 +83,7 @@ impl ImportLock for SqlImportLock {
     async fn insert_updates(&mut self, updates: &[Update], sources: &[String]) -> StoreResult<()> {
         insert_rows(&self.txn, updates).await?;
         for (update, source) in updates.iter().zip(sources) {
-            record(&self.txn, std::slice::from_ref(source), &update.id).await?;
+            record(&self.txn, std::slice::from_ref(source), update.id.as_str()).await?;
         }
         Ok(())
     }

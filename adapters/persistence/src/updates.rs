@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use domain::audit::{Actor, ActorKind};
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{
     HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
 };
@@ -70,13 +71,13 @@ fn to_update(row: update::Model, assets: Vec<UpdateAsset>) -> StoreResult<Update
         kind: UpdateKind::parse(&row.kind).ok_or_else(|| corrupt("kind", &row.kind))?,
         branch: BranchName::parse(&row.branch).map_err(|_| corrupt("branch", &row.branch))?,
         rollout: rollout(row.rollout_percentage)?,
-        id: row.id,
-        publish_id: row.publish_id,
-        project_id: row.project_id,
+        id: UpdateId::from_trusted(row.id),
+        publish_id: PublishId::from_trusted(row.publish_id),
+        project_id: ProjectId::from_trusted(row.project_id),
         runtime_version: RuntimeVersion::from_trusted(row.runtime_version),
         message: row.message,
         published_by,
-        republished_from: row.republished_from,
+        republished_from: row.republished_from.map(PublishId::from_trusted),
         manifest_id: row.manifest_id,
         expo_config: row.expo_config,
         assets,
@@ -113,9 +114,9 @@ fn asset_row(update_id: &str, position: usize, asset: &UpdateAsset) -> update_as
 fn update_row(item: &Update) -> update::ActiveModel {
     let actor = item.published_by.as_ref();
     update::ActiveModel {
-        id: Set(item.id.clone()),
-        publish_id: Set(item.publish_id.clone()),
-        project_id: Set(item.project_id.clone()),
+        id: Set(item.id.to_string()),
+        publish_id: Set(item.publish_id.to_string()),
+        project_id: Set(item.project_id.to_string()),
         runtime_version: Set(item.runtime_version.to_string()),
         platform: Set(item.platform.as_str().to_owned()),
         kind: Set(item.kind.as_str().to_owned()),
@@ -128,7 +129,7 @@ fn update_row(item: &Update) -> update::ActiveModel {
         published_by_type: Set(actor.map(|a| a.kind.as_str().to_owned())),
         published_by_id: Set(actor.map(|a| a.id.clone())),
         published_by_name: Set(actor.map(|a| a.name.clone())),
-        republished_from: Set(item.republished_from.clone()),
+        republished_from: Set(item.republished_from.as_ref().map(PublishId::to_string)),
     }
 }
 
@@ -143,7 +144,7 @@ pub(crate) async fn insert_rows(txn: &DatabaseTransaction, updates: &[Update]) -
                 .assets
                 .iter()
                 .enumerate()
-                .map(|(position, asset)| asset_row(&item.id, position, asset));
+                .map(|(position, asset)| asset_row(item.id.as_str(), position, asset));
             update_asset::Entity::insert_many(rows)
                 .exec_without_returning(txn)
                 .await
@@ -200,8 +201,8 @@ async fn candidates_in(
     rows.into_iter()
         .map(|(id, publish_id, percentage)| {
             Ok(RolloutCandidate {
-                id,
-                publish_id,
+                id: UpdateId::from_trusted(id),
+                publish_id: PublishId::from_trusted(publish_id),
                 rollout: rollout(percentage)?,
             })
         })
@@ -265,7 +266,8 @@ impl ReferenceLock for SqlReferenceLock {
 
 #[async_trait]
 impl UpdateStore for SqlStore {
-    async fn lock_references(&self, project_id: &str) -> StoreResult<Box<dyn ReferenceLock>> {
+    async fn lock_references(&self, project_id: &ProjectId) -> StoreResult<Box<dyn ReferenceLock>> {
+        let project_id = project_id.as_str();
         let txn = self.db.begin().await.map_err(store_error)?;
         if !lock_project(&txn, project_id).await.map_err(store_error)? {
             return Err(StoreError::ProjectGone);
@@ -280,15 +282,23 @@ impl UpdateStore for SqlStore {
 
     async fn candidates(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
     ) -> StoreResult<Vec<RolloutCandidate>> {
+        let project_id = project_id.as_str();
+        let runtime_version = runtime_version.as_str();
         candidates_in(&self.db, project_id, branch, runtime_version, platform).await
     }
 
-    async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>> {
+    async fn find(
+        &self,
+        project_id: &ProjectId,
+        update_id: &UpdateId,
+    ) -> StoreResult<Option<Update>> {
+        let project_id = project_id.as_str();
+        let update_id = update_id.as_str();
         let row = update::Entity::find_by_id(update_id.to_owned())
             .filter(update::Column::ProjectId.eq(project_id))
             .one(&self.db)
@@ -300,7 +310,13 @@ impl UpdateStore for SqlStore {
         }
     }
 
-    async fn find_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<Vec<Update>> {
+    async fn find_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<Vec<Update>> {
+        let project_id = project_id.as_str();
+        let publish_id = publish_id.as_str();
         let rows = update::Entity::find()
             .filter(update::Column::ProjectId.eq(project_id))
             .filter(update::Column::PublishId.eq(publish_id))
@@ -315,7 +331,12 @@ impl UpdateStore for SqlStore {
         Ok(updates)
     }
 
-    async fn history(&self, project_id: &str, query: &HistoryQuery) -> StoreResult<Vec<Update>> {
+    async fn history(
+        &self,
+        project_id: &ProjectId,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<Update>> {
+        let project_id = project_id.as_str();
         let mut select = update::Entity::find().filter(update::Column::ProjectId.eq(project_id));
         if let Some(branch) = &query.branch {
             select = select.filter(update::Column::Branch.eq(branch.as_str()));
@@ -341,7 +362,8 @@ impl UpdateStore for SqlStore {
             .collect()
     }
 
-    async fn branch_heads(&self, project_id: &str) -> StoreResult<Vec<Update>> {
+    async fn branch_heads(&self, project_id: &ProjectId) -> StoreResult<Vec<Update>> {
+        let project_id = project_id.as_str();
         let newest: Vec<String> = update::Entity::find()
             .select_only()
             .expr(Func::max(Expr::col(update::Column::Id)))
@@ -376,10 +398,12 @@ impl UpdateStore for SqlStore {
 
     async fn set_rollout(
         &self,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
         rollout: RolloutPercentage,
     ) -> StoreResult<bool> {
+        let project_id = project_id.as_str();
+        let publish_id = publish_id.as_str();
         let txn = self.db.begin().await.map_err(store_error)?;
         let result = update::Entity::update_many()
             .col_expr(
@@ -395,7 +419,13 @@ impl UpdateStore for SqlStore {
             .await
     }
 
-    async fn delete_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<bool> {
+    async fn delete_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<bool> {
+        let project_id = project_id.as_str();
+        let publish_id = publish_id.as_str();
         let txn = self.db.begin().await.map_err(store_error)?;
         let result = update::Entity::delete_many()
             .filter(update::Column::ProjectId.eq(project_id))
@@ -409,12 +439,14 @@ impl UpdateStore for SqlStore {
 
     async fn prune(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
         keep: u64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<UpdateId>> {
+        let project_id = project_id.as_str();
+        let runtime_version = runtime_version.as_str();
         let txn = self.db.begin().await.map_err(store_error)?;
         // Write first: on SQLite a transaction that reads and then writes
         // fails outright if another writer committed in between; taking the
@@ -426,7 +458,7 @@ impl UpdateStore for SqlStore {
             candidates_in(&txn, project_id, branch, runtime_version, platform)
                 .await?
                 .into_iter()
-                .map(|candidate| candidate.id)
+                .map(|candidate| candidate.id.into_string())
                 .collect();
         let ids: Vec<String> = stream_of(project_id, branch, runtime_version, platform)
             .select_only()
@@ -445,14 +477,15 @@ impl UpdateStore for SqlStore {
             .collect();
         delete_ids(&txn, &doomed).await?;
         self.commit_served_change(txn, !doomed.is_empty()).await?;
-        Ok(doomed)
+        Ok(doomed.into_iter().map(UpdateId::from_trusted).collect())
     }
 
     async fn runtime_versions(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         platform: Platform,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<RuntimeVersion>> {
+        let project_id = project_id.as_str();
         let rows: Vec<(String, String)> = update::Entity::find()
             .select_only()
             .column(update::Column::RuntimeVersion)
@@ -469,6 +502,7 @@ impl UpdateStore for SqlStore {
         Ok(rows
             .into_iter()
             .filter_map(|(version, _)| seen.insert(version.clone()).then_some(version))
+            .map(RuntimeVersion::from_trusted)
             .collect())
     }
 
@@ -490,8 +524,8 @@ impl UpdateStore for SqlStore {
                     branch: BranchName::parse(&branch).map_err(|_| corrupt("branch", &branch))?,
                     platform: Platform::parse(&platform)
                         .ok_or_else(|| corrupt("platform", &platform))?,
-                    project_id,
-                    runtime_version,
+                    project_id: ProjectId::from_trusted(project_id),
+                    runtime_version: RuntimeVersion::from_trusted(runtime_version),
                 })
             })
             .collect()
@@ -499,9 +533,10 @@ impl UpdateStore for SqlStore {
 
     async fn known_files(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         sha256_hexes: &[String],
     ) -> StoreResult<HashMap<String, KnownFile>> {
+        let project_id = project_id.as_str();
         let mut known = HashMap::new();
         for chunk in sha256_hexes.chunks(IN_LIST_CHUNK) {
             let of_project = update::Entity::find()

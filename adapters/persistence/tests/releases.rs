@@ -18,6 +18,7 @@ use adapter_persistence::SqlStore;
 use chrono::{SubsecRound, Utc};
 use common::{id, postgres_store, postgres_url, project_with_two_owners, sqlite_store, user};
 use domain::audit::{Actor, ActorKind, AuditEvent};
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{
     AuditStore, ChannelStore, Constraint, HistoryQuery, ProjectStore, ServeEpoch, StoreError,
     UpdateStore,
@@ -59,8 +60,8 @@ fn shas_of(update: &Update) -> HashSet<String> {
 /// One platform's update of a publish on `main`, fully rolled out, with a
 /// launch asset and an image whose blob hashes derive from `label`.
 fn update(
-    project_id: &str,
-    publish_id: &str,
+    project_id: &ProjectId,
+    publish_id: &PublishId,
     runtime: &str,
     platform: Platform,
     label: &str,
@@ -81,9 +82,9 @@ fn update(
         is_launch_asset: launch,
     };
     Update {
-        id: id(),
-        publish_id: publish_id.to_owned(),
-        project_id: project_id.to_owned(),
+        id: UpdateId::from_trusted(id()),
+        publish_id: publish_id.clone(),
+        project_id: project_id.clone(),
         runtime_version: RuntimeVersion::parse(runtime).expect("runtime version"),
         platform,
         kind: UpdateKind::Update,
@@ -104,14 +105,14 @@ fn update(
 /// `{label}-{platform}`) and returns the rows in the order of `platforms`.
 async fn publish(
     store: &SqlStore,
-    project_id: &str,
+    project_id: &ProjectId,
     branch_name: &str,
     runtime: &str,
     platforms: &[Platform],
     rollout: i64,
     label: &str,
 ) -> Vec<Update> {
-    let publish_id = id();
+    let publish_id = PublishId::from_trusted(id());
     let rows: Vec<Update> = platforms
         .iter()
         .map(|platform| Update {
@@ -136,6 +137,10 @@ async fn project(store: &SqlStore, prefix: &str) -> Project {
     project_with_two_owners(store, &a, &b).await
 }
 
+async fn project_id(store: &SqlStore, prefix: &str) -> ProjectId {
+    ProjectId::from_trusted(project(store, prefix).await.id)
+}
+
 fn candidate(update: &Update) -> RolloutCandidate {
     RolloutCandidate {
         id: update.id.clone(),
@@ -146,13 +151,14 @@ fn candidate(update: &Update) -> RolloutCandidate {
 
 async fn candidates(
     store: &SqlStore,
-    project_id: &str,
+    project_id: &ProjectId,
     branch_name: &str,
     runtime: &str,
     platform: Platform,
 ) -> Vec<RolloutCandidate> {
+    let runtime = RuntimeVersion::parse(runtime).expect("runtime version");
     store
-        .candidates(project_id, &branch(branch_name), runtime, platform)
+        .candidates(project_id, &branch(branch_name), &runtime, platform)
         .await
         .unwrap()
 }
@@ -169,13 +175,13 @@ fn rows(updates: &[&Update]) -> Vec<Update> {
     updates.iter().map(|u| row(u)).collect()
 }
 
-async fn find(store: &SqlStore, project_id: &str, update_id: &str) -> Option<Update> {
+async fn find(store: &SqlStore, project_id: &ProjectId, update_id: &UpdateId) -> Option<Update> {
     UpdateStore::find(store, project_id, update_id)
         .await
         .unwrap()
 }
 
-async fn blobs(store: &SqlStore, project_id: &str) -> HashSet<String> {
+async fn blobs(store: &SqlStore, project_id: &ProjectId) -> HashSet<String> {
     let mut lock = store.lock_references(project_id).await.unwrap();
     let blobs = lock.referenced_blobs().await.unwrap();
     lock.commit().await.unwrap();
@@ -183,14 +189,14 @@ async fn blobs(store: &SqlStore, project_id: &str) -> HashSet<String> {
 }
 
 /// Takes and releases the project's lock.
-async fn try_lock(store: &SqlStore, project_id: &str) -> Result<(), StoreError> {
+async fn try_lock(store: &SqlStore, project_id: &ProjectId) -> Result<(), StoreError> {
     store.lock_references(project_id).await?.commit().await
 }
 
 // 1. Rollout candidates.
 
 async fn candidates_stop_at_the_newest_full_rollout(store: SqlStore) {
-    let pid = project(&store, "c").await.id;
+    let pid = project_id(&store, "c").await;
     assert!(
         candidates(&store, &pid, "main", "1.0.0", Platform::Ios)
             .await
@@ -215,7 +221,7 @@ async fn candidates_stop_at_the_newest_full_rollout(store: SqlStore) {
     // Noise: another branch, runtime version and project, all newer.
     let staging = publish(&store, &pid, "staging", "1.0.0", BOTH, 100, "s5").await;
     let rt2 = publish(&store, &pid, "main", "2.0.0", IOS, 100, "r6").await;
-    let other = project(&store, "c2").await.id;
+    let other = project_id(&store, "c2").await;
     let foreign = publish(&store, &other, "main", "1.0.0", BOTH, 100, "x7").await;
 
     assert_eq!(
@@ -287,8 +293,8 @@ async fn candidates_stop_at_the_newest_full_rollout(store: SqlStore) {
 // 2. Rollout changes and deletion of a publish.
 
 async fn set_rollout_and_delete_publish_cover_every_platform(store: SqlStore) {
-    let pid = project(&store, "r").await.id;
-    let other = project(&store, "r2").await.id;
+    let pid = project_id(&store, "r").await;
+    let other = project_id(&store, "r2").await;
     let kept = publish(&store, &pid, "main", "1.0.0", BOTH, 100, "kept").await;
     let target = publish(&store, &pid, "main", "1.0.0", BOTH, 20, "target").await;
     let publish_id = target[0].publish_id.clone();
@@ -308,7 +314,12 @@ async fn set_rollout_and_delete_publish_cover_every_platform(store: SqlStore) {
     // The same value again is still a known publish.
     assert!(store.set_rollout(&pid, &publish_id, pct(70)).await.unwrap());
     // Unknown publishes, and another project's, are refused and untouched.
-    assert!(!store.set_rollout(&pid, &id(), pct(10)).await.unwrap());
+    assert!(
+        !store
+            .set_rollout(&pid, &PublishId::from_trusted(id()), pct(10))
+            .await
+            .unwrap()
+    );
     assert!(
         !store
             .set_rollout(&other, &publish_id, pct(10))
@@ -363,7 +374,7 @@ async fn set_rollout_and_delete_publish_cover_every_platform(store: SqlStore) {
 // 3. History.
 
 async fn history_filters_pages_and_round_trips(store: SqlStore) {
-    let pid = project(&store, "h").await.id;
+    let pid = project_id(&store, "h").await;
     let alice = Actor {
         kind: ActorKind::User,
         id: id(),
@@ -381,7 +392,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
             rows
         }
     };
-    let p1 = id();
+    let p1 = PublishId::from_trusted(id());
     let h1 = store_publish(
         BOTH.iter()
             .map(|p| Update {
@@ -392,7 +403,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
             .collect(),
     )
     .await;
-    let p2 = id();
+    let p2 = PublishId::from_trusted(id());
     let h2 = store_publish(vec![Update {
         branch: branch("feature/login"),
         rollout: pct(30),
@@ -400,7 +411,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
         ..update(&pid, &p2, "1.0.0", Platform::Ios, "h2")
     }])
     .await;
-    let p3 = id();
+    let p3 = PublishId::from_trusted(id());
     let h3 = store_publish(vec![Update {
         message: Some("republish".to_owned()),
         republished_from: Some(p1.clone()),
@@ -408,7 +419,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
         ..update(&pid, &p3, "2.0.0", Platform::Android, "h3")
     }])
     .await;
-    let p4 = id();
+    let p4 = PublishId::from_trusted(id());
     let h4 = store_publish(
         BOTH.iter()
             .map(|p| Update {
@@ -418,7 +429,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
             .collect(),
     )
     .await;
-    let other = project(&store, "h2").await.id;
+    let other = project_id(&store, "h2").await;
     let foreign = publish(&store, &other, "main", "1.0.0", BOTH, 100, "hx").await;
 
     let history = |query: HistoryQuery| {
@@ -460,7 +471,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
     );
     assert_eq!(
         history(HistoryQuery {
-            runtime_version: Some("2.0.0".to_owned()),
+            runtime_version: Some(RuntimeVersion::parse("2.0.0").unwrap()),
             ..all.clone()
         })
         .await,
@@ -477,7 +488,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
     assert_eq!(
         history(HistoryQuery {
             branch: Some(BranchName::default_branch()),
-            runtime_version: Some("1.0.0".to_owned()),
+            runtime_version: Some(RuntimeVersion::parse("1.0.0").unwrap()),
             platform: Some(Platform::Android),
             ..all.clone()
         })
@@ -529,7 +540,7 @@ async fn history_filters_pages_and_round_trips(store: SqlStore) {
 // 4. Branch heads.
 
 async fn branch_heads_are_the_newest_row_per_stream(store: SqlStore) {
-    let pid = project(&store, "b").await.id;
+    let pid = project_id(&store, "b").await;
     assert!(store.branch_heads(&pid).await.unwrap().is_empty());
     let m1 = publish(&store, &pid, "main", "1.0.0", BOTH, 100, "m1").await;
     // A partial rollout is a head too: it is the newest row.
@@ -537,7 +548,7 @@ async fn branch_heads_are_the_newest_row_per_stream(store: SqlStore) {
     let m3 = publish(&store, &pid, "main", "2.0.0", IOS, 100, "m3").await;
     let _s1 = publish(&store, &pid, "staging", "1.0.0", ANDROID, 100, "s1").await;
     let s2 = publish(&store, &pid, "staging", "1.0.0", ANDROID, 100, "s2").await;
-    let other = project(&store, "b2").await.id;
+    let other = project_id(&store, "b2").await;
     let foreign = publish(&store, &other, "main", "1.0.0", IOS, 100, "bx").await;
 
     let mut heads = store.branch_heads(&pid).await.unwrap();
@@ -552,7 +563,7 @@ async fn branch_heads_are_the_newest_row_per_stream(store: SqlStore) {
 // 5. Pruning.
 
 async fn prune_keeps_what_devices_may_be_served(store: SqlStore) {
-    let pid = project(&store, "p").await.id;
+    let pid = project_id(&store, "p").await;
     let f1 = publish(&store, &pid, "main", "1.0.0", BOTH, 100, "f1").await;
     let f2 = publish(&store, &pid, "main", "1.0.0", BOTH, 100, "f2").await;
     let f3 = publish(&store, &pid, "main", "1.0.0", BOTH, 100, "f3").await;
@@ -566,7 +577,7 @@ async fn prune_keeps_what_devices_may_be_served(store: SqlStore) {
         publish(&store, &pid, "main", "2.0.0", IOS, 100, "r1").await,
         publish(&store, &pid, "main", "2.0.0", IOS, 100, "r2").await,
     ];
-    let other = project(&store, "p2").await.id;
+    let other = project_id(&store, "p2").await;
     let mut foreign = Vec::new();
     for label in ["x1", "x2", "x3"] {
         foreign.extend(publish(&store, &other, "main", "1.0.0", IOS, 100, label).await);
@@ -576,7 +587,13 @@ async fn prune_keeps_what_devices_may_be_served(store: SqlStore) {
         let (store, pid) = (store.clone(), pid.clone());
         async move {
             let mut ids = store
-                .prune(&pid, &branch_name, runtime, platform, keep)
+                .prune(
+                    &pid,
+                    &branch_name,
+                    &RuntimeVersion::parse(runtime).unwrap(),
+                    platform,
+                    keep,
+                )
                 .await
                 .unwrap();
             ids.sort();
@@ -671,9 +688,9 @@ async fn prune_keeps_what_devices_may_be_served(store: SqlStore) {
 // 6. The reference lock.
 
 async fn the_reference_lock_scopes_and_isolates(store: SqlStore) {
-    let pid = project(&store, "l").await.id;
-    let other = project(&store, "l2").await.id;
-    let empty = project(&store, "l3").await.id;
+    let pid = project_id(&store, "l").await;
+    let other = project_id(&store, "l2").await;
+    let empty = project_id(&store, "l3").await;
     let a1 = publish(&store, &pid, "main", "1.0.0", BOTH, 100, "a1").await;
     let b1 = publish(&store, &other, "main", "1.0.0", BOTH, 100, "b1").await;
     let a1_shas: HashSet<String> = a1.iter().flat_map(shas_of).collect();
@@ -685,7 +702,13 @@ async fn the_reference_lock_scopes_and_isolates(store: SqlStore) {
 
     // A publish through the lock: visible inside, invisible outside until
     // the commit.
-    let a2 = [update(&pid, &id(), "1.0.0", Platform::Ios, "a2")];
+    let a2 = [update(
+        &pid,
+        &PublishId::from_trusted(id()),
+        "1.0.0",
+        Platform::Ios,
+        "a2",
+    )];
     let mut lock = store.lock_references(&pid).await.unwrap();
     lock.insert_publish(&a2).await.unwrap();
     let inside = lock.referenced_blobs().await.unwrap();
@@ -704,8 +727,20 @@ async fn the_reference_lock_scopes_and_isolates(store: SqlStore) {
 
     // Dropping the lock without a commit leaves nothing, and releases it.
     let a3 = [
-        update(&pid, &id(), "1.0.0", Platform::Ios, "a3"),
-        update(&pid, &id(), "1.0.0", Platform::Android, "a3b"),
+        update(
+            &pid,
+            &PublishId::from_trusted(id()),
+            "1.0.0",
+            Platform::Ios,
+            "a3",
+        ),
+        update(
+            &pid,
+            &PublishId::from_trusted(id()),
+            "1.0.0",
+            Platform::Android,
+            "a3b",
+        ),
     ];
     let mut lock = store.lock_references(&pid).await.unwrap();
     lock.insert_publish(&a3).await.unwrap();
@@ -731,7 +766,7 @@ async fn the_reference_lock_scopes_and_isolates(store: SqlStore) {
         matches!(deleted, Err(StoreError::ProjectGone)),
         "{deleted:?}"
     );
-    let unknown = try_lock(&store, &id()).await;
+    let unknown = try_lock(&store, &ProjectId::from_trusted(id())).await;
     assert!(
         matches!(unknown, Err(StoreError::ProjectGone)),
         "{unknown:?}"
@@ -749,14 +784,14 @@ const WAITED: Duration = Duration::from_millis(250);
 /// holds it for [`HOLD`], then commits.
 fn hold_lock(
     store: &Arc<SqlStore>,
-    project_id: &str,
+    project_id: &ProjectId,
     rows: Vec<Update>,
 ) -> (
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Receiver<()>,
 ) {
     let (held, held_rx) = tokio::sync::oneshot::channel();
-    let (store, project_id) = (store.clone(), project_id.to_owned());
+    let (store, project_id) = (store.clone(), project_id.clone());
     let task = tokio::spawn(async move {
         let mut lock = store.lock_references(&project_id).await.unwrap();
         lock.insert_publish(&rows).await.unwrap();
@@ -769,8 +804,14 @@ fn hold_lock(
 
 async fn a_second_lock_on_the_project_waits(store: SqlStore) {
     let store = Arc::new(store);
-    let pid = project(&store, "w").await.id;
-    let late = vec![update(&pid, &id(), "1.0.0", Platform::Ios, "late")];
+    let pid = project_id(&store, "w").await;
+    let late = vec![update(
+        &pid,
+        &PublishId::from_trusted(id()),
+        "1.0.0",
+        Platform::Ios,
+        "late",
+    )];
     let late_shas = shas_of(&late[0]);
     let (task, held) = hold_lock(&store, &pid, late);
     held.await.unwrap();
@@ -786,14 +827,26 @@ async fn a_second_lock_on_the_project_waits(store: SqlStore) {
 
 async fn a_lock_on_another_project_does_not_wait(store: SqlStore) {
     let store = Arc::new(store);
-    let pid = project(&store, "n").await.id;
-    let other = project(&store, "n2").await.id;
-    let rows = vec![update(&pid, &id(), "1.0.0", Platform::Ios, "held")];
+    let pid = project_id(&store, "n").await;
+    let other = project_id(&store, "n2").await;
+    let rows = vec![update(
+        &pid,
+        &PublishId::from_trusted(id()),
+        "1.0.0",
+        Platform::Ios,
+        "held",
+    )];
     let (task, held) = hold_lock(&store, &pid, rows);
     held.await.unwrap();
     let started = Instant::now();
     let mut lock = store.lock_references(&other).await.unwrap();
-    let row = update(&other, &id(), "1.0.0", Platform::Ios, "free");
+    let row = update(
+        &other,
+        &PublishId::from_trusted(id()),
+        "1.0.0",
+        Platform::Ios,
+        "free",
+    );
     lock.insert_publish(std::slice::from_ref(&row))
         .await
         .unwrap();
@@ -823,8 +876,8 @@ fn channel(project_id: &str, name: &str, branch_name: &str, split: Option<(&str,
 }
 
 async fn channels_insert_save_list_delete(store: SqlStore) {
-    let pid = project(&store, "ch").await.id;
-    let other = project(&store, "ch2").await.id;
+    let pid = project_id(&store, "ch").await;
+    let other = project_id(&store, "ch2").await;
     assert!(ChannelStore::list(&store, &pid).await.unwrap().is_empty());
     assert!(
         ChannelStore::find(&store, &pid, &channel_name("production"))
@@ -996,8 +1049,8 @@ fn event(project_id: &str, action: &str, actor: &Actor) -> AuditEvent {
 }
 
 async fn audit_lists_newest_first_per_project(store: SqlStore) {
-    let pid = project(&store, "au").await.id;
-    let other = project(&store, "au2").await.id;
+    let pid = project_id(&store, "au").await;
+    let other = project_id(&store, "au2").await;
     assert!(
         AuditStore::list(&store, &pid, None, 10)
             .await
@@ -1059,7 +1112,7 @@ async fn audit_lists_newest_first_per_project(store: SqlStore) {
     );
     let foreign = AuditStore::list(&store, &other, None, 100).await.unwrap();
     assert_eq!(foreign.len(), 5);
-    assert!(foreign.iter().all(|e| e.project_id == other));
+    assert!(foreign.iter().all(|e| e.project_id == *other));
 
     ProjectStore::delete(&store, &pid).await.unwrap();
     assert!(
@@ -1110,11 +1163,19 @@ async fn moves_both<F: std::future::Future<Output = ()>>(
 async fn every_served_change_moves_the_epoch_everywhere(a: SqlStore, b: SqlStore) {
     let b = Arc::new(b);
     let follower = tokio::spawn(Arc::clone(&b).follow_changes());
-    let pid = project(&a, "e").await.id;
+    let pid = project_id(&a, "e").await;
     // Not served: no move (a reader would lose its cache for nothing).
     let unchanged = a.current();
-    assert!(!a.set_rollout(&pid, &id(), pct(50)).await.unwrap());
-    assert!(!a.delete_publish(&pid, &id()).await.unwrap());
+    assert!(
+        !a.set_rollout(&pid, &PublishId::from_trusted(id()), pct(50))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.delete_publish(&pid, &PublishId::from_trusted(id()))
+            .await
+            .unwrap()
+    );
     assert!(
         !ChannelStore::delete(&a, &pid, &channel_name("nope"))
             .await
@@ -1167,7 +1228,13 @@ async fn every_served_change_moves_the_epoch_everywhere(a: SqlStore, b: SqlStore
     }
     moves_both(&a, &b, "pruned", async {
         let pruned = a
-            .prune(&pid, &branch("main"), "1.0.0", Platform::Ios, 1)
+            .prune(
+                &pid,
+                &branch("main"),
+                &RuntimeVersion::parse("1.0.0").unwrap(),
+                Platform::Ios,
+                1,
+            )
             .await
             .unwrap();
         assert_eq!(pruned.len(), 2);
@@ -1223,7 +1290,7 @@ const BACK_TO_THE_UPDATES_SCHEMA: &[&str] = &[
 
 async fn old_updates_land_on_main_fully_rolled_out(url: String) {
     let store = SqlStore::connect(&url).await.unwrap();
-    let pid = project(&store, "m").await.id;
+    let pid = project_id(&store, "m").await;
     store.close().await;
 
     let db = Database::connect(url.as_str()).await.unwrap();
@@ -1233,7 +1300,13 @@ async fn old_updates_land_on_main_fully_rolled_out(url: String) {
             .unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
     // An update as the previous schema stored it.
-    let old = update(&pid, &id(), "1.0.0", Platform::Ios, "old");
+    let old = update(
+        &pid,
+        &PublishId::from_trusted(id()),
+        "1.0.0",
+        Platform::Ios,
+        "old",
+    );
     let insert = Query::insert()
         .into_table(Alias::new("updates"))
         .columns(
@@ -1251,9 +1324,9 @@ async fn old_updates_land_on_main_fully_rolled_out(url: String) {
             .map(Alias::new),
         )
         .values_panic([
-            old.id.clone().into(),
-            old.publish_id.clone().into(),
-            old.project_id.clone().into(),
+            old.id.to_string().into(),
+            old.publish_id.to_string().into(),
+            old.project_id.to_string().into(),
             old.runtime_version.to_string().into(),
             old.platform.as_str().into(),
             old.kind.as_str().into(),
@@ -1282,7 +1355,7 @@ async fn old_updates_land_on_main_fully_rolled_out(url: String) {
                 .map(Alias::new),
             )
             .values_panic([
-                old.id.clone().into(),
+                old.id.to_string().into(),
                 i32::try_from(position).unwrap().into(),
                 asset.is_launch_asset.into(),
                 asset.path.clone().into(),

@@ -10,14 +10,21 @@ mod common;
 use adapter_persistence::SqlStore;
 use chrono::{SubsecRound, Utc};
 use common::{id, postgres_store, project_with_two_owners, sqlite_store, user};
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{ProjectStore, StoreError, UpdateStore};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 
 /// The newest fully rolled-out update of branch `main`.
-async fn latest(store: &SqlStore, pid: &str, runtime: &str, platform: Platform) -> Option<Update> {
+async fn latest(
+    store: &SqlStore,
+    pid: &ProjectId,
+    runtime: &str,
+    platform: Platform,
+) -> Option<Update> {
+    let runtime = RuntimeVersion::parse(runtime).unwrap();
     let candidates = store
-        .candidates(pid, &BranchName::default_branch(), runtime, platform)
+        .candidates(pid, &BranchName::default_branch(), &runtime, platform)
         .await
         .unwrap();
     let newest = candidates.into_iter().find(|c| c.rollout.is_complete())?;
@@ -25,8 +32,8 @@ async fn latest(store: &SqlStore, pid: &str, runtime: &str, platform: Platform) 
 }
 
 fn update(
-    project_id: &str,
-    publish_id: &str,
+    project_id: &ProjectId,
+    publish_id: &PublishId,
     runtime: &str,
     platform: Platform,
     label: &str,
@@ -47,9 +54,9 @@ fn update(
         is_launch_asset: launch,
     };
     Update {
-        id: id(),
-        publish_id: publish_id.to_owned(),
-        project_id: project_id.to_owned(),
+        id: UpdateId::from_trusted(id()),
+        publish_id: publish_id.clone(),
+        project_id: project_id.clone(),
         runtime_version: RuntimeVersion::parse(runtime).expect("runtime version"),
         platform,
         kind: UpdateKind::Update,
@@ -73,21 +80,27 @@ fn update(
 async fn latest_is_per_runtime_and_platform(store: SqlStore) {
     let (a, b) = (user(&store, "ua").await, user(&store, "ub").await);
     let project = project_with_two_owners(&store, &a, &b).await;
-    let pid = project.id.as_str();
+    let pid = &ProjectId::from_trusted(project.id.clone());
     assert!(latest(&store, pid, "1.0.0", Platform::Ios).await.is_none());
 
-    let first = id();
+    let first = PublishId::from_trusted(id());
     let v1 = [
         update(pid, &first, "1.0.0", Platform::Ios, "v1ios"),
         update(pid, &first, "1.0.0", Platform::Android, "v1and"),
     ];
     store.insert_publish(&v1).await.unwrap();
     // An iOS-only publish leaves Android alone.
-    let second = id();
+    let second = PublishId::from_trusted(id());
     let v2 = [update(pid, &second, "1.0.0", Platform::Ios, "v2ios")];
     store.insert_publish(&v2).await.unwrap();
     store
-        .insert_publish(&[update(pid, &id(), "2.0.0", Platform::Ios, "rt2")])
+        .insert_publish(&[update(
+            pid,
+            &PublishId::from_trusted(id()),
+            "2.0.0",
+            Platform::Ios,
+            "rt2",
+        )])
         .await
         .unwrap();
 
@@ -107,21 +120,28 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
         v1[0]
     );
     assert!(
-        UpdateStore::find(&store, "0196d1c2-0000-7000-8000-000000000009", &v1[0].id)
-            .await
-            .unwrap()
-            .is_none()
+        UpdateStore::find(
+            &store,
+            &ProjectId::parse("0196d1c2-0000-7000-8000-000000000009").unwrap(),
+            &v1[0].id,
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
     assert_eq!(
         store.runtime_versions(pid, Platform::Ios).await.unwrap(),
-        vec!["2.0.0", "1.0.0"]
+        vec![
+            RuntimeVersion::parse("2.0.0").unwrap(),
+            RuntimeVersion::parse("1.0.0").unwrap()
+        ]
     );
     assert_eq!(
         store
             .runtime_versions(pid, Platform::Android)
             .await
             .unwrap(),
-        vec!["1.0.0"]
+        vec![RuntimeVersion::parse("1.0.0").unwrap()]
     );
 
     // Deleting the project removes its updates; publishing to it then fails cleanly.
@@ -133,7 +153,13 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
             .is_none()
     );
     let orphan = store
-        .insert_publish(&[update(pid, &id(), "1.0.0", Platform::Ios, "late")])
+        .insert_publish(&[update(
+            pid,
+            &PublishId::from_trusted(id()),
+            "1.0.0",
+            Platform::Ios,
+            "late",
+        )])
         .await;
     assert!(matches!(orphan, Err(StoreError::ProjectGone)), "{orphan:?}");
 }
@@ -141,8 +167,8 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
 async fn a_failed_publish_leaves_nothing(store: SqlStore) {
     let (a, b) = (user(&store, "fa").await, user(&store, "fb").await);
     let project = project_with_two_owners(&store, &a, &b).await;
-    let pid = project.id.as_str();
-    let publish = id();
+    let pid = &ProjectId::from_trusted(project.id.clone());
+    let publish = PublishId::from_trusted(id());
     let good = update(pid, &publish, "1.0.0", Platform::Ios, "good");
     // The second row reuses the first's id: the transaction must fail whole.
     let mut clash = update(pid, &publish, "1.0.0", Platform::Android, "clash");

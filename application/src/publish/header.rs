@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::audit::Actor;
-use domain::id::{ProjectId, PublishId};
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 
@@ -17,14 +17,14 @@ pub struct Published {
 pub(super) struct PublishHeader {
     /// With `created_at` and the updates' ids: empty until `store` stamps
     /// them under the project's reference lock.
-    pub(super) publish_id: String,
+    pub(super) publish_id: PublishId,
     pub(super) project_id: ProjectId,
     pub(super) runtime_version: RuntimeVersion,
     pub(super) branch: BranchName,
     pub(super) message: Option<String>,
     pub(super) rollout: RolloutPercentage,
     pub(super) published_by: Actor,
-    pub(super) republished_from: Option<String>,
+    pub(super) republished_from: Option<PublishId>,
     pub(super) created_at: DateTime<Utc>,
 }
 
@@ -39,7 +39,7 @@ impl PublishHeader {
     ) -> Self {
         Self {
             // Stamped by `store` under the project's reference lock.
-            publish_id: String::new(),
+            publish_id: PublishId::from_trusted(String::new()),
             project_id: project_id.clone(),
             runtime_version: runtime_version.clone(),
             branch,
@@ -63,9 +63,9 @@ impl PublishHeader {
         // Ids and `created_at` are stamped by `store` under the lock.
         Update {
             manifest_id: String::new(),
-            id: String::new(),
-            publish_id: String::new(),
-            project_id: self.project_id.to_string(),
+            id: UpdateId::from_trusted(String::new()),
+            publish_id: PublishId::from_trusted(String::new()),
+            project_id: self.project_id.clone(),
             runtime_version: self.runtime_version.clone(),
             platform,
             kind,

@@ -123,7 +123,7 @@ impl PublishService {
             rollout,
             actor,
         );
-        header.republished_from = Some(source_id.to_string());
+        header.republished_from = Some(source_id.clone());
         let updates = source
             .into_iter()
             .map(|old| header.update(old.platform, old.kind, old.expo_config, old.assets))

@@ -105,11 +105,7 @@ impl PublishService {
             .map(|raw| parse_sha256_hex(raw))
             .collect::<AppResult<_>>()?;
         let wanted: Vec<String> = wanted.into_iter().collect();
-        let known = self
-            .store
-            .updates
-            .known_files(project_id.as_str(), &wanted)
-            .await?;
+        let known = self.store.updates.known_files(project_id, &wanted).await?;
         // What no update references is missing; what one does may still
         // have been deleted from storage by hand or by a crash.
         let (referenced, mut missing): (Vec<String>, Vec<String>) = wanted

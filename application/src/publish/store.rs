@@ -10,7 +10,7 @@ use chrono::{SubsecRound, Utc};
 use domain::audit::Actor;
 use domain::blob::{BlobError, BlobStore, StagedBlob};
 use domain::export::{self, parse_metadata};
-use domain::id::{ProjectId, PublishId};
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{KnownFile, UpdateStore, UpdateStream};
 use domain::release::RolloutPercentage;
 use domain::update::{
@@ -84,10 +84,7 @@ impl PublishStore {
             }
         }
         let referenced: Vec<String> = form.references.values().cloned().collect();
-        let known = self
-            .updates
-            .known_files(project_id.as_str(), &referenced)
-            .await?;
+        let known = self.updates.known_files(project_id, &referenced).await?;
         for (path, sha256_hex) in &form.references {
             if !known.contains_key(sha256_hex) {
                 return Err(AppError::Invalid(format!(
@@ -140,18 +137,17 @@ impl PublishStore {
         action: &str,
         staged: &HashMap<String, &StagedBlob>,
     ) -> AppResult<Published> {
-        let project = header.project_id.clone();
-        let project_id = project.as_str();
-        let mut lock = self.updates.lock_references(project_id).await?;
+        let project_id = header.project_id.clone();
+        let mut lock = self.updates.lock_references(&project_id).await?;
         // Ids and timestamps are taken under the lock, so a project's
         // publishes are numbered in the order they commit: "latest" means
         // the last one stored, even when two CI runs race.
-        header.publish_id = new_id();
+        header.publish_id = PublishId::from_trusted(new_id());
         header.created_at = Utc::now().trunc_subsecs(3);
         for update in &mut updates {
             let id = new_id();
             update.manifest_id = id.clone();
-            update.id = id;
+            update.id = UpdateId::from_trusted(id);
             update.publish_id = header.publish_id.clone();
             update.created_at = header.created_at;
         }
@@ -161,9 +157,9 @@ impl PublishStore {
             .map(|asset| asset.sha256_hex.clone())
             .collect();
         // Checked concurrently: on SQLite the lock holds up every writer.
-        let missing = self.absent_blobs(project_id, hashes).await?;
+        let missing = self.absent_blobs(project_id.as_str(), hashes).await?;
         for sha256_hex in missing {
-            let key = asset_blob_key(project_id, &sha256_hex);
+            let key = asset_blob_key(project_id.as_str(), &sha256_hex);
             match staged.get(&sha256_hex) {
                 Some(blob) => {
                     // Its compressed copies went with it.
@@ -197,22 +193,22 @@ impl PublishStore {
         self.audit
             .record(
                 &header.published_by,
-                &project,
+                &project_id,
                 action,
                 json!({
-                    "updateId": header.publish_id,
+                    "updateId": header.publish_id.as_str(),
                     "branch": header.branch.as_str(),
                     "runtimeVersion": header.runtime_version.as_str(),
                     "platforms": updates.iter().map(|u| u.platform.as_str()).collect::<Vec<_>>(),
                     "rolloutPercentage": header.rollout.value(),
                     "message": header.message,
-                    "republishedFrom": header.republished_from,
+                    "republishedFrom": header.republished_from.as_ref().map(PublishId::as_str),
                 }),
             )
             .await;
         self.apply_retention(&header, &updates).await;
         Ok(Published {
-            publish_id: PublishId::from_trusted(header.publish_id),
+            publish_id: header.publish_id,
             updates,
         })
     }
@@ -318,9 +314,7 @@ pub(crate) async fn find_publish(
     project_id: &ProjectId,
     publish_id: &PublishId,
 ) -> AppResult<Vec<Update>> {
-    let found = updates
-        .find_publish(project_id.as_str(), publish_id.as_str())
-        .await?;
+    let found = updates.find_publish(project_id, publish_id).await?;
     if found.is_empty() {
         return Err(not_found::update(publish_id));
     }

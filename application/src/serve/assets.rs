@@ -43,7 +43,7 @@ impl LocatedAsset {
         let path = path.replace('\\', "/");
         let asset = update.assets.iter().find(|asset| asset.path == path)?;
         Some(Self {
-            key: asset_blob_key(&update.project_id, &asset.sha256_hex),
+            key: asset_blob_key(update.project_id.as_str(), &asset.sha256_hex),
             sha256_hex: asset.sha256_hex.clone(),
             size: asset.size,
             content_type: asset.content_type.clone(),

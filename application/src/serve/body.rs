@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::release::{BranchName, ChannelName};
-use domain::update::{Platform, Update, UpdateAsset, UpdateKind};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind};
 use serde_json::{Map, Value, json};
 
 /// Writes bodies whose asset URLs start with the server's public address
@@ -74,8 +74,8 @@ impl Bodies {
         format!(
             "{}/api/updates/{}/assets?update={}&asset={}",
             self.asset_base_url,
-            percent_encode(&update.project_id),
-            percent_encode(&update.id),
+            percent_encode(update.project_id.as_str()),
+            percent_encode(update.id.as_str()),
             percent_encode(&asset.path)
         )
     }
@@ -91,11 +91,11 @@ pub(crate) fn manifest_filters(branch: &BranchName) -> String {
 /// between the app's runtime version and the published one is the most
 /// common reason an app sees no update.
 pub(crate) fn no_update_message(
-    runtime_version: &str,
+    runtime_version: &RuntimeVersion,
     platform: Platform,
     channel: &ChannelName,
     branch: &BranchName,
-    versions_with_updates: &[String],
+    versions_with_updates: &[RuntimeVersion],
 ) -> String {
     let available = if versions_with_updates.is_empty() {
         format!(
@@ -106,7 +106,7 @@ pub(crate) fn no_update_message(
         let listed: Vec<String> = versions_with_updates
             .iter()
             .take(20)
-            .map(|v| format!("{v:?}"))
+            .map(|v| format!("{:?}", v.as_str()))
             .collect();
         format!(
             "runtime versions with updates for {}: {}",
@@ -115,7 +115,8 @@ pub(crate) fn no_update_message(
         )
     };
     format!(
-        "No update for runtime version {runtime_version:?} on {} in branch {:?} (channel {:?}); {available}.",
+        "No update for runtime version {:?} on {} in branch {:?} (channel {:?}); {available}.",
+        runtime_version.as_str(),
         platform.as_str(),
         branch.as_str(),
         channel.as_str(),

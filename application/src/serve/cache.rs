@@ -23,6 +23,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use domain::id::UpdateId;
 use domain::ports::ServeEpoch;
 use domain::release::{BranchName, Channel, RolloutCandidate};
 use domain::update::{Platform, Update};
@@ -53,7 +54,7 @@ pub(crate) struct BranchView {
     pub manifest_filters: Arc<str>,
     /// Newest first, down to the newest fully rolled-out update.
     pub candidates: Vec<RolloutCandidate>,
-    pub updates: HashMap<String, PreparedUpdate>,
+    pub updates: HashMap<UpdateId, PreparedUpdate>,
     /// When there are no candidates: the 404 message naming the runtime
     /// versions that do have updates.
     pub no_update: Option<String>,

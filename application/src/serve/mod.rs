@@ -26,7 +26,7 @@ use domain::id::ProjectId;
 use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, ServeEpoch, UpdateStore};
 use domain::release::{BranchName, ChannelName};
 use domain::signing_key::{SigningKeyId, UnknownKeyId, choose_signing_key};
-use domain::update::{Platform, Update, UpdateKind};
+use domain::update::{Platform, RuntimeVersion, Update, UpdateKind};
 use serde_json::json;
 
 pub use answer::{AssetAnswer, ManifestAnswer, Representation, ServedManifest, SignedBody};
@@ -144,7 +144,7 @@ impl ServeService {
             .stream(
                 &request.project_id,
                 &request.channel,
-                request.runtime_version.as_str(),
+                &request.runtime_version,
                 request.platform,
             )
             .await?;
@@ -212,14 +212,14 @@ impl ServeService {
         &self,
         project_id: &ProjectId,
         channel: &ChannelName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
     ) -> AppResult<Arc<StreamView>> {
         let key = StreamRef {
             epoch: self.cache.epoch(),
             project_id: project_id.as_str(),
             channel: channel.as_str(),
-            runtime_version,
+            runtime_version: runtime_version.as_str(),
             platform,
         };
         let load = || async move {
@@ -237,14 +237,13 @@ impl ServeService {
         &self,
         project_id: &ProjectId,
         channel: &ChannelName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
     ) -> AppResult<StreamView> {
-        let project_id = project_id.as_str();
-        if self.projects.find(project_id).await?.is_none() {
+        if self.projects.find(project_id.as_str()).await?.is_none() {
             return Ok(StreamView::ProjectMissing);
         }
-        let mapping = self.channels.find(project_id, channel).await?;
+        let mapping = self.channels.find(project_id.as_str(), channel).await?;
         let names: Vec<BranchName> = match &mapping {
             Some(mapping) => std::iter::once(mapping.branch.clone())
                 .chain(mapping.split.as_ref().map(|split| split.branch.clone()))
@@ -360,10 +359,7 @@ impl ServeService {
                     record_id: update_id.as_str(),
                 };
                 let load = || async move {
-                    let update = self
-                        .updates
-                        .find(project_id.as_str(), update_id.as_str())
-                        .await?;
+                    let update = self.updates.find(project_id, update_id).await?;
                     Ok(update.map(Arc::new))
                 };
                 (self.cache.update(key, load).await?, path, true)
@@ -377,7 +373,7 @@ impl ServeService {
                 // default channel's fully rolled-out update.
                 let channel = ChannelName::default_channel();
                 let stream = self
-                    .stream(project_id, &channel, runtime_version.as_str(), *platform)
+                    .stream(project_id, &channel, runtime_version, *platform)
                     .await?;
                 let update = match decide::resolve(&stream, &channel, None) {
                     Ok((_, Resolution::Update(prepared))) => Some(Arc::clone(&prepared.update)),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
 use domain::audit::{Actor, ActorKind};
 use domain::blob::BlobStore;
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{ManifestSigner, UpdateStore};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key};
@@ -133,9 +134,9 @@ impl TestPublish {
             }
             updates.push(Update {
                 manifest_id: id.clone(),
-                id,
-                publish_id: publish_id.clone(),
-                project_id: self.project_id.clone(),
+                id: UpdateId::from_trusted(id),
+                publish_id: PublishId::from_trusted(publish_id.clone()),
+                project_id: ProjectId::from_trusted(self.project_id.clone()),
                 runtime_version: RuntimeVersion::from_trusted(self.runtime_version.clone()),
                 platform: *platform,
                 kind: self.kind,

@@ -7,12 +7,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{
     Constraint, HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore,
     UpdateStream,
 };
 use domain::release::{BranchName, RolloutCandidate, RolloutPercentage};
-use domain::update::{Platform, Update};
+use domain::update::{Platform, RuntimeVersion, Update};
 use futures_util::lock::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::store::{InMemoryStore, State};
@@ -26,14 +27,14 @@ const MAX_RUNTIME_VERSION_ROWS: usize = 1000;
 
 fn in_stream(
     update: &Update,
-    project_id: &str,
+    project_id: &ProjectId,
     branch: &BranchName,
-    runtime_version: &str,
+    runtime_version: &RuntimeVersion,
     platform: Platform,
 ) -> bool {
-    update.project_id == project_id
+    update.project_id == *project_id
         && update.branch == *branch
-        && update.runtime_version.as_str() == runtime_version
+        && update.runtime_version == *runtime_version
         && update.platform == platform
 }
 
@@ -51,9 +52,9 @@ impl State {
     /// [`MAX_CANDIDATES`].
     fn candidates(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
     ) -> Vec<RolloutCandidate> {
         let stream: Vec<&Update> = self
@@ -87,7 +88,7 @@ impl State {
 /// Its inserts become visible together at `commit`, or never.
 struct MemoryReferenceLock {
     store: InMemoryStore,
-    project_id: String,
+    project_id: ProjectId,
     pending: Vec<Update>,
     _held: OwnedMutexGuard<()>,
 }
@@ -136,22 +137,22 @@ impl ReferenceLock for MemoryReferenceLock {
 #[async_trait]
 impl UpdateStore for InMemoryStore {
     /// `ProjectGone` when the project does not exist.
-    async fn lock_references(&self, project_id: &str) -> StoreResult<Box<dyn ReferenceLock>> {
+    async fn lock_references(&self, project_id: &ProjectId) -> StoreResult<Box<dyn ReferenceLock>> {
         let lock = {
             let mut locks = self
                 .shared
                 .reference_locks
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(locks.entry(project_id.to_owned()).or_default())
+            Arc::clone(locks.entry(project_id.to_string()).or_default())
         };
         let held = AsyncMutex::lock_owned(lock).await;
-        if !self.state().has_project(project_id) {
+        if !self.state().has_project(project_id.as_str()) {
             return Err(StoreError::ProjectGone);
         }
         Ok(Box::new(MemoryReferenceLock {
             store: self.clone(),
-            project_id: project_id.to_owned(),
+            project_id: project_id.clone(),
             pending: Vec::new(),
             _held: held,
         }))
@@ -159,9 +160,9 @@ impl UpdateStore for InMemoryStore {
 
     async fn candidates(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
     ) -> StoreResult<Vec<RolloutCandidate>> {
         Ok(self
@@ -169,22 +170,30 @@ impl UpdateStore for InMemoryStore {
             .candidates(project_id, branch, runtime_version, platform))
     }
 
-    async fn find(&self, project_id: &str, update_id: &str) -> StoreResult<Option<Update>> {
+    async fn find(
+        &self,
+        project_id: &ProjectId,
+        update_id: &UpdateId,
+    ) -> StoreResult<Option<Update>> {
         Ok(self
             .state()
             .updates
             .iter()
-            .find(|u| u.project_id == project_id && u.id == update_id)
+            .find(|u| u.project_id == *project_id && u.id == *update_id)
             .cloned())
     }
 
     /// By platform name (`android` before `ios`), with assets.
-    async fn find_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<Vec<Update>> {
+    async fn find_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<Vec<Update>> {
         let mut found: Vec<Update> = self
             .state()
             .updates
             .iter()
-            .filter(|u| u.project_id == project_id && u.publish_id == publish_id)
+            .filter(|u| u.project_id == *project_id && u.publish_id == *publish_id)
             .cloned()
             .collect();
         found.sort_by_key(|u| u.platform.as_str());
@@ -192,12 +201,16 @@ impl UpdateStore for InMemoryStore {
     }
 
     /// Newest publish first, then by platform name; without assets.
-    async fn history(&self, project_id: &str, query: &HistoryQuery) -> StoreResult<Vec<Update>> {
+    async fn history(
+        &self,
+        project_id: &ProjectId,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<Update>> {
         let state = self.state();
         let mut rows: Vec<&Update> = state
             .updates
             .iter()
-            .filter(|u| u.project_id == project_id)
+            .filter(|u| u.project_id == *project_id)
             .filter(|u| query.branch.as_ref().is_none_or(|b| u.branch == *b))
             .filter(|u| {
                 (query.runtime_version.as_ref())
@@ -216,10 +229,10 @@ impl UpdateStore for InMemoryStore {
 
     /// The greatest id per (branch, runtime version, platform); by branch,
     /// then newest first, then platform (the adapter's own sort).
-    async fn branch_heads(&self, project_id: &str) -> StoreResult<Vec<Update>> {
+    async fn branch_heads(&self, project_id: &ProjectId) -> StoreResult<Vec<Update>> {
         let state = self.state();
         let mut newest: HashMap<(&str, &str, Platform), &Update> = HashMap::new();
-        for update in state.updates.iter().filter(|u| u.project_id == project_id) {
+        for update in state.updates.iter().filter(|u| u.project_id == *project_id) {
             let key = (
                 update.branch.as_str(),
                 update.runtime_version.as_str(),
@@ -243,8 +256,8 @@ impl UpdateStore for InMemoryStore {
 
     async fn set_rollout(
         &self,
-        project_id: &str,
-        publish_id: &str,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
         rollout: RolloutPercentage,
     ) -> StoreResult<bool> {
         let mut state = self.state();
@@ -252,7 +265,7 @@ impl UpdateStore for InMemoryStore {
         for update in state
             .updates
             .iter_mut()
-            .filter(|u| u.project_id == project_id && u.publish_id == publish_id)
+            .filter(|u| u.project_id == *project_id && u.publish_id == *publish_id)
         {
             update.rollout = rollout;
             changed = true;
@@ -260,12 +273,16 @@ impl UpdateStore for InMemoryStore {
         Ok(self.served_change(changed))
     }
 
-    async fn delete_publish(&self, project_id: &str, publish_id: &str) -> StoreResult<bool> {
+    async fn delete_publish(
+        &self,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> StoreResult<bool> {
         let mut state = self.state();
         let before = state.updates.len();
         state
             .updates
-            .retain(|u| !(u.project_id == project_id && u.publish_id == publish_id));
+            .retain(|u| !(u.project_id == *project_id && u.publish_id == *publish_id));
         Ok(self.served_change(state.updates.len() < before))
     }
 
@@ -273,29 +290,29 @@ impl UpdateStore for InMemoryStore {
     /// deleted ids, newest first. Nothing when the project is gone.
     async fn prune(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         branch: &BranchName,
-        runtime_version: &str,
+        runtime_version: &RuntimeVersion,
         platform: Platform,
         keep: u64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<UpdateId>> {
         let mut state = self.state();
-        if !state.has_project(project_id) {
+        if !state.has_project(project_id.as_str()) {
             return Ok(Vec::new());
         }
-        let servable: HashSet<String> = state
+        let servable: HashSet<UpdateId> = state
             .candidates(project_id, branch, runtime_version, platform)
             .into_iter()
             .map(|candidate| candidate.id)
             .collect();
-        let mut ids: Vec<String> = state
+        let mut ids: Vec<UpdateId> = state
             .updates
             .iter()
             .filter(|u| in_stream(u, project_id, branch, runtime_version, platform))
             .map(|u| u.id.clone())
             .collect();
         ids.sort_by(|a, b| b.cmp(a));
-        let doomed: Vec<String> = ids
+        let doomed: Vec<UpdateId> = ids
             .into_iter()
             .skip(usize::try_from(keep).unwrap_or(usize::MAX))
             .filter(|id| !servable.contains(id))
@@ -308,14 +325,14 @@ impl UpdateStore for InMemoryStore {
     /// Newest first: ordered by the newest of the last 1000 rows of each.
     async fn runtime_versions(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         platform: Platform,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<RuntimeVersion>> {
         let state = self.state();
         let mut rows: Vec<&Update> = state
             .updates
             .iter()
-            .filter(|u| u.project_id == project_id && u.platform == platform)
+            .filter(|u| u.project_id == *project_id && u.platform == platform)
             .collect();
         rows.sort_by(|a, b| b.id.cmp(&a.id));
         rows.truncate(MAX_RUNTIME_VERSION_ROWS);
@@ -323,7 +340,7 @@ impl UpdateStore for InMemoryStore {
         Ok(rows
             .into_iter()
             .filter(|u| seen.insert(u.runtime_version.as_str()))
-            .map(|u| u.runtime_version.to_string())
+            .map(|u| u.runtime_version.clone())
             .collect())
     }
 
@@ -351,7 +368,7 @@ impl UpdateStore for InMemoryStore {
 
     async fn known_files(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         sha256_hexes: &[String],
     ) -> StoreResult<HashMap<String, KnownFile>> {
         let wanted: HashSet<&str> = sha256_hexes.iter().map(String::as_str).collect();
@@ -359,7 +376,7 @@ impl UpdateStore for InMemoryStore {
             .state()
             .updates
             .iter()
-            .filter(|u| u.project_id == project_id)
+            .filter(|u| u.project_id == *project_id)
             .flat_map(|u| &u.assets)
             .filter(|asset| wanted.contains(asset.sha256_hex.as_str()))
             .map(|asset| {

@@ -285,7 +285,7 @@ fn update_card(
                 " · by " (group.published_by.as_ref().map_or("unknown", |actor| actor.name.as_str()))
                 " · " (platforms(group))
                 " · id " code { (group.publish_id.as_str()) }
-                @if let Some(source) = &group.republished_from { " · republished from " code { (short(source)) } }
+                @if let Some(source) = &group.republished_from { " · republished from " code { (short(source.as_str())) } }
             }
             p {
                 @if rollout == 100 {

@@ -63,7 +63,7 @@ impl From<&UpdateGroup> for UpdateSummaryBody {
         Self {
             id: group.publish_id.to_string(),
             branch: group.branch.as_str().to_owned(),
-            runtime_version: group.runtime_version.clone(),
+            runtime_version: group.runtime_version.to_string(),
             platforms: group
                 .platforms
                 .iter()
@@ -74,7 +74,7 @@ impl From<&UpdateGroup> for UpdateSummaryBody {
             rollout_percentage: group.rollout.value(),
             created_at: millis(group.created_at),
             published_by: group.published_by.as_ref().map(ActorBody::from),
-            republished_from: group.republished_from.clone(),
+            republished_from: group.republished_from.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -262,7 +262,7 @@ impl From<&BranchSummary> for BranchBody {
                 .latest
                 .iter()
                 .map(|head| BranchHeadBody {
-                    update_id: head.publish_id.clone(),
+                    update_id: head.publish_id.to_string(),
                     runtime_version: head.runtime_version.to_string(),
                     platform: head.platform.as_str().to_owned(),
                     kind: head.kind.as_str().to_owned(),

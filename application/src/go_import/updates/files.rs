@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::blob::{BlobError, ByteStream, StagedBlob};
 use domain::go_server::UpdateDir;
 use domain::go_server::ports::GoSourceError;
+use domain::id::ProjectId;
 use domain::update::{UpdateAsset, asset_blob_key};
 use futures_util::StreamExt;
 use md5::Md5;
@@ -157,7 +158,10 @@ impl Run<'_> {
             .import
             .target
             .updates
-            .known_files(project_id, std::slice::from_ref(&asset.sha256_hex))
+            .known_files(
+                &ProjectId::from_trusted(project_id.to_owned()),
+                std::slice::from_ref(&asset.sha256_hex),
+            )
             .await?;
         if !known.contains_key(&asset.sha256_hex) {
             self.report.imported.files += 1;

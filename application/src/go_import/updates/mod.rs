@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use domain::blob::StagedBlob;
 use domain::go_server::{GoTree, UpdateDir, go_update_time};
-use domain::id::ProjectId;
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{
     Platform, RuntimeVersion, Update, UpdateKind, asset_blob_key, is_compressible,
@@ -216,7 +216,10 @@ impl<'a> Run<'a> {
             }
         }
         if dir.has_rollback {
-            let publish_id = derived_id(dir.go_id * 1000 + 1, &format!("rollback:{}", dir.path));
+            let publish_id = PublishId::from_trusted(derived_id(
+                dir.go_id * 1000 + 1,
+                &format!("rollback:{}", dir.path),
+            ));
             for platform in PLATFORMS {
                 let key = source(UpdateKind::Rollback, dir, platform);
                 gives.push((UpdateKind::Rollback, platform));
@@ -229,9 +232,9 @@ impl<'a> Run<'a> {
                 let id = derived_id(dir.go_id * 1000 + 1, &key);
                 updates.push(Update {
                     manifest_id: id.clone(),
-                    id,
+                    id: UpdateId::from_trusted(id),
                     publish_id: publish_id.clone(),
-                    project_id: dir.project_id.clone(),
+                    project_id: ProjectId::from_trusted(dir.project_id.clone()),
                     runtime_version: runtime_version.clone(),
                     platform,
                     kind: UpdateKind::Rollback,

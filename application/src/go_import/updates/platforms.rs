@@ -5,6 +5,7 @@
 use domain::blob::StagedBlob;
 use domain::export::{file_metadata, parse_expo_config, platform_files, strip_bom};
 use domain::go_server::{GoIndex, UpdateDir, legacy_manifest_id};
+use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateKind};
 use serde_json::Value;
@@ -75,7 +76,10 @@ impl Run<'_> {
             return Ok((Vec::new(), done));
         };
         let manifest_id = legacy_manifest_id(&metadata);
-        let publish_id = derived_id(dir.go_id * 1000, &format!("update:{}", dir.path));
+        let publish_id = PublishId::from_trusted(derived_id(
+            dir.go_id * 1000,
+            &format!("update:{}", dir.path),
+        ));
         let mut updates = Vec::new();
         for (platform, name, files) in wanted {
             let planned = match self.planned_files(dir, platform, &name, &files).await? {
@@ -107,9 +111,9 @@ impl Run<'_> {
                     staged.extend(platform_staged);
                     let key = source(UpdateKind::Update, dir, platform);
                     updates.push(Update {
-                        id: derived_id(dir.go_id * 1000, &key),
+                        id: UpdateId::from_trusted(derived_id(dir.go_id * 1000, &key)),
                         publish_id: publish_id.clone(),
-                        project_id: dir.project_id.clone(),
+                        project_id: ProjectId::from_trusted(dir.project_id.clone()),
                         runtime_version: runtime_version.clone(),
                         platform,
                         kind: UpdateKind::Update,
