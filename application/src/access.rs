@@ -70,7 +70,7 @@ pub async fn authorize_caller(
         }
         Caller::Key(key) if *project_id == *key.project_id => Ok(Actor {
             kind: ActorKind::ApiKey,
-            id: key.id.clone(),
+            id: key.id.to_string(),
             name: key.name.clone(),
         }),
         Caller::Key(_) => Err(not_callers_project(caller)),
@@ -98,7 +98,7 @@ pub fn not_the_keys_project() -> AppError {
 pub fn user_actor(user: &User) -> Actor {
     Actor {
         kind: ActorKind::User,
-        id: user.id.clone(),
+        id: user.id.to_string(),
         name: user.username.clone(),
     }
 }

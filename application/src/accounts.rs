@@ -93,7 +93,7 @@ impl AccountService {
             return Err(closed());
         }
         let user = User {
-            id: new_id(),
+            id: UserId::from_trusted(new_id()),
             username: username.as_str().to_owned(),
             email: email.as_str().to_owned(),
             password_hash: self.hasher.hash(&password).await?,

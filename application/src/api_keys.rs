@@ -59,8 +59,8 @@ impl ApiKeyService {
         };
         let generated = self.secrets.generate();
         let new_key = NewApiKey {
-            id: new_id(),
-            project_id: project_id.to_string(),
+            id: ApiKeyId::from_trusted(new_id()),
+            project_id: project_id.clone(),
             created_by: actor.id.clone(),
             name,
             key_hash: generated.hash,
@@ -74,7 +74,7 @@ impl ApiKeyService {
                 &user_actor(actor),
                 project_id,
                 "key.create",
-                json!({ "keyId": key.id, "name": key.name, "keyPrefix": key.key_prefix }),
+                json!({ "keyId": key.id.as_str(), "name": key.name, "keyPrefix": key.key_prefix }),
             )
             .await;
         Ok(CreatedApiKey {

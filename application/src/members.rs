@@ -73,7 +73,7 @@ impl MemberService {
             .ok_or_else(|| AppError::NotFound("User not found.".to_owned()))?;
         let membership = Membership {
             id: new_id(),
-            project_id: project_id.to_string(),
+            project_id: project_id.clone(),
             user_id: user.id.clone(),
             role,
             created_at: Utc::now(),
@@ -84,7 +84,7 @@ impl MemberService {
                 &user_actor(actor),
                 project_id,
                 "member.add",
-                json!({ "userId": membership.user_id, "username": user.username, "role": role.as_str() }),
+                json!({ "userId": membership.user_id.as_str(), "username": user.username, "role": role.as_str() }),
             )
             .await;
         Ok(membership)

@@ -50,7 +50,7 @@ impl ProjectService {
         let now = Utc::now();
         let project_id = ProjectId::from_trusted(new_id());
         let project = Project {
-            id: project_id.to_string(),
+            id: project_id.clone(),
             name: ProjectName::parse(name)?.into_inner(),
             slug: Slug::parse(slug)?.into_inner(),
             created_at: now,

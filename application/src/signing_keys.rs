@@ -259,7 +259,7 @@ impl SigningKeyService {
             certificate_pem,
             sealed_private_key,
             created_at: Utc::now(),
-            created_by: Some(actor.id.clone()),
+            created_by: Some(actor.id.to_string()),
         };
         self.keyring
             .store

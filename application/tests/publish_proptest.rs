@@ -35,7 +35,7 @@ use domain::api_key::ApiKey;
 use domain::audit::AuditEvent;
 use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
 use domain::export::parse_metadata;
-use domain::id::{ProjectId, PublishId, UpdateId};
+use domain::id::{ApiKeyId, ProjectId, PublishId, UpdateId};
 use domain::member::{MemberProfile, Membership, Role};
 use domain::ports::{
     AuditStore, HistoryQuery, KnownFile, MemberStore, ReferenceLock, StoreError, StoreResult,
@@ -484,8 +484,8 @@ impl World {
 
 fn key(project_id: &str) -> ApiKey {
     ApiKey {
-        id: "0196d1c2-0000-7000-8000-0000000000aa".to_owned(),
-        project_id: project_id.to_owned(),
+        id: ApiKeyId::parse("0196d1c2-0000-7000-8000-0000000000aa").unwrap(),
+        project_id: ProjectId::parse(project_id).unwrap(),
         created_by: None,
         name: "ci".to_owned(),
         key_hash: "0".repeat(64),

@@ -299,7 +299,7 @@ async fn a_mapped_channel_serves_its_branch_and_others_their_own_name() {
     let staging = w.publish(w.new_publish().branch("staging")).await;
     let now = Utc::now();
     w.h.store.put_channel(Channel {
-        project_id: w.project.id.clone(),
+        project_id: w.project.id.to_string(),
         name: ChannelName::parse("production").unwrap(),
         branch: BranchName::parse("staging").unwrap(),
         split: None,

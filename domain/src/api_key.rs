@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::id::{ApiKeyId, ProjectId, UserId};
 use crate::validation::{ValidationError, has_control_chars};
 
 /// The prefix every new secret starts with, so secret scanners (and people)
@@ -14,10 +15,10 @@ pub const SECRET_PREFIX: &str = "eus_";
 /// A stored API key, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
-    pub id: String,
-    pub project_id: String,
+    pub id: ApiKeyId,
+    pub project_id: ProjectId,
     /// The user who created the key; `None` once that account is gone.
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub name: String,
     pub key_hash: String,
     pub key_prefix: String,
@@ -29,9 +30,9 @@ pub struct ApiKey {
 /// default name (see [`first_free_default_name`]) in the same transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiKey {
-    pub id: String,
-    pub project_id: String,
-    pub created_by: String,
+    pub id: ApiKeyId,
+    pub project_id: ProjectId,
+    pub created_by: UserId,
     pub name: Option<KeyName>,
     pub key_hash: String,
     pub key_prefix: String,

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::id::{ProjectId, UserId};
 use crate::validation::ValidationError;
 
 /// What a member may do. Owners manage the project, its members and its keys;
@@ -36,8 +37,8 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     pub id: String,
-    pub project_id: String,
-    pub user_id: String,
+    pub project_id: ProjectId,
+    pub user_id: UserId,
     pub role: Role,
     pub created_at: DateTime<Utc>,
 }

@@ -1,6 +1,7 @@
 //! Projects: the tenant boundary. Every membership, key and (later) update
 //! belongs to exactly one project.
 
+use crate::id::ProjectId;
 use chrono::{DateTime, Utc};
 
 use crate::validation::{ValidationError, has_control_chars};
@@ -9,7 +10,7 @@ use crate::validation::{ValidationError, has_control_chars};
 /// changes; the name and slug may.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
-    pub id: String,
+    pub id: ProjectId,
     pub name: String,
     pub slug: String,
     pub created_at: DateTime<Utc>,

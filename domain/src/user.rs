@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::id::UserId;
 use crate::validation::{ValidationError, has_control_chars};
 
 /// A registered account. The password hash is a PHC string (argon2id) and is
 /// never shown to anyone, not even in debug output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub password_hash: String,

@@ -51,7 +51,7 @@ pub struct UserBody {
 impl From<User> for UserBody {
     fn from(user: User) -> Self {
         Self {
-            id: user.id,
+            id: user.id.into_string(),
             username: user.username,
             email: user.email,
             created_at: timestamp(user.created_at),
@@ -95,7 +95,7 @@ pub struct ProjectBody {
 impl From<Project> for ProjectBody {
     fn from(project: Project) -> Self {
         Self {
-            id: project.id,
+            id: project.id.into_string(),
             name: project.name,
             slug: project.slug,
             created_at: timestamp(project.created_at),
@@ -137,8 +137,8 @@ impl From<Membership> for MembershipBody {
     fn from(membership: Membership) -> Self {
         Self {
             id: membership.id,
-            project_id: membership.project_id,
-            user_id: membership.user_id,
+            project_id: membership.project_id.into_string(),
+            user_id: membership.user_id.into_string(),
             role: membership.role.as_str().to_owned(),
             created_at: timestamp(membership.created_at),
         }
@@ -203,9 +203,9 @@ pub struct KeyBody {
 impl From<ApiKey> for KeyBody {
     fn from(key: ApiKey) -> Self {
         Self {
-            id: key.id,
-            project_id: key.project_id,
-            created_by: key.created_by,
+            id: key.id.into_string(),
+            project_id: key.project_id.into_string(),
+            created_by: key.created_by.map(domain::id::UserId::into_string),
             name: key.name,
             key_prefix: key.key_prefix,
             created_at: timestamp(key.created_at),

@@ -18,9 +18,9 @@ use crate::projects::lock_project;
 impl From<api_key::Model> for ApiKey {
     fn from(row: api_key::Model) -> Self {
         ApiKey {
-            id: row.id,
-            project_id: row.project_id,
-            created_by: row.created_by,
+            id: domain::id::ApiKeyId::from_trusted(row.id),
+            project_id: domain::id::ProjectId::from_trusted(row.project_id),
+            created_by: row.created_by.map(domain::id::UserId::from_trusted),
             name: row.name,
             key_hash: row.key_hash,
             key_prefix: row.key_prefix,
@@ -48,7 +48,7 @@ impl ApiKeyStore for SqlStore {
                 let taken: Vec<String> = api_key::Entity::find()
                     .select_only()
                     .column(api_key::Column::Name)
-                    .filter(api_key::Column::ProjectId.eq(new_key.project_id.clone()))
+                    .filter(api_key::Column::ProjectId.eq(new_key.project_id.as_str()))
                     .into_tuple()
                     .all(&txn)
                     .await
@@ -57,9 +57,9 @@ impl ApiKeyStore for SqlStore {
             }
         };
         let row = api_key::Model {
-            id: new_key.id.clone(),
-            project_id: new_key.project_id.clone(),
-            created_by: Some(new_key.created_by.clone()),
+            id: new_key.id.to_string(),
+            project_id: new_key.project_id.to_string(),
+            created_by: Some(new_key.created_by.to_string()),
             name,
             key_hash: new_key.key_hash.clone(),
             key_prefix: new_key.key_prefix.clone(),

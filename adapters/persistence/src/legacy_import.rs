@@ -134,7 +134,10 @@ impl ImportStore for SqlStore {
             .map(|row| {
                 let membership = to_membership(row)?;
                 Ok((
-                    (membership.project_id.clone(), membership.user_id.clone()),
+                    (
+                        membership.project_id.to_string(),
+                        membership.user_id.to_string(),
+                    ),
                     membership,
                 ))
             })
@@ -152,7 +155,7 @@ impl ImportStore for SqlStore {
             false => exact_only_key(name, &new_user.id),
         };
         let row = user::ActiveModel {
-            id: Set(new_user.id.clone()),
+            id: Set(new_user.id.to_string()),
             username: Set(new_user.username.clone()),
             username_key: Set(key(&new_user.username, lookup.username_folded)),
             email: Set(new_user.email.clone()),
@@ -171,7 +174,7 @@ impl ImportStore for SqlStore {
 
     async fn insert_project(&self, new_project: &Project, source: &str) -> StoreResult<()> {
         let row = project::ActiveModel {
-            id: Set(new_project.id.clone()),
+            id: Set(new_project.id.to_string()),
             name: Set(new_project.name.clone()),
             slug: Set(new_project.slug.clone()),
             created_at: Set(new_project.created_at),
@@ -207,9 +210,9 @@ impl ImportStore for SqlStore {
 
     async fn insert_key(&self, key: &ApiKey, source: &str) -> StoreResult<()> {
         let row = api_key::ActiveModel {
-            id: Set(key.id.clone()),
-            project_id: Set(key.project_id.clone()),
-            created_by: Set(key.created_by.clone()),
+            id: Set(key.id.to_string()),
+            project_id: Set(key.project_id.to_string()),
+            created_by: Set(key.created_by.as_ref().map(ToString::to_string)),
             name: Set(key.name.clone()),
             key_hash: Set(key.key_hash.clone()),
             key_prefix: Set(key.key_prefix.clone()),

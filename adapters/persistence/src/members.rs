@@ -23,8 +23,8 @@ pub(crate) fn to_membership(row: member::Model) -> StoreResult<Membership> {
         .map_err(|_| StoreError::backend(format!("unknown role {:?} in the database", row.role)))?;
     Ok(Membership {
         id: row.id,
-        project_id: row.project_id,
-        user_id: row.user_id,
+        project_id: domain::id::ProjectId::from_trusted(row.project_id),
+        user_id: domain::id::UserId::from_trusted(row.user_id),
         role,
         created_at: row.created_at,
     })

@@ -2,6 +2,7 @@
 //! project's memberships and keys.
 
 use async_trait::async_trait;
+use domain::id::ProjectId;
 use domain::member::Membership;
 use domain::ports::{ProjectStore, StoreError, StoreResult};
 use domain::project::Project;
@@ -18,7 +19,7 @@ use crate::errors::store_error;
 impl From<project::Model> for Project {
     fn from(row: project::Model) -> Self {
         Project {
-            id: row.id,
+            id: ProjectId::from_trusted(row.id),
             name: row.name,
             slug: row.slug,
             created_at: row.created_at,
@@ -45,8 +46,8 @@ pub(crate) async fn lock_project(
 pub(crate) fn membership_row(membership: &Membership) -> member::ActiveModel {
     member::ActiveModel {
         id: Set(membership.id.clone()),
-        project_id: Set(membership.project_id.clone()),
-        user_id: Set(membership.user_id.clone()),
+        project_id: Set(membership.project_id.to_string()),
+        user_id: Set(membership.user_id.to_string()),
         role: Set(membership.role.as_str().to_owned()),
         created_at: Set(membership.created_at),
     }
@@ -61,7 +62,7 @@ impl ProjectStore for SqlStore {
     ) -> StoreResult<()> {
         let txn = self.db.begin().await.map_err(store_error)?;
         let row = project::ActiveModel {
-            id: Set(new_project.id.clone()),
+            id: Set(new_project.id.to_string()),
             name: Set(new_project.name.clone()),
             slug: Set(new_project.slug.clone()),
             created_at: Set(new_project.created_at),
@@ -105,7 +106,7 @@ impl ProjectStore for SqlStore {
         let result = project::Entity::update_many()
             .col_expr(project::Column::Name, Expr::value(changed.name.clone()))
             .col_expr(project::Column::Slug, Expr::value(changed.slug.clone()))
-            .filter(project::Column::Id.eq(changed.id.clone()))
+            .filter(project::Column::Id.eq(changed.id.as_str()))
             .exec(&self.db)
             .await
             .map_err(store_error)?;

@@ -19,7 +19,7 @@ const FIRST_USER_LOCK_ID: i64 = 0x0065_7573_5f75_7372;
 
 fn user_row(new_user: &User) -> user::ActiveModel {
     user::ActiveModel {
-        id: Set(new_user.id.clone()),
+        id: Set(new_user.id.to_string()),
         username: Set(new_user.username.clone()),
         username_key: Set(fold_case(&new_user.username)),
         email: Set(new_user.email.clone()),
@@ -43,7 +43,7 @@ async fn lock_user_table(txn: &DatabaseTransaction) -> Result<(), DbErr> {
 impl From<user::Model> for User {
     fn from(row: user::Model) -> Self {
         User {
-            id: row.id,
+            id: domain::id::UserId::from_trusted(row.id),
             username: row.username,
             email: row.email,
             password_hash: row.password_hash,

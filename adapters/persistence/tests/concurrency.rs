@@ -32,7 +32,7 @@ async fn racing_demotions_leave_an_owner(store: SqlStore) {
                 async move { store.change_role(&project_id, &user_id, Role::Member).await },
             )
         };
-        let (first, second) = tokio::join!(demote(a.id.clone()), demote(b.id.clone()));
+        let (first, second) = tokio::join!(demote(a.id.to_string()), demote(b.id.to_string()));
         let outcomes = [first.unwrap(), second.unwrap()];
         let demoted = outcomes.iter().filter(|o| matches!(o, Ok(Some(_)))).count();
         let refused = outcomes
@@ -59,7 +59,7 @@ async fn racing_unnamed_keys_get_distinct_names(store: SqlStore) {
             let (store, project_id, creator) = (store.clone(), project.id.clone(), a.id.clone());
             tokio::spawn(async move {
                 let key = NewApiKey {
-                    id: id(),
+                    id: domain::id::ApiKeyId::from_trusted(id()),
                     project_id,
                     created_by: creator,
                     name: None,
@@ -90,7 +90,7 @@ async fn racing_first_registrations_admit_one(store: SqlStore) {
             let store = store.clone();
             tokio::spawn(async move {
                 let user = User {
-                    id: id(),
+                    id: domain::id::UserId::from_trusted(id()),
                     username: format!("first{n}"),
                     email: format!("first{n}@example.com"),
                     password_hash: "x".to_owned(),

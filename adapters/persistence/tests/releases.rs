@@ -138,7 +138,7 @@ async fn project(store: &SqlStore, prefix: &str) -> Project {
 }
 
 async fn project_id(store: &SqlStore, prefix: &str) -> ProjectId {
-    ProjectId::from_trusted(project(store, prefix).await.id)
+    project(store, prefix).await.id
 }
 
 fn candidate(update: &Update) -> RolloutCandidate {

@@ -80,7 +80,7 @@ fn update(
 async fn latest_is_per_runtime_and_platform(store: SqlStore) {
     let (a, b) = (user(&store, "ua").await, user(&store, "ub").await);
     let project = project_with_two_owners(&store, &a, &b).await;
-    let pid = &ProjectId::from_trusted(project.id.clone());
+    let pid = &project.id;
     assert!(latest(&store, pid, "1.0.0", Platform::Ios).await.is_none());
 
     let first = PublishId::from_trusted(id());
@@ -167,7 +167,7 @@ async fn latest_is_per_runtime_and_platform(store: SqlStore) {
 async fn a_failed_publish_leaves_nothing(store: SqlStore) {
     let (a, b) = (user(&store, "fa").await, user(&store, "fb").await);
     let project = project_with_two_owners(&store, &a, &b).await;
-    let pid = &ProjectId::from_trusted(project.id.clone());
+    let pid = &project.id;
     let publish = PublishId::from_trusted(id());
     let good = update(pid, &publish, "1.0.0", Platform::Ios, "good");
     // The second row reuses the first's id: the transaction must fail whole.

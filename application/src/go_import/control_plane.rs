@@ -123,14 +123,18 @@ impl<'a> Run<'a> {
         let mut taken = store.taken_slugs().await?;
         let mut projects = Projects {
             here: HashSet::new(),
-            in_source: plan.projects.iter().map(|p| p.project.id.clone()).collect(),
+            in_source: plan
+                .projects
+                .iter()
+                .map(|p| p.project.id.to_string())
+                .collect(),
         };
         for planned in &plan.projects {
             let mut project = planned.project.clone();
             let source = format!("project:{}", project.id);
             if self.ledger.contains_key(&source) {
                 self.report.already_imported.projects += 1;
-                projects.here.insert(project.id);
+                projects.here.insert(project.id.into_string());
                 continue;
             }
             let about = format!("project {}", project.id);
@@ -156,11 +160,11 @@ impl<'a> Run<'a> {
                 continue;
             }
             taken.insert(project.slug.clone());
-            projects.here.insert(project.id.clone());
+            projects.here.insert(project.id.to_string());
             self.report.imported.projects += 1;
             self.record(
                 &project.id,
-                json!({ "project": project.id, "slug": project.slug }),
+                json!({ "project": project.id.as_str(), "slug": project.slug }),
             )
             .await;
         }
@@ -193,7 +197,7 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 let about = format!("project_user {}", membership.id);
-                let pair = (project_id.clone(), membership.user_id.clone());
+                let pair = (project_id.clone(), membership.user_id.to_string());
                 if let Some(current) = existing.get(&pair) {
                     self.member_again(&about, membership, current, &sources)
                         .await?;

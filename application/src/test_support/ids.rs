@@ -21,7 +21,7 @@ pub fn ordered_id() -> String {
 /// A user named `username`, with the email `<username>@example.com`.
 pub fn test_user(username: &str) -> User {
     User {
-        id: ordered_id(),
+        id: domain::id::UserId::from_trusted(ordered_id()),
         username: username.to_owned(),
         email: format!("{username}@example.com"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),

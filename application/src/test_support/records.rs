@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::audit::AuditEvent;
+use domain::id::ProjectId;
 use domain::insights::InsightCounts;
 use domain::member::{MemberProfile, Membership, Role, ensure_an_owner_remains};
 use domain::ports::{
@@ -31,7 +32,7 @@ impl InMemoryStore {
         let project = Project {
             name: format!("Project {id}"),
             slug: format!("project-{id}"),
-            id,
+            id: ProjectId::from_trusted(id),
             created_at: Utc::now(),
         };
         let mut state = self.state();
@@ -53,8 +54,8 @@ impl InMemoryStore {
 fn membership(project_id: &str, user_id: &str, role: Role) -> Membership {
     Membership {
         id: ordered_id(),
-        project_id: project_id.to_owned(),
-        user_id: user_id.to_owned(),
+        project_id: ProjectId::from_trusted(project_id.to_owned()),
+        user_id: domain::id::UserId::from_trusted(user_id.to_owned()),
         role,
         created_at: Utc::now(),
     }
@@ -167,7 +168,7 @@ impl ProjectStore for InMemoryStore {
                 state
                     .members
                     .iter()
-                    .any(|m| m.project_id == p.id && m.user_id == user_id)
+                    .any(|m| m.project_id == *p.id && m.user_id == user_id)
             })
             .cloned()
             .collect();

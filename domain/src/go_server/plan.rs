@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::rows::{GoApiKey, GoDatabase, GoMembership, GoProject, GoUser, row_time};
 use crate::api_key::{ApiKey, KeyName};
+use crate::id::{ApiKeyId, ProjectId, UserId};
 use crate::member::{Membership, Role};
 use crate::project::{Project, ProjectName, Slug};
 use crate::user::{Email, User, Username};
@@ -101,11 +102,11 @@ pub fn plan_control_plane(db: &GoDatabase) -> ControlPlanePlan {
     let mut plan = ControlPlanePlan::default();
     plan_users(&db.users, &mut plan);
     plan_projects(&db.projects, &mut plan);
-    let users: HashSet<String> = plan.users.iter().map(|user| user.id.clone()).collect();
+    let users: HashSet<String> = plan.users.iter().map(|user| user.id.to_string()).collect();
     let projects: HashSet<String> = plan
         .projects
         .iter()
-        .map(|planned| planned.project.id.clone())
+        .map(|planned| planned.project.id.to_string())
         .collect();
     plan_members(&db.memberships, &users, &projects, &mut plan);
     plan_keys(&db.keys, &users, &projects, &mut plan);
@@ -189,7 +190,7 @@ fn plan_users(rows: &[GoUser], plan: &mut ControlPlanePlan) {
             ));
         }
         plan.users.push(User {
-            id: row.id.clone(),
+            id: UserId::from_trusted(row.id.clone()),
             username: row.username.clone(),
             email: row.email.clone(),
             password_hash: row.password_hash.clone(),
@@ -219,7 +220,8 @@ fn plan_projects(rows: &[GoProject], plan: &mut ControlPlanePlan) {
         let original_slug = (base != row.slug).then(|| row.slug.clone());
         plan.projects.push(PlannedProject {
             project: Project {
-                id: row.id.clone(),
+                // Go ids are kept as they are: devices in the field name them.
+                id: ProjectId::from_trusted(row.id.clone()),
                 name,
                 slug: base,
                 created_at: time_of(row.created_at.as_deref(), &row.id),
@@ -305,8 +307,8 @@ fn plan_members(
             .push(PlannedMembership {
                 membership: Membership {
                     id: first.id.clone(),
-                    project_id,
-                    user_id,
+                    project_id: ProjectId::from_trusted(project_id),
+                    user_id: UserId::from_trusted(user_id),
                     role,
                     created_at: time_of(first.created_at.as_deref(), &first.id),
                 },
@@ -315,7 +317,7 @@ fn plan_members(
     }
     for planned in &plan.projects {
         let id = &planned.project.id;
-        let members = plan.members.entry(id.clone()).or_default();
+        let members = plan.members.entry(id.to_string()).or_default();
         if members.is_empty() {
             plan.notes.push(Note::problem(
                 format!("project {id}"),
@@ -416,9 +418,9 @@ fn plan_keys(
             .entry(row.project_id.clone())
             .or_default()
             .push(ApiKey {
-                id: row.id.clone(),
-                project_id: row.project_id.clone(),
-                created_by,
+                id: ApiKeyId::from_trusted(row.id.clone()),
+                project_id: ProjectId::from_trusted(row.project_id.clone()),
+                created_by: created_by.map(UserId::from_trusted),
                 name,
                 key_hash: row.key_hash.clone(),
                 key_prefix: prefix,

@@ -52,7 +52,7 @@ pub async fn member_list(signed: Signed, Path(id): Path<String>) -> Response {
                                 @let user_id = &member.membership.user_id;
                                 @let role_id = format!("role-{user_id}");
                                 tr data-member=(member.username) {
-                                    td { (member.username) @if *user_id == signed.user.id { " (you)" } }
+                                    td { (member.username) @if **user_id == *signed.user.id { " (you)" } }
                                     td { (member.email) }
                                     td {
                                         form.inline method="post" action={(base) "/" (user_id) "/role"} {
@@ -200,7 +200,7 @@ pub async fn remove_member(
         {
             Ok(members) => members
                 .into_iter()
-                .find(|member| member.membership.user_id == user)
+                .find(|member| *member.membership.user_id == *user)
                 .map(|member| member.username),
             Err(error) => return error_page(error),
         };
@@ -408,7 +408,7 @@ pub async fn revoke_key(
         let name = match listed {
             Ok(keys) => keys
                 .into_iter()
-                .find(|stored| stored.id == key)
+                .find(|stored| *stored.id == *key)
                 .map(|stored| stored.name),
             Err(error) => return error_page(error),
         };

@@ -44,7 +44,7 @@ pub async fn postgres_store() -> SqlStore {
 
 pub async fn user(store: &SqlStore, name: &str) -> User {
     let user = User {
-        id: id(),
+        id: domain::id::UserId::from_trusted(id()),
         username: name.to_owned(),
         email: format!("{name}@example.com"),
         password_hash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA".to_owned(),
@@ -57,7 +57,7 @@ pub async fn user(store: &SqlStore, name: &str) -> User {
 /// A project owned by both users.
 pub async fn project_with_two_owners(store: &SqlStore, a: &User, b: &User) -> Project {
     let project = Project {
-        id: id(),
+        id: domain::id::ProjectId::from_trusted(id()),
         name: "App".to_owned(),
         slug: format!("app-{}", uuid::Uuid::new_v4().simple()),
         created_at: Utc::now(),
