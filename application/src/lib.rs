@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 mod bounded_cache;
+pub mod bsdiff;
 pub mod error;
 pub mod go_import;
 mod ids;

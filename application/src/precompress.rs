@@ -1,6 +1,6 @@
 //! Compressed copies of compressible files, made once when they are
 //! published, so that no download pays for compression: a client that
-//! accepts brotli or gzip is sent the stored copy as it is.
+//! accepts zstd, brotli or gzip is sent the smallest stored copy it accepts.
 //!
 //! A copy is kept only when it saves at least a tenth of the bytes, and a
 //! file that does not shrink over its first megabyte is given up on early
@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_compression::Level;
-use async_compression::futures::bufread::{BrotliEncoder, GzipEncoder};
+use async_compression::futures::bufread::{BrotliEncoder, GzipEncoder, ZstdEncoder};
+use async_compression::zstd::CParameter;
 use bytes::Bytes;
 use domain::blob::{BlobError, BlobStore, ByteStream, StagedBlob};
 use domain::update::ContentEncoding;
@@ -23,6 +24,11 @@ use futures_util::{StreamExt, TryStreamExt};
 /// bundles). Quality 11 would save another ~10% but takes ~1 s per MB.
 const BROTLI_QUALITY: i32 = 5;
 const GZIP_LEVEL: i32 = 9;
+/// zstd level 12 with a window no larger than the file (at most 4 MiB):
+/// on the fixture's 1.5 MB Hermes bundle as small as brotli 5 in 0.07 s.
+/// Level 18-19 saves another 8% but takes 0.4-0.6 s per 1.5 MB.
+const ZSTD_LEVEL: i32 = 12;
+const ZSTD_MAX_WINDOW_LOG: u32 = 22;
 
 /// After this much input, a copy larger than [`KEEP_RATIO`] of it is
 /// abandoned.
@@ -94,6 +100,14 @@ async fn make_copy(
         ContentEncoding::Gzip => {
             chunks(GzipEncoder::with_quality(input, Level::Precise(GZIP_LEVEL)))
         }
+        ContentEncoding::Zstd => {
+            let params = [CParameter::window_log(zstd_window_log(size))];
+            chunks(ZstdEncoder::with_quality_and_params(
+                input,
+                Level::Precise(ZSTD_LEVEL),
+                &params,
+            ))
+        }
     };
     let limit = size * KEEP_RATIO.0 / KEEP_RATIO.1;
     let verdict = give_up_unless_shrinking(compressed, consumed);
@@ -111,6 +125,13 @@ async fn make_copy(
 }
 
 const NOT_WORTH_IT: &str = "the file does not shrink when compressed";
+
+/// The smallest window that holds the whole file, within zstd's limits and
+/// [`ZSTD_MAX_WINDOW_LOG`]: a larger one costs memory and gains nothing.
+fn zstd_window_log(size: u64) -> u32 {
+    let needed = u64::BITS - size.saturating_sub(1).leading_zeros();
+    needed.clamp(10, ZSTD_MAX_WINDOW_LOG)
+}
 
 /// Passes the compressed chunks through, but ends the stream with an error
 /// once the input read shows it is not shrinking.

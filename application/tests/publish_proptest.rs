@@ -194,8 +194,13 @@ impl BlobStore for MemoryBlobs {
         Ok(None)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
-        Ok(self.objects.lock().unwrap().contains_key(key))
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|bytes| bytes.len() as u64))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, BlobError> {

@@ -90,7 +90,8 @@ impl World {
         };
         match self.serve.manifest(&request).await {
             Ok(served) => {
-                let json: Value = serde_json::from_str(&served.answer.body().json).unwrap();
+                let json: Value =
+                    serde_json::from_str(&served.answer.body().expect("a body").json).unwrap();
                 match served.answer {
                     ManifestAnswer::Update(_) => json["id"].as_str().unwrap().to_owned(),
                     _ => json["type"].as_str().unwrap().to_owned(),
@@ -259,7 +260,11 @@ async fn repointing_and_deleting_a_channel_change_what_its_devices_get() {
     let main = w.publish(w.new_publish()).await;
     let next = w.publish(w.new_publish().branch("next")).await;
     let served = || w.served("production", Platform::Ios, Some("device-1"));
-    assert_eq!(served().await, "not found", "no branch named production");
+    assert_eq!(
+        served().await,
+        "noUpdateAvailable",
+        "no branch named production"
+    );
 
     let repoint = ChannelChange {
         branch: Some("main".to_owned()),
@@ -299,7 +304,7 @@ async fn repointing_and_deleting_a_channel_change_what_its_devices_get() {
         .delete_channel(&w.owner, &w.project_id, "production")
         .await
         .unwrap();
-    assert_eq!(served().await, "not found");
+    assert_eq!(served().await, "noUpdateAvailable");
     let again = w
         .releases
         .delete_channel(&w.owner, &w.project_id, "production")

@@ -110,7 +110,7 @@ fn ios(updates: &[Update]) -> &Update {
 }
 
 fn json_of(answer: &ManifestAnswer) -> Value {
-    serde_json::from_str(&answer.body().json).unwrap()
+    serde_json::from_str(&answer.body().expect("a body").json).unwrap()
 }
 
 async fn bytes_of(reader: BlobReader) -> Vec<u8> {
@@ -182,6 +182,54 @@ async fn a_device_running_the_latest_is_told_so_only_where_the_protocol_can_say_
     assert!(matches!(
         w.answer(&json_only).await,
         ManifestAnswer::Update(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_runtime_version_without_updates_is_no_update_in_protocol_1_and_a_404_in_protocol_0() {
+    let w = world();
+    w.publish(w.new_publish()).await;
+    let fresh_build = ManifestRequest {
+        runtime_version: RuntimeVersion::parse("9.9.9").unwrap(),
+        ..w.check(Platform::Ios)
+    };
+    let answer = w.answer(&fresh_build).await;
+    assert!(
+        matches!(answer, ManifestAnswer::NoUpdateAvailable(_)),
+        "{answer:?}"
+    );
+    let json_only = ManifestRequest {
+        directives_allowed: false,
+        ..fresh_build.clone()
+    };
+    assert_eq!(w.answer(&json_only).await, ManifestAnswer::NoContent);
+    // A channel whose branch has nothing yet: the same.
+    let empty_channel = ManifestRequest {
+        channel: ChannelName::parse("staging").unwrap(),
+        ..w.check(Platform::Ios)
+    };
+    assert!(matches!(
+        w.answer(&empty_channel).await,
+        ManifestAnswer::NoUpdateAvailable(_)
+    ));
+
+    // Protocol 0 cannot say "no update": the 404 names what exists.
+    let v0 = ManifestRequest {
+        protocol: ProtocolVersion::V0,
+        ..fresh_build
+    };
+    match w.serve.manifest(&v0).await {
+        Err(AppError::NotFound(message)) => assert!(message.contains("1.0.0"), "{message}"),
+        other => panic!("expected a 404, got {other:?}"),
+    }
+    // An unknown project stays a 404 in protocol 1.
+    let unknown = ManifestRequest {
+        project_id: ProjectId::parse("0196d1c2-0000-7000-8000-00000000dead").unwrap(),
+        ..w.check(Platform::Ios)
+    };
+    assert!(matches!(
+        w.serve.manifest(&unknown).await,
+        Err(AppError::NotFound(_))
     ));
 }
 
@@ -320,7 +368,14 @@ async fn a_mapped_channel_serves_its_branch_and_others_their_own_name() {
     assert_eq!(w.served(&on("main")).await, ios(&main).manifest_id);
     assert_eq!(w.served(&on("staging")).await, ios(&staging).manifest_id);
 
-    let Err(AppError::NotFound(message)) = w.serve.manifest(&on("beta")).await else {
+    // Protocol 0 can only say 404, naming the branch and what has updates;
+    // protocol 1 says "no update".
+    assert_eq!(w.served(&on("beta")).await, "noUpdateAvailable");
+    let v0 = |request: ManifestRequest| ManifestRequest {
+        protocol: ProtocolVersion::V0,
+        ..request
+    };
+    let Err(AppError::NotFound(message)) = w.serve.manifest(&v0(on("beta"))).await else {
         panic!("an unpublished branch has no update");
     };
     assert!(message.contains("\"beta\""), "{message}");
@@ -328,7 +383,8 @@ async fn a_mapped_channel_serves_its_branch_and_others_their_own_name() {
         runtime_version: RuntimeVersion::parse("2.0.0").unwrap(),
         ..w.check(Platform::Ios)
     };
-    let Err(AppError::NotFound(message)) = w.serve.manifest(&other_runtime).await else {
+    assert_eq!(w.served(&other_runtime).await, "noUpdateAvailable");
+    let Err(AppError::NotFound(message)) = w.serve.manifest(&v0(other_runtime)).await else {
         panic!("no update for another runtime version");
     };
     assert!(
@@ -363,7 +419,7 @@ async fn each_body_is_signed_once_whoever_asks() {
             ..signed.clone()
         };
         let answer = w.answer(&request).await;
-        let body = answer.body();
+        let body = answer.body().unwrap();
         let expected = w.h.signer.expected_header(body.json.as_bytes());
         assert_eq!(body.signature.as_deref(), Some(expected.as_str()));
     }
@@ -373,7 +429,14 @@ async fn each_body_is_signed_once_whoever_asks() {
         signature: SignatureRequest::Key("main".to_owned()),
         ..signed.clone()
     };
-    assert!(w.answer(&by_key_id).await.body().signature.is_some());
+    assert!(
+        w.answer(&by_key_id)
+            .await
+            .body()
+            .unwrap()
+            .signature
+            .is_some()
+    );
     let running = ManifestRequest {
         current_update_id: Some(ios(&latest).manifest_id.clone()),
         ..signed.clone()
@@ -381,11 +444,15 @@ async fn each_body_is_signed_once_whoever_asks() {
     for _ in 0..10 {
         let answer = w.answer(&running).await;
         assert!(matches!(answer, ManifestAnswer::NoUpdateAvailable(_)));
-        assert!(answer.body().signature.is_some());
+        assert!(answer.body().unwrap().signature.is_some());
     }
     assert_eq!(w.h.signer.calls(), 2, "and one for the shared directive");
     assert_eq!(
-        w.answer(&w.check(Platform::Ios)).await.body().signature,
+        w.answer(&w.check(Platform::Ios))
+            .await
+            .body()
+            .unwrap()
+            .signature,
         None
     );
 
@@ -408,7 +475,7 @@ async fn a_project_key_signs_before_the_server_key_and_is_opened_once() {
     };
     for _ in 0..5 {
         let answer = w.answer(&any_key).await;
-        let body = answer.body();
+        let body = answer.body().unwrap();
         let by_project = FakeSigner::new("project-2026").expected_header(body.json.as_bytes());
         assert_eq!(body.signature.as_deref(), Some(by_project.as_str()));
     }
@@ -417,8 +484,13 @@ async fn a_project_key_signs_before_the_server_key_and_is_opened_once() {
         ..any_key
     };
     let answer = w.answer(&server_key).await;
-    let by_server = w.h.signer.expected_header(answer.body().json.as_bytes());
-    assert_eq!(answer.body().signature.as_deref(), Some(by_server.as_str()));
+    let by_server =
+        w.h.signer
+            .expected_header(answer.body().unwrap().json.as_bytes());
+    assert_eq!(
+        answer.body().unwrap().signature.as_deref(),
+        Some(by_server.as_str())
+    );
     assert_eq!(w.h.signer.calls(), 1);
     assert_eq!(
         w.h.signing_keys.opened(),
@@ -581,6 +653,24 @@ async fn a_stored_compressed_copy_is_sent_to_clients_that_accept_it() {
             panic!("expected the file");
         };
         assert_eq!(representation.encoding, None, "{encodings:?} {path}");
+    }
+
+    // The smallest stored copy the client accepts, whatever the encoding.
+    w.h.blobs
+        .put(&ContentEncoding::Zstd.blob_key(&key(bundle)), &b"zstd"[..]);
+    for (encodings, expected) in [
+        (&ContentEncoding::ALL[..], ContentEncoding::Zstd),
+        (&both[..], ContentEncoding::Brotli),
+    ] {
+        let answer = w
+            .serve
+            .asset(&accepting(encodings, &bundle.path))
+            .await
+            .unwrap();
+        let AssetAnswer::Body { representation, .. } = answer else {
+            panic!("expected a copy");
+        };
+        assert_eq!(representation.encoding, Some(expected), "{encodings:?}");
     }
 }
 

@@ -82,8 +82,12 @@ pub trait BlobStore: Send + Sync {
         response_headers: &[(&str, &str)],
         valid_for: std::time::Duration,
     ) -> Result<Option<String>, BlobError>;
+    /// The size of the blob at `key`; `None` when there is none.
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError>;
     /// Whether a blob exists at `key`.
-    async fn exists(&self, key: &str) -> Result<bool, BlobError>;
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        Ok(self.size(key).await?.is_some())
+    }
     /// Every blob under `prefix` (a `/`-separated key prefix).
     async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, BlobError>;
     /// Deletes blobs; a key that is already gone is not an error.

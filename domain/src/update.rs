@@ -75,6 +75,14 @@ impl RuntimeVersion {
                 Self::MAX_LEN
             )));
         }
+        // The old server made a directory of each runtime version, so none
+        // of its apps has one shaped like a path; refusing them keeps a
+        // traversal attempt a 400 rather than a "no update" answer.
+        if raw == "." || raw == ".." || raw.contains(['/', '\\']) {
+            return Err(ValidationError::new(
+                "runtimeVersion must not contain / or \\, nor be . or ..",
+            ));
+        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -247,17 +255,22 @@ pub fn is_compressed_copy(key: &str) -> bool {
 /// that accept it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContentEncoding {
+    /// Decoded by Android clients since expo-updates 56.0.14, which send
+    /// `Accept-Encoding: zstd, br, gzip`.
+    Zstd,
     Brotli,
     Gzip,
 }
 
 impl ContentEncoding {
-    /// In the server's preference: brotli is the smaller.
-    pub const ALL: [Self; 2] = [Self::Brotli, Self::Gzip];
+    /// Every copy made at publish. Which one a client gets is the smallest
+    /// stored copy it accepts, not an order of preference.
+    pub const ALL: [Self; 3] = [Self::Zstd, Self::Brotli, Self::Gzip];
 
     /// The `Content-Encoding` token.
     pub fn token(self) -> &'static str {
         match self {
+            Self::Zstd => "zstd",
             Self::Brotli => "br",
             Self::Gzip => "gzip",
         }
@@ -266,6 +279,7 @@ impl ContentEncoding {
     /// Where the copy of the blob at `key` is stored.
     pub fn blob_key(self, key: &str) -> String {
         let suffix = match self {
+            Self::Zstd => "zst",
             Self::Brotli => "br",
             Self::Gzip => "gz",
         };
@@ -346,7 +360,7 @@ mod tests {
     fn runtime_versions_are_bounded() {
         assert!(RuntimeVersion::parse("1.0.0").is_ok());
         assert!(RuntimeVersion::parse("exposdk:56.0.0").is_ok());
-        for bad in ["", "1.0\n", &"9".repeat(256)] {
+        for bad in ["", "1.0\n", &"9".repeat(256), ".", "..", "../etc", "a\\b"] {
             assert!(RuntimeVersion::parse(bad).is_err());
         }
     }

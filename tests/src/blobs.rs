@@ -38,7 +38,7 @@ impl TestApp {
         objects
     }
 
-    /// The brotli and gzip copies made at publish: `…/<sha256>.br` and `.gz`.
+    /// The compressed copies made at publish: `…/<sha256>.zst`, `.br` and `.gz`.
     pub fn stored_copies(&self) -> BTreeMap<String, u64> {
         let mut objects = list_files(&self.blob_root());
         objects.retain(|key, _| is_compressed_copy(key));
@@ -73,14 +73,14 @@ impl TestApp {
     }
 }
 
-/// `projects/<id>/assets/<sha256>.br` or `.gz`.
+/// `projects/<id>/assets/<sha256>.zst`, `.br` or `.gz`.
 fn is_compressed_copy(key: &str) -> bool {
     key.starts_with("projects/")
         && key.rsplit('/').next().is_some_and(|name| {
             name.split_once('.').is_some_and(|(sha, suffix)| {
                 sha.len() == 64
                     && sha.bytes().all(|b| b.is_ascii_hexdigit())
-                    && (suffix == "br" || suffix == "gz")
+                    && matches!(suffix, "zst" | "br" | "gz")
             })
         })
 }

@@ -55,5 +55,5 @@ pub use jwt::{TEST_JWT_SECRET, TOKEN_LIFETIME_SECS, file_holds_secret_of};
 pub use responses::{
     Response, all_keys, assert_has_fields, assert_no_secrets, assert_rfc3339, assert_same,
     assert_timestamp_millis, assert_user_shape, assert_uuid, brotli_decoded, gzip_decoded,
-    same_json, str_field,
+    same_json, str_field, zstd_decoded,
 };

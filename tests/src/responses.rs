@@ -264,6 +264,11 @@ pub fn brotli_decoded(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The bytes a zstd frame decodes to (panics when it is not one).
+pub fn zstd_decoded(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::decode_all(bytes).expect("a valid zstd frame")
+}
+
 /// The bytes a gzip stream decodes to (panics when it is not one).
 pub fn gzip_decoded(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

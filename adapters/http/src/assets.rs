@@ -1,7 +1,8 @@
 //! `GET /api/updates/{project}/assets`: an update's files, as a CDN or a
 //! phone expects them. Conditional requests (`ETag`, `If-None-Match` → 304),
-//! single byte ranges (`Range` → 206, 416), and the brotli or gzip copy made
-//! at publish for a client whose `Accept-Encoding` allows it, with `Vary`
+//! single byte ranges (`Range` → 206, 416), and the smallest of the zstd,
+//! brotli or gzip copies made at publish that the client's `Accept-Encoding`
+//! allows, with `Vary`
 //! so shared caches keep the encodings apart.
 
 use std::collections::HashMap;
@@ -211,6 +212,7 @@ fn accepted_encodings(headers: &HeaderMap) -> AcceptedEncodings {
             .filter_map(crate::protocol::quality_value)
             .any(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0));
         let encoding = match coding.as_str() {
+            "zstd" => Some(ContentEncoding::Zstd),
             "br" => Some(ContentEncoding::Brotli),
             "gzip" | "x-gzip" => Some(ContentEncoding::Gzip),
             _ => None,
@@ -277,6 +279,11 @@ mod tests {
         let accepted = accepted_encodings(&headers);
         assert!(accepted.accepts(ContentEncoding::Brotli));
         assert!(accepted.accepts(ContentEncoding::Gzip));
+        assert!(!accepted.accepts(ContentEncoding::Zstd));
+        // What Android clients send since expo-updates 56.0.14.
+        headers.insert(ACCEPT_ENCODING, "zstd, br, gzip".parse().unwrap());
+        let accepted = accepted_encodings(&headers);
+        assert!(ContentEncoding::ALL.iter().all(|e| accepted.accepts(*e)));
     }
 
     #[test]

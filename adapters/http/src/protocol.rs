@@ -15,7 +15,7 @@ use domain::id::ProjectId;
 use domain::release::ChannelName;
 use domain::update::{Platform, RuntimeVersion};
 use poem::http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
-use poem::http::{HeaderMap, HeaderName, HeaderValue};
+use poem::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use poem::{IntoResponse, Request, Response};
 
 use crate::device_context::{DeviceContext, query_params};
@@ -226,6 +226,9 @@ pub(crate) async fn manifest(req: &Request, context: &DeviceContext<'_>) -> Resp
 /// protocol's headers.
 fn framed(request: &ManifestRequest, structure: Structure, served: ServedManifest) -> Response {
     let mut response = match (structure, &served.answer) {
+        (_, ManifestAnswer::NoContent) => {
+            Response::builder().status(StatusCode::NO_CONTENT).finish()
+        }
         (Structure::Multipart, ManifestAnswer::Update(body)) => multipart(&[
             Part::signed("manifest", body),
             Part {
@@ -234,11 +237,14 @@ fn framed(request: &ManifestRequest, structure: Structure, served: ServedManifes
                 signature: None,
             },
         ]),
-        (Structure::Multipart, directive) => {
-            multipart(&[Part::signed("directive", directive.body())])
+        (Structure::Multipart, ManifestAnswer::NoUpdateAvailable(directive))
+        | (Structure::Multipart, ManifestAnswer::RollBackToEmbedded(directive)) => {
+            multipart(&[Part::signed("directive", directive)])
         }
-        (json, answer) => {
-            let body = answer.body();
+        // Only a manifest reaches a JSON-only client (see `directives_allowed`).
+        (json, ManifestAnswer::Update(body))
+        | (json, ManifestAnswer::NoUpdateAvailable(body))
+        | (json, ManifestAnswer::RollBackToEmbedded(body)) => {
             let mut response = Response::builder()
                 .header(
                     CONTENT_TYPE,

@@ -338,10 +338,10 @@ impl BlobStore for ObjectBlobStore {
         Ok(Some(url.to_string()))
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         match self.store.head(&object_path(key)?).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(error) => Err(backend(error)),
         }
     }

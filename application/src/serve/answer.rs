@@ -27,21 +27,30 @@ pub enum ManifestAnswer {
     /// The `rollBackToEmbedded` directive (protocol 1): run the update
     /// embedded in the app binary.
     RollBackToEmbedded(SignedBody),
+    /// Nothing to download, for a protocol-1 client that takes only JSON
+    /// and so cannot be sent a directive: `204 No Content`, which the
+    /// protocol lets mean "no update".
+    NoContent,
 }
 
 impl ManifestAnswer {
-    pub fn body(&self) -> &SignedBody {
+    /// The manifest or directive; `None` for [`Self::NoContent`].
+    pub fn body(&self) -> Option<&SignedBody> {
         match self {
             Self::Update(body) | Self::NoUpdateAvailable(body) | Self::RollBackToEmbedded(body) => {
-                body
+                Some(body)
             }
+            Self::NoContent => None,
         }
     }
 
     /// A directive travels in a `directive` part, a manifest in a
     /// `manifest` part.
     pub fn is_directive(&self) -> bool {
-        !matches!(self, Self::Update(_))
+        matches!(
+            self,
+            Self::NoUpdateAvailable(_) | Self::RollBackToEmbedded(_)
+        )
     }
 
     /// The answer's name in metrics and logs.
@@ -50,6 +59,7 @@ impl ManifestAnswer {
             Self::Update(_) => "update",
             Self::NoUpdateAvailable(_) => "noUpdateAvailable",
             Self::RollBackToEmbedded(_) => "rollBackToEmbedded",
+            Self::NoContent => "noContent",
         }
     }
 }

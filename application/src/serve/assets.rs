@@ -76,10 +76,11 @@ fn etag(sha256_hex: &str, encoding: Option<ContentEncoding>) -> String {
 /// The stored files and what is known about their copies.
 pub(crate) struct AssetFiles {
     blobs: Arc<dyn BlobStore>,
-    /// Whether a compressed copy of a blob exists. Copies are made before
-    /// the publish that names them commits and removed only with their
-    /// blob, so an answer never goes stale while the asset is served.
-    copies: quick_cache::sync::Cache<String, bool>,
+    /// The size of a blob's compressed copy, or `None` when it has none.
+    /// Copies are made before the publish that names them commits and
+    /// removed only with their blob, so an answer never goes stale while
+    /// the asset is served.
+    copies: quick_cache::sync::Cache<String, Option<u64>>,
     hot_files: HotFiles,
     /// Send devices to presigned storage URLs instead of streaming bytes.
     pub redirect: bool,
@@ -181,8 +182,8 @@ impl AssetFiles {
         Some(range.window(asset.size))
     }
 
-    /// The encoding to send the asset in: the first of the server's
-    /// preferences that the client accepts and that has a stored copy.
+    /// The encoding to send the asset in: the smallest stored copy the
+    /// client accepts (the fewest bytes, whatever the encoding).
     async fn stored_encoding(
         &self,
         asset: &LocatedAsset,
@@ -191,26 +192,32 @@ impl AssetFiles {
         if !asset.compressible {
             return None;
         }
+        let mut smallest: Option<(u64, ContentEncoding)> = None;
         for encoding in ContentEncoding::ALL {
-            if accepted.accepts(encoding) && self.has_copy(&encoding.blob_key(&asset.key)).await {
-                return Some(encoding);
+            if !accepted.accepts(encoding) {
+                continue;
+            }
+            if let Some(size) = self.copy_size(&encoding.blob_key(&asset.key)).await
+                && smallest.is_none_or(|(best, _)| size < best)
+            {
+                smallest = Some((size, encoding));
             }
         }
-        None
+        smallest.map(|(_, encoding)| encoding)
     }
 
-    async fn has_copy(&self, key: &str) -> bool {
+    async fn copy_size(&self, key: &str) -> Option<u64> {
         if let Some(known) = self.copies.get(key) {
             return known;
         }
-        match self.blobs.exists(key).await {
-            Ok(exists) => {
-                self.copies.insert(key.to_owned(), exists);
-                exists
+        match self.blobs.size(key).await {
+            Ok(size) => {
+                self.copies.insert(key.to_owned(), size);
+                size
             }
             Err(error) => {
                 tracing::warn!(%error, key, "could not check for a compressed copy");
-                false
+                None
             }
         }
     }

@@ -69,11 +69,21 @@ pub(crate) fn answer(
             .body(signer)
             .map(ManifestAnswer::NoUpdateAvailable)
     };
+    // Protocol 1 says "nothing for you" without an error: a directive, or
+    // 204 to a client that takes only JSON. (The Android client reports a
+    // 404 as a failed update check on every launch of a fresh build whose
+    // runtime version has no update yet.) Protocol 0 cannot say it.
+    let nothing_for_this_device = || match request.directives_allowed {
+        true => no_update(),
+        false => Ok(ManifestAnswer::NoContent),
+    };
+    let speaks_no_update = request.protocol == ProtocolVersion::V1;
     match resolution {
+        Resolution::Nothing(_) if speaks_no_update => nothing_for_this_device(),
         Resolution::Nothing(message) => Err(AppError::NotFound(message.to_owned())),
         // A device outside every rollout of a branch with nothing older to
         // fall back on: "no update" where the protocol can say it.
-        Resolution::OutsideRollout if can_say_no_update => no_update(),
+        Resolution::OutsideRollout if speaks_no_update => nothing_for_this_device(),
         Resolution::OutsideRollout => Err(AppError::NotFound(
             "No update for this device yet: the only updates for its runtime version are in a partial rollout that does not include it.".to_owned(),
         )),

@@ -84,6 +84,7 @@ pub struct AssetRequest {
 /// The content codings a client accepts (`Accept-Encoding`, q > 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AcceptedEncodings {
+    zstd: bool,
     brotli: bool,
     gzip: bool,
 }
@@ -91,6 +92,7 @@ pub struct AcceptedEncodings {
 impl AcceptedEncodings {
     pub fn accept(&mut self, encoding: ContentEncoding) {
         match encoding {
+            ContentEncoding::Zstd => self.zstd = true,
             ContentEncoding::Brotli => self.brotli = true,
             ContentEncoding::Gzip => self.gzip = true,
         }
@@ -98,6 +100,7 @@ impl AcceptedEncodings {
 
     pub fn accepts(self, encoding: ContentEncoding) -> bool {
         match encoding {
+            ContentEncoding::Zstd => self.zstd,
             ContentEncoding::Brotli => self.brotli,
             ContentEncoding::Gzip => self.gzip,
         }

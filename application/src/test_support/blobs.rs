@@ -155,8 +155,8 @@ impl BlobStore for InMemoryBlobs {
             .map(|base| format!("{base}/{key}?expires={}", valid_for.as_secs())))
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
-        Ok(self.objects().contains_key(key))
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        Ok(self.objects().get(key).map(|(bytes, _)| bytes.len() as u64))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, BlobError> {

@@ -76,10 +76,17 @@ impl GoIndex {
                 true => None,
                 false => Some(text("fileExtension").unwrap_or_else(|_| ".".to_owned())),
             };
+            let key = text("key")?;
+            // Clients since expo-updates 57.0.14 reject a manifest whose
+            // asset keys or extensions hold a path separator.
+            let separated = |text: &str| text.contains(['/', '\\']);
+            if separated(&key) || file_extension.as_deref().is_some_and(separated) {
+                return Err(invalid("a key or fileExtension holds a path separator"));
+            }
             Ok(GoIndexFile {
                 path,
                 hash: text("hash")?,
-                key: text("key")?,
+                key,
                 file_extension,
             })
         };
@@ -138,5 +145,14 @@ mod tests {
         assert_eq!(index.files().count(), 2);
         assert!(GoIndex::parse(br#"{"assets":[]}"#).is_err());
         assert!(GoIndex::parse(br#"{"bundle":{"path":"../x","hash":"h","key":"k"}}"#).is_err());
+        // No path separators in keys or extensions (clients reject them).
+        assert!(GoIndex::parse(br#"{"bundle":{"path":"b.js","hash":"h","key":"a/b"}}"#).is_err());
+        assert!(
+            GoIndex::parse(
+                br#"{"bundle":{"path":"b.js","hash":"h","key":"k"},
+                    "assets":[{"path":"a","hash":"h2","key":"k2","fileExtension":".p\\ng"}]}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -571,16 +571,13 @@ all_backends!(a_channel_serves_the_branch_of_its_name, |app| async move {
     let running = ios().current(&production_ios.id);
     assert_no_update_available(&ask(&app, pid, &running, Some("production"), None).await);
 
-    // Channel names are case-sensitive, like branch names: `Production` has no branch.
-    ask(&app, pid, &ios(), Some("Production"), None)
-        .await
-        .assert_error(404);
-    // A channel whose branch has nothing for this runtime version: a JSON 404.
-    let message = ask(&app, pid, &ios(), Some("staging"), None)
-        .await
-        .assert_error(404);
-    assert!(!message.is_empty());
-    ask(
+    // Channel names are case-sensitive, like branch names: `Production` has
+    // no branch, so nothing to serve: "no update" in protocol 1.
+    assert_no_update_available(&ask(&app, pid, &ios(), Some("Production"), None).await);
+    // A channel whose branch has nothing for this runtime version: "no
+    // update" in protocol 1, a JSON 404 in protocol 0 (which cannot say it).
+    assert_no_update_available(&ask(&app, pid, &ios(), Some("staging"), None).await);
+    let message = ask(
         &app,
         pid,
         &UpdateCheck::v0("android", "1.0.0"),
@@ -589,16 +586,18 @@ all_backends!(a_channel_serves_the_branch_of_its_name, |app| async move {
     )
     .await
     .assert_error(404);
+    assert!(!message.is_empty());
     // A runtime version the branch has nothing for.
-    ask(
-        &app,
-        pid,
-        &UpdateCheck::v1("ios", "2.0.0"),
-        Some("production"),
-        None,
-    )
-    .await
-    .assert_error(404);
+    assert_no_update_available(
+        &ask(
+            &app,
+            pid,
+            &UpdateCheck::v1("ios", "2.0.0"),
+            Some("production"),
+            None,
+        )
+        .await,
+    );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -666,8 +665,8 @@ all_backends!(
             }
         }
 
-        // Main has nothing: the main device gets a 404, not a manifest of another branch.
-        ask(&app, pid, &ios(), None, None).await.assert_error(404);
+        // Main has nothing: the main device gets "no update", not a manifest of another branch.
+        assert_no_update_available(&ask(&app, pid, &ios(), None, None).await);
 
         // After a publish to main, main devices see branch main in both places.
         let main = publish(&app, &p, &Export::v2(), &[]).await;
@@ -925,9 +924,10 @@ all_backends!(a_device_outside_the_only_rollout, |app| async move {
         )
         .await
         .assert_error(404);
+        // Protocol 1 without multipart cannot carry a directive: 204.
         ask(&app, pid, &ios_json(), None, device)
             .await
-            .assert_error(404);
+            .assert_status(204);
     }
     // The device inside gets it on every protocol and on both platforms.
     for check in [ios(), ios_json(), UpdateCheck::v0("ios", "1.0.0")] {
@@ -1370,7 +1370,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
 
     // No mappings: the same-name branches.
     assert_eq!(served(&device("canary").await), canary_ios);
-    device("production").await.assert_error(404);
+    assert_no_update_available(&device("production").await);
 
     // An explicit mapping.
     app.post(
@@ -1409,7 +1409,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     )
     .await
     .assert_status(200);
-    device("production").await.assert_error(404);
+    assert_no_update_available(&device("production").await);
 
     // A mapping beats the same-name branch; deleting it restores the same-name branch.
     app.post(
@@ -1486,7 +1486,7 @@ all_backends!(channels_steer_devices_at_once, |app| async move {
     app.delete(&format!("{keys}/production"), &p.secret)
         .await
         .assert_no_content();
-    device("production").await.assert_error(404);
+    assert_no_update_available(&device("production").await);
 });
 
 both_backends!(split_channel_distribution, |app| async move {
@@ -1605,9 +1605,20 @@ async fn serves(
     expected: Option<&Served>,
 ) -> bool {
     let response = ask(app, project_id, &ios(), channel, client_id).await;
+    let is_directive = || {
+        let parts = response.multipart();
+        parts.len() == 1 && parts[0].name() == "directive"
+    };
     match expected {
-        None => response.status == 404,
-        Some(expected) => response.status == 200 && served(&response) == *expected,
+        // Nothing for the device: "no update".
+        None => {
+            response.status == 200
+                && is_directive()
+                && response.multipart()[0].json() == json!({ "type": "noUpdateAvailable" })
+        }
+        Some(expected) => {
+            response.status == 200 && !is_directive() && served(&response) == *expected
+        }
     }
 }
 
@@ -1702,9 +1713,7 @@ async fn replicas(storage: Storage) {
     assert_eq!(served(&ask(&b, pid, &ios(), None, None).await), v2_ios);
 
     // Channels: created on B, used by A; repointed on A, used by B; deleted on B, gone on A.
-    ask(&a, pid, &ios(), Some("production"), None)
-        .await
-        .assert_error(404);
+    assert_no_update_available(&ask(&a, pid, &ios(), Some("production"), None).await);
     b.post(
         &p.project_path("/channels"),
         &p.member().token,
@@ -1728,9 +1737,7 @@ async fn replicas(storage: Storage) {
         serves(&b, pid, Some("production"), None, None)
     })
     .await;
-    ask(&b, pid, &ios(), Some("production"), None)
-        .await
-        .assert_error(404);
+    assert_no_update_available(&ask(&b, pid, &ios(), Some("production"), None).await);
     a.patch(
         &p.updates_path("/channels/production"),
         &p.secret,
@@ -1753,9 +1760,7 @@ async fn replicas(storage: Storage) {
         serves(&a, pid, Some("production"), None, None)
     })
     .await;
-    ask(&a, pid, &ios(), Some("production"), None)
-        .await
-        .assert_error(404);
+    assert_no_update_available(&ask(&a, pid, &ios(), Some("production"), None).await);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1826,7 +1831,7 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
             .assert_error(400);
     }
     // Nothing was published.
-    ask(&app, pid, &ios(), None, None).await.assert_error(404);
+    assert_no_update_available(&ask(&app, pid, &ios(), None, None).await);
 
     // The limits themselves are fine: 128-character branch, 1024-character message (of
     // two-byte characters), 1%.
@@ -1896,9 +1901,7 @@ all_backends!(invalid_release_inputs_are_client_errors, |app| async move {
     }
     // 64 characters is a valid channel with no branch behind it.
     let channel_64 = "c".repeat(64);
-    ask(&app, pid, &ios(), Some(&channel_64), None)
-        .await
-        .assert_error(404);
+    assert_no_update_available(&ask(&app, pid, &ios(), Some(&channel_64), None).await);
 
     // Odd client ids are just ids: the 1% update or nothing, never an error.
     let long_id = "x".repeat(8000);

@@ -4,7 +4,7 @@
 use e2e::protocol::RawResponse;
 use e2e::publish::{Export, PublishForm};
 use e2e::serde_json::Value;
-use e2e::{TestApp, all_backends, brotli_decoded, gzip_decoded, str_field};
+use e2e::{TestApp, all_backends, brotli_decoded, gzip_decoded, str_field, zstd_decoded};
 
 /// Publishes v1 and returns the iOS manifest.
 async fn published_manifest(app: &TestApp) -> Value {
@@ -64,8 +64,45 @@ all_backends!(
         assert_eq!(header(&plain, "accept-ranges"), Some("bytes"));
         let etag = header(&plain, "etag").expect("an ETag").to_owned();
         assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        // Clients since expo-updates 56.0.6 send their runtime version (and
+        // the protocol headers) on asset requests too: accepted, whatever
+        // its value.
+        for runtime_version in ["1.0.0", "9.9.9"] {
+            let with_headers = get(
+                &app,
+                &url,
+                &[
+                    ("expo-runtime-version", runtime_version),
+                    ("expo-platform", "ios"),
+                    ("expo-protocol-version", "1"),
+                ],
+            )
+            .await;
+            with_headers.assert_status(200);
+            assert_eq!(with_headers.body, bundle);
+        }
 
-        // Brotli preferred when both are accepted; gzip when only it is.
+        // Each stored copy for a client that accepts only it; the smallest
+        // stored copy for a client that accepts several (Android since
+        // expo-updates 56.0.14 sends `zstd, br, gzip`).
+        let zstd = get(&app, &url, &[("accept-encoding", "zstd")]).await;
+        zstd.assert_status(200);
+        assert_eq!(header(&zstd, "content-encoding"), Some("zstd"));
+        assert_eq!(zstd_decoded(&zstd.body), bundle);
+        let br_only = get(&app, &url, &[("accept-encoding", "br")]).await;
+        assert_eq!(header(&br_only, "content-encoding"), Some("br"));
+        let gzip_only = get(&app, &url, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(header(&gzip_only, "content-encoding"), Some("gzip"));
+        let android = get(&app, &url, &[("accept-encoding", "zstd, br, gzip")]).await;
+        let sizes = [
+            (zstd.body.len(), "zstd"),
+            (br_only.body.len(), "br"),
+            (gzip_only.body.len(), "gzip"),
+        ];
+        let smallest = sizes.iter().min().expect("three copies");
+        assert_eq!(android.body.len(), smallest.0, "sizes {sizes:?}");
+        assert_eq!(header(&android, "content-encoding"), Some(smallest.1));
+        // Among brotli and gzip, the smaller (brotli) is sent.
         let br = get(&app, &url, &[("accept-encoding", "gzip, deflate, br")]).await;
         br.assert_status(200);
         assert_eq!(header(&br, "content-encoding"), Some("br"));
@@ -179,16 +216,16 @@ all_backends!(
 
         // The copies are stored beside the files, for the bundles only.
         let copies = app.stored_copies();
-        assert_eq!(copies.len(), 4, "br and gz of two bundles: {copies:?}");
+        assert_eq!(copies.len(), 6, "zst, br and gz of two bundles: {copies:?}");
         for key in copies.keys() {
             let copy = app.read_object(key).expect("a listed copy can be read");
             let original = app
                 .read_object(key.rsplit_once('.').expect("a suffix").0)
                 .expect("the copied file is stored");
-            let decoded = if key.ends_with(".br") {
-                brotli_decoded(&copy)
-            } else {
-                gzip_decoded(&copy)
+            let decoded = match key.rsplit_once('.').map(|(_, suffix)| suffix) {
+                Some("br") => brotli_decoded(&copy),
+                Some("zst") => zstd_decoded(&copy),
+                _ => gzip_decoded(&copy),
             };
             assert_eq!(decoded, original, "{key} is not a copy of its file");
         }
@@ -289,7 +326,7 @@ all_backends!(
     |app| async move {
         let p = published(&app).await;
         let (pid, token) = (p.project_id.as_str(), p.owner_token.as_str());
-        assert_eq!(app.stored_copies().len(), 4);
+        assert_eq!(app.stored_copies().len(), 6);
         // Referenced: kept, and counted as files, not copies.
         let kept = app
             .post(
@@ -301,7 +338,7 @@ all_backends!(
         kept.assert_status(200);
         assert_eq!(kept.json["deletedBlobs"], 0);
         assert_eq!(kept.json["keptBlobs"], app.stored_objects().len());
-        assert_eq!(app.stored_copies().len(), 4);
+        assert_eq!(app.stored_copies().len(), 6);
         // Unreferenced: the files and their copies go.
         app.delete(
             &format!("/api/projects/{pid}/updates/{}", p.update_id),
@@ -347,7 +384,7 @@ all_backends!(update_checks_are_cached_until_a_change, |app| async move {
     )
     .await
     .assert_status(201);
-    app.check(pid, &e2e::protocol::UpdateCheck::v1("ios", "1.0.0"))
+    app.check(pid, &e2e::protocol::UpdateCheck::v0("ios", "1.0.0"))
         .await
         .assert_error(404);
 });
@@ -360,7 +397,7 @@ all_backends!(
         let pid = p.project_id.as_str();
         app.execute_sql(&format!("DELETE FROM updates WHERE project_id = '{pid}'"))
             .await;
-        app.check(pid, &e2e::protocol::UpdateCheck::v1("ios", "1.0.0"))
+        app.check(pid, &e2e::protocol::UpdateCheck::v0("ios", "1.0.0"))
             .await
             .assert_error(404);
     }

@@ -721,13 +721,33 @@ all_backends!(bad_update_checks_are_json_errors, |app| async move {
     app.check(&uuid_v4(), &ok).await.assert_error(404);
     app.check("not-a-uuid", &ok).await.assert_error(404);
 
+    // A runtime version with no update yet (a fresh build): protocol 0
+    // can only say 404, and names the runtime versions that have updates;
+    // protocol 1 says "no update" (the Android client reports a 404 as a
+    // failed check on every launch).
     let message = app
-        .check(&p.project_id, &ok.clone().runtime_version(Some("9.9.9")))
+        .check(&p.project_id, &UpdateCheck::v0("ios", "9.9.9"))
         .await
         .assert_error(404);
     assert!(
         message.contains("1.0.0") && message.contains("2.0.0"),
         "the message should list the runtime versions that have updates: {message:?}"
+    );
+    let fresh_build = ok.clone().runtime_version(Some("9.9.9"));
+    let no_update = app.check(&p.project_id, &fresh_build).await;
+    assert_eq!(
+        directive_part(&no_update).json(),
+        json!({ "type": "noUpdateAvailable" })
+    );
+    // A protocol-1 client that takes only JSON cannot be sent a directive: 204.
+    let json_only = app
+        .check(&p.project_id, &fresh_build.accept(Some("application/json")))
+        .await;
+    json_only.assert_status(204);
+    assert!(json_only.text().is_empty());
+    assert_eq!(
+        json_only.header("expo-protocol-version").as_deref(),
+        Some("1")
     );
 
     // The request that works.

@@ -934,7 +934,7 @@ all_backends!(staging_promotion_rollout_and_rollback, |app| async move {
     let staging_detail = detail(&app, &r, &staging_v1).await;
     assert_eq!(on_staging["id"], manifest_id(&staging_detail, "ios"));
     match ask(&app, &pid, production.clone()).await {
-        Answer::Error(404, body) => assert!(body.contains("error"), "{body}"),
+        Answer::Directive(directive) => assert_eq!(directive["type"], "noUpdateAvailable"),
         other => panic!("production has no update yet, got {other:?}"),
     }
 
@@ -1306,6 +1306,11 @@ all_backends!(
             .await
             .assert_no_content();
         match ask(&app, &pid, device("ios")).await {
+            Answer::Directive(directive) => assert_eq!(directive["type"], "noUpdateAvailable"),
+            other => panic!("every update is deleted, got {other:?}"),
+        }
+        // Protocol 0 cannot say "no update": a JSON 404.
+        match ask(&app, &pid, UpdateCheck::v0("ios", "1.0.0")).await {
             Answer::Error(404, body) => assert!(body.contains("error"), "{body}"),
             other => panic!("every update is deleted, got {other:?}"),
         }
