@@ -14,6 +14,7 @@ pub mod go_server;
 pub mod id;
 pub mod insights;
 pub mod member;
+pub mod patch;
 pub mod ports;
 pub mod project;
 pub mod release;

@@ -15,6 +15,7 @@ use crate::fault::{BoxError, Fault};
 use crate::id::{ProjectId, PublishId, UpdateId};
 use crate::insights::InsightCounts;
 use crate::member::{LastOwnerError, MemberProfile, Membership, Role};
+use crate::patch::{PatchClaim, PatchKey, PatchRecord, PatchState};
 use crate::project::Project;
 use crate::release::{BranchName, Channel, ChannelName, RolloutCandidate, RolloutPercentage};
 use crate::signing_key::{SigningKey, SigningKeyId};
@@ -295,6 +296,40 @@ impl UpdateStream {
             platform: update.platform,
         }
     }
+}
+
+/// The wanted patches and the claims on them, shared by every instance.
+#[async_trait]
+pub trait PatchStore: Send + Sync {
+    /// Records that these patches are wanted; one already known (in any
+    /// state) is left as it is. A project that no longer exists wants none.
+    async fn want(&self, patches: &[PatchKey], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Claims the oldest pending patch that nobody holds (or whose claim
+    /// lapsed before `now`) for `instance` until `until`, counting an
+    /// attempt; `None` when there is none. Two instances never hold the
+    /// same patch at once. A patch past [`MAX_PATCH_ATTEMPTS`] is marked
+    /// failed instead of claimed.
+    async fn claim(
+        &self,
+        instance: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Option<PatchClaim>>;
+    /// Records the outcome of `claim`: `Ok(false)` when the claim was lost
+    /// meanwhile (lapsed and taken by another instance), and then nothing
+    /// is written.
+    async fn finish(
+        &self,
+        claim: &PatchClaim,
+        state: &PatchState,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Every patch to `target_sha256` in the project, in any state.
+    async fn patches_to(
+        &self,
+        project_id: &ProjectId,
+        target_sha256: &str,
+    ) -> StoreResult<Vec<PatchRecord>>;
 }
 
 /// A transaction holding a project's reference lock (see

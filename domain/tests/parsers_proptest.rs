@@ -484,7 +484,10 @@ proptest! {
     /// The `appVersion` policy reads `version`; a platform's own
     /// `runtimeVersion` wins over the top-level one.
     #[test]
-    fn app_version_policy_and_platform_override(version in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}", own in "[a-z0-9.]{1,20}") {
+    fn app_version_policy_and_platform_override(
+        version in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}",
+        own in "[a-z0-9.]{1,20}".prop_filter("not . or ..", |own| own != "." && own != ".."),
+    ) {
         let config = json!({
             "version": version,
             "runtimeVersion": {"policy": "appVersion"},
@@ -508,7 +511,8 @@ proptest! {
     #![proptest_config(config())]
 
     /// Non-empty, at most 255 characters (not bytes), no control
-    /// characters, kept exactly as sent.
+    /// characters, not shaped like a path (`/`, `\\`, `.`, `..`), kept
+    /// exactly as sent.
     #[test]
     fn runtime_versions(raw in prop_oneof![
         any_text(),
@@ -516,7 +520,10 @@ proptest! {
     ]) {
         let expected = !raw.is_empty()
             && raw.chars().count() <= RuntimeVersion::MAX_LEN
-            && !raw.chars().any(char::is_control);
+            && !raw.chars().any(char::is_control)
+            && !raw.contains(['/', '\\'])
+            && raw != "."
+            && raw != "..";
         match RuntimeVersion::parse(&raw) {
             Ok(version) => {
                 prop_assert!(expected, "accepted {raw:?}");

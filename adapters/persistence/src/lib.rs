@@ -12,6 +12,7 @@ mod insights;
 mod legacy_import;
 mod members;
 mod migration;
+mod patches;
 mod projects;
 mod serve_epoch;
 mod signing_keys;

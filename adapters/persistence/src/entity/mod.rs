@@ -6,6 +6,7 @@ pub mod audit_event;
 pub mod channel;
 pub mod legacy_import;
 pub mod member;
+pub mod patch;
 pub mod project;
 pub mod signing_key;
 pub mod update;

@@ -9,6 +9,7 @@ mod m20261127_000004_serve_epoch;
 mod m20261127_000005_signing_keys;
 mod m20261127_000006_update_insights;
 mod m20261202_000007_legacy_imports;
+mod m20261203_000008_patches;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_signing_keys::Migration),
             Box::new(m20261127_000006_update_insights::Migration),
             Box::new(m20261202_000007_legacy_imports::Migration),
+            Box::new(m20261203_000008_patches::Migration),
         ]
     }
 }
