@@ -75,12 +75,15 @@ impl RuntimeVersion {
                 Self::MAX_LEN
             )));
         }
-        // The old server made a directory of each runtime version, so none
-        // of its apps has one shaped like a path; refusing them keeps a
-        // traversal attempt a 400 rather than a "no update" answer.
-        if raw == "." || raw == ".." || raw.contains(['/', '\\']) {
+        // The old server made directories of a runtime version (`1.0.0/beta`
+        // is two), so `/` stays; but no segment may climb or be empty, and
+        // there is no `\\`: a traversal attempt is a 400, not "no update".
+        let climbs = raw
+            .split('/')
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+        if climbs || raw.contains('\\') {
             return Err(ValidationError::new(
-                "runtimeVersion must not contain / or \\, nor be . or ..",
+                "runtimeVersion must not contain \\ nor empty, . or .. segments between /.",
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -360,7 +363,20 @@ mod tests {
     fn runtime_versions_are_bounded() {
         assert!(RuntimeVersion::parse("1.0.0").is_ok());
         assert!(RuntimeVersion::parse("exposdk:56.0.0").is_ok());
-        for bad in ["", "1.0\n", &"9".repeat(256), ".", "..", "../etc", "a\\b"] {
+        assert!(RuntimeVersion::parse("1.0.0/beta").is_ok());
+        for bad in [
+            "",
+            "1.0\n",
+            &"9".repeat(256),
+            ".",
+            "..",
+            "../etc",
+            "a\\b",
+            "a//b",
+            "a/",
+            "/a",
+            "a/./b",
+        ] {
             assert!(RuntimeVersion::parse(bad).is_err());
         }
     }

@@ -172,7 +172,7 @@ impl<'a> Run<'a> {
             self.report.problem(
                 dir.path.clone(),
                 format!(
-                    "runtime version {:?} is not one this server accepts (empty, over 255 characters or with control characters); left alone",
+                    "runtime version {:?} is not one this server accepts (empty, over 255 characters, with control characters, a \\ or an empty, . or .. segment); left alone",
                     dir.runtime_version
                 ),
             );
