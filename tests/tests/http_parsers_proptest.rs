@@ -24,7 +24,7 @@ use e2e::protocol::{CLIENT_ACCEPT, PRIVATE_KEY_PATH, RawResponse, parse_signatur
 use e2e::publish::{Export, PublishForm};
 use e2e::reqwest::Url;
 use e2e::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use e2e::{Backend, TestApp, brotli_decoded, gzip_decoded, str_field};
+use e2e::{Backend, TestApp, brotli_decoded, gzip_decoded, str_field, zstd_decoded};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{
@@ -668,6 +668,7 @@ fn accept_encoding_honours_weights() {
             None => (response.body.clone(), file.etag.clone()),
             Some("br") => (brotli_decoded(&response.body), format!("\"{opaque}-br\"")),
             Some("gzip") => (gzip_decoded(&response.body), format!("\"{opaque}-gzip\"")),
+            Some("zstd") => (zstd_decoded(&response.body), format!("\"{opaque}-zstd\"")),
             Some(other) => return Err(TestCaseError::fail(format!("Content-Encoding {other}"))),
         };
         prop_assert!(body == file.bytes, "the decoded body is not the file");
@@ -694,23 +695,25 @@ fn accept_encoding_honours_weights() {
                 value
             );
         }
-        // The server's preference among codings the client names: brotli,
-        // then gzip, else none (`*` is not acted upon; identity is always
-        // acceptable here).
+        // The smallest stored copy among the codings the client names, else
+        // none (`*` is not acted upon; identity is always acceptable here).
         let named = |coding: &str| {
             members.iter().any(|(c, _)| c == coding) && acceptable(&members, coding) == Some(true)
         };
-        let ambiguous = ["br", "gzip"]
+        let ambiguous = ["zstd", "br", "gzip"]
             .iter()
             .any(|c| acceptable(&members, c).is_none());
         if !ambiguous {
-            let expected = if named("br") {
-                Some("br")
-            } else if named("gzip") {
-                Some("gzip")
-            } else {
-                None
+            let size_of = |coding: &str| {
+                fixture
+                    .get(&file.url, &[("accept-encoding", coding.as_bytes())])
+                    .body
+                    .len()
             };
+            let expected = ["zstd", "br", "gzip"]
+                .into_iter()
+                .filter(|c| named(c))
+                .min_by_key(|c| size_of(c));
             prop_assert_eq!(encoding.as_deref(), expected, "Accept-Encoding {:?}", value);
         }
         Ok(())
