@@ -307,7 +307,8 @@ pub trait PatchStore: Send + Sync {
     /// Claims the oldest pending patch that nobody holds (or whose claim
     /// lapsed before `now`) for `instance` until `until`, counting an
     /// attempt; `None` when there is none. Two instances never hold the
-    /// same patch at once. A patch past [`MAX_PATCH_ATTEMPTS`] is marked
+    /// same patch at once. A patch past
+    /// [`MAX_PATCH_ATTEMPTS`](crate::patch::MAX_PATCH_ATTEMPTS) is marked
     /// failed instead of claimed.
     async fn claim(
         &self,

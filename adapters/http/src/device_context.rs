@@ -37,7 +37,10 @@ pub(crate) fn query_params(req: &Request) -> Result<HashMap<String, String>, App
 /// A form-encoded name or value (`+` is a space), or `None` when its bytes
 /// are not UTF-8 (an overlong `%c0%ae` is not a dot, nor any text).
 fn form_decoded(text: &str) -> Option<String> {
-    let spaced = text.replace('+', " ");
+    let spaced = match text.contains('+') {
+        true => std::borrow::Cow::Owned(text.replace('+', " ")),
+        false => std::borrow::Cow::Borrowed(text),
+    };
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .ok()

@@ -11,6 +11,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, Transacti
 use crate::SqlStore;
 use crate::entity::update_insight;
 use crate::errors::store_error;
+use crate::projects::existing_projects;
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
 
@@ -39,17 +40,8 @@ impl InsightStore for SqlStore {
         let txn = self.db.begin().await.map_err(store_error)?;
         // Counts of projects deleted meanwhile go with them; checked first,
         // because a failed insert would abort the whole batch.
-        let mut projects: Vec<&str> = counts.iter().map(|c| c.project_id.as_str()).collect();
-        projects.sort_unstable();
-        projects.dedup();
-        let existing: std::collections::HashSet<String> = crate::entity::project::Entity::find()
-            .filter(crate::entity::project::Column::Id.is_in(projects))
-            .all(&txn)
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(|project| project.id)
-            .collect();
+        let existing =
+            existing_projects(&txn, counts.iter().map(|c| c.project_id.as_str())).await?;
         for counts in counts.iter().filter(|c| existing.contains(&c.project_id)) {
             let key = (
                 instance_id.to_owned(),

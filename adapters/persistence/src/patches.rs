@@ -16,8 +16,9 @@ use sea_orm::{
 };
 
 use crate::SqlStore;
-use crate::entity::{patch, project};
+use crate::entity::patch;
 use crate::errors::store_error;
+use crate::projects::existing_projects;
 
 const CLAIM_POSTGRES: &str = "UPDATE patches \
     SET claimed_by = $1, claimed_until = $2, attempts = attempts + 1, updated_at = $3 \
@@ -74,17 +75,8 @@ impl PatchStore for SqlStore {
             return Ok(());
         }
         let txn = self.db.begin().await.map_err(store_error)?;
-        let mut projects: Vec<&str> = patches.iter().map(|p| p.project_id.as_str()).collect();
-        projects.sort_unstable();
-        projects.dedup();
-        let existing: std::collections::HashSet<String> = project::Entity::find()
-            .filter(project::Column::Id.is_in(projects))
-            .all(&txn)
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(|project| project.id)
-            .collect();
+        let existing =
+            existing_projects(&txn, patches.iter().map(|p| p.project_id.as_str())).await?;
         let rows: Vec<patch::ActiveModel> = patches
             .iter()
             .filter(|key| existing.contains(key.project_id.as_str()))

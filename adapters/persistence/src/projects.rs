@@ -16,6 +16,26 @@ use crate::SqlStore;
 use crate::entity::{member, project};
 use crate::errors::store_error;
 
+/// Which of these projects still exist: rows written for a project deleted
+/// meanwhile are dropped before a batch insert, which its foreign key would
+/// otherwise fail whole.
+pub(crate) async fn existing_projects<'a>(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> StoreResult<std::collections::HashSet<String>> {
+    let mut ids: Vec<&str> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(project::Entity::find()
+        .filter(project::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|project| project.id)
+        .collect())
+}
+
 impl From<project::Model> for Project {
     fn from(row: project::Model) -> Self {
         Project {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use adapter_persistence::SqlStore;
 use chrono::{Duration, Utc};
-use common::{postgres_store, project_with_two_owners, sqlite_store, user};
+use common::{on_both, project_with_two_owners, user};
 use domain::id::ProjectId;
 use domain::patch::{MAX_PATCH_ATTEMPTS, PatchKey, PatchState};
 use domain::ports::{PatchStore, ProjectStore};
@@ -191,31 +191,23 @@ async fn a_deleted_projects_patches_go_with_it(store: SqlStore) {
     );
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _dir) = super::sqlite_store().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::postgres_store().await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both!(
     claims_are_exclusive_lapse_and_finish_once,
+    sqlite_claims_are_exclusive_lapse_and_finish_once,
+    postgres_claims_are_exclusive_lapse_and_finish_once
+);
+on_both!(
     work_that_never_finishes_is_given_up_on,
+    sqlite_work_that_never_finishes_is_given_up_on,
+    postgres_work_that_never_finishes_is_given_up_on
+);
+on_both!(
     many_claimants_never_share_a_patch,
+    sqlite_many_claimants_never_share_a_patch,
+    postgres_many_claimants_never_share_a_patch
+);
+on_both!(
     a_deleted_projects_patches_go_with_it,
+    sqlite_a_deleted_projects_patches_go_with_it,
+    postgres_a_deleted_projects_patches_go_with_it
 );

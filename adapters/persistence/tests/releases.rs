@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use adapter_persistence::SqlStore;
 use chrono::{SubsecRound, Utc};
-use common::{id, postgres_store, postgres_url, project_with_two_owners, sqlite_store, user};
+use common::{id, on_both, postgres_store, postgres_url, project_with_two_owners, user};
 use domain::audit::{Actor, ActorKind, AuditEvent};
 use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::ports::{
@@ -1411,21 +1411,6 @@ async fn old_updates_land_on_main_fully_rolled_out(url: String) {
         candidates(&store, &pid, "main", "1.0.0", Platform::Ios).await,
         vec![candidate(&new[0]), candidate(&old)]
     );
-}
-
-macro_rules! on_both {
-    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
-        #[tokio::test]
-        async fn $sqlite() {
-            let (store, _dir) = sqlite_store().await;
-            $scenario(store).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(postgres_store().await).await;
-        }
-    };
 }
 
 on_both!(

@@ -44,15 +44,6 @@ impl ManifestAnswer {
         }
     }
 
-    /// A directive travels in a `directive` part, a manifest in a
-    /// `manifest` part.
-    pub fn is_directive(&self) -> bool {
-        matches!(
-            self,
-            Self::NoUpdateAvailable(_) | Self::RollBackToEmbedded(_)
-        )
-    }
-
     /// The answer's name in metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {

@@ -73,14 +73,17 @@ fn etag(sha256_hex: &str, encoding: Option<ContentEncoding>) -> String {
     }
 }
 
+/// The size of each compressed copy of a blob, in [`ContentEncoding::ALL`]
+/// order; `None` where it has none.
+type CopySizes = [Option<u64>; ContentEncoding::ALL.len()];
+
 /// The stored files and what is known about their copies.
 pub(crate) struct AssetFiles {
     blobs: Arc<dyn BlobStore>,
-    /// The size of a blob's compressed copy, or `None` when it has none.
-    /// Copies are made before the publish that names them commits and
-    /// removed only with their blob, so an answer never goes stale while
-    /// the asset is served.
-    copies: quick_cache::sync::Cache<String, Option<u64>>,
+    /// The sizes of a blob's compressed copies, by its key. Copies are made
+    /// before the publish that names them commits and removed only with
+    /// their blob, so an answer never goes stale while the asset is served.
+    copies: quick_cache::sync::Cache<String, CopySizes>,
     hot_files: HotFiles,
     /// Send devices to presigned storage URLs instead of streaming bytes.
     pub redirect: bool,
@@ -192,34 +195,36 @@ impl AssetFiles {
         if !asset.compressible {
             return None;
         }
-        let mut smallest: Option<(u64, ContentEncoding)> = None;
-        for encoding in ContentEncoding::ALL {
-            if !accepted.accepts(encoding) {
-                continue;
-            }
-            if let Some(size) = self.copy_size(&encoding.blob_key(&asset.key)).await
-                && smallest.is_none_or(|(best, _)| size < best)
-            {
-                smallest = Some((size, encoding));
-            }
-        }
-        smallest.map(|(_, encoding)| encoding)
+        let sizes = self.copy_sizes(&asset.key).await;
+        ContentEncoding::ALL
+            .into_iter()
+            .zip(sizes)
+            .filter(|(encoding, _)| accepted.accepts(*encoding))
+            .filter_map(|(encoding, size)| Some((size?, encoding)))
+            .min_by_key(|(size, _)| *size)
+            .map(|(_, encoding)| encoding)
     }
 
-    async fn copy_size(&self, key: &str) -> Option<u64> {
+    /// The sizes of the copies of the blob at `key`: remembered after the
+    /// first answer, so a download costs one cache lookup and no storage
+    /// request. Not remembered when the storage could not say.
+    async fn copy_sizes(&self, key: &str) -> CopySizes {
         if let Some(known) = self.copies.get(key) {
             return known;
         }
-        match self.blobs.size(key).await {
-            Ok(size) => {
-                self.copies.insert(key.to_owned(), size);
-                size
-            }
-            Err(error) => {
-                tracing::warn!(%error, key, "could not check for a compressed copy");
-                None
+        let mut sizes = CopySizes::default();
+        for (size, encoding) in sizes.iter_mut().zip(ContentEncoding::ALL) {
+            let copy = encoding.blob_key(key);
+            match self.blobs.size(&copy).await {
+                Ok(found) => *size = found,
+                Err(error) => {
+                    tracing::warn!(%error, key = copy, "could not check for a compressed copy");
+                    return sizes;
+                }
             }
         }
+        self.copies.insert(key.to_owned(), sizes);
+        sizes
     }
 
     /// Where to send the client for the asset (or its compressed copy), when
@@ -265,7 +270,7 @@ impl AssetFiles {
                 Ok(reader) => return Ok((reader, Some(encoding))),
                 Err(BlobError::NotFound(_)) => {
                     tracing::warn!(key, "a compressed copy is missing; serving the file");
-                    self.copies.remove(&key);
+                    self.copies.remove(&asset.key);
                 }
                 Err(other) => return Err(AppError::Internal(other.to_string())),
             }

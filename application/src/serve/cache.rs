@@ -55,8 +55,8 @@ pub(crate) struct BranchView {
     /// Newest first, down to the newest fully rolled-out update.
     pub candidates: Vec<RolloutCandidate>,
     pub updates: HashMap<UpdateId, PreparedUpdate>,
-    /// When there are no candidates: the 404 message naming the runtime
-    /// versions that do have updates.
+    /// When there are no candidates: protocol 0's 404 message naming the
+    /// runtime versions that do have updates (protocol 1 says "no update").
     pub no_update: Option<String>,
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(
     dead_code,
+    unused_imports,
+    unused_macros,
     clippy::unwrap_used,
     reason = "shared by several test binaries, each using a part of it"
 )]
@@ -73,3 +75,21 @@ pub async fn project_with_two_owners(store: &SqlStore, a: &User, b: &User) -> Pr
     MemberStore::insert(store, &owner(b)).await.unwrap();
     project
 }
+
+/// Two tests of one scenario (an `async fn(SqlStore)`): on SQLite and on
+/// PostgreSQL.
+macro_rules! on_both {
+    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            let (store, _dir) = $crate::common::sqlite_store().await;
+            $scenario(store).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            $scenario($crate::common::postgres_store().await).await;
+        }
+    };
+}
+pub(crate) use on_both;
