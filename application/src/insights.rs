@@ -33,6 +33,9 @@ pub struct UpdateCounters {
     platform: Platform,
     checks: AtomicU64,
     launch_downloads: AtomicU64,
+    patch_downloads: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_saved: AtomicU64,
     failure_reports: AtomicU64,
     devices: AtomicSketch,
     failed_devices: AtomicSketch,
@@ -88,6 +91,9 @@ impl UpdateCounters {
             platform: update.platform,
             checks: AtomicU64::new(0),
             launch_downloads: AtomicU64::new(0),
+            patch_downloads: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            bytes_saved: AtomicU64::new(0),
             failure_reports: AtomicU64::new(0),
             devices: AtomicSketch::new(),
             failed_devices: AtomicSketch::new(),
@@ -112,6 +118,9 @@ impl UpdateCounters {
         );
         counts.checks = self.checks.swap(0, Ordering::Relaxed);
         counts.launch_downloads = self.launch_downloads.swap(0, Ordering::Relaxed);
+        counts.patch_downloads = self.patch_downloads.swap(0, Ordering::Relaxed);
+        counts.bytes_sent = self.bytes_sent.swap(0, Ordering::Relaxed);
+        counts.bytes_saved = self.bytes_saved.swap(0, Ordering::Relaxed);
         counts.failure_reports = self.failure_reports.swap(0, Ordering::Relaxed);
         counts.devices = self.devices.take();
         counts.failed_devices = self.failed_devices.take();
@@ -122,9 +131,21 @@ impl UpdateCounters {
 fn is_empty(counts: &InsightCounts) -> bool {
     counts.checks == 0
         && counts.launch_downloads == 0
+        && counts.bytes_sent == 0
         && counts.failure_reports == 0
         && counts.devices.is_empty()
         && counts.failed_devices.is_empty()
+}
+
+/// How a launch asset was delivered, for insights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchDelivery {
+    /// The bytes of the body sent (or of the copy a redirect sent the
+    /// client to).
+    pub bytes_sent: u64,
+    /// For a patch: the bytes the full download would have sent the same
+    /// client.
+    pub patch_instead_of: Option<u64>,
 }
 
 /// Counts waiting to be written: the live counters of every update devices
@@ -148,9 +169,18 @@ impl InsightRecorder {
     }
 
     /// A download of `update`'s launch asset.
-    pub fn record_launch_download(&self, update: &Update) {
+    pub fn record_launch_download(&self, update: &Update, delivery: LaunchDelivery) {
         if let Some(counters) = self.counters(update) {
             counters.launch_downloads.fetch_add(1, Ordering::Relaxed);
+            counters
+                .bytes_sent
+                .fetch_add(delivery.bytes_sent, Ordering::Relaxed);
+            if let Some(full) = delivery.patch_instead_of {
+                counters.patch_downloads.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes_saved
+                    .fetch_add(full.saturating_sub(delivery.bytes_sent), Ordering::Relaxed);
+            }
         }
     }
 
@@ -221,6 +251,10 @@ pub struct InsightSummary {
     pub checks: u64,
     pub unique_devices: u64,
     pub launch_asset_downloads: u64,
+    /// Of the launch-asset downloads, those that were bundle patches.
+    pub patch_downloads: u64,
+    pub bytes_sent: u64,
+    pub bytes_saved: u64,
     pub failure_reports: u64,
     pub failed_devices: u64,
 }
@@ -233,6 +267,9 @@ impl InsightSummary {
             checks: counts.checks,
             unique_devices: counts.devices.estimate(),
             launch_asset_downloads: counts.launch_downloads,
+            patch_downloads: counts.patch_downloads,
+            bytes_sent: counts.bytes_sent,
+            bytes_saved: counts.bytes_saved,
             failure_reports: counts.failure_reports,
             failed_devices: counts.failed_devices.estimate(),
         }

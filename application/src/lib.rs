@@ -8,8 +8,10 @@ pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+mod blob_bytes;
 mod bounded_cache;
 pub mod bsdiff;
+pub mod bundle_diffing;
 pub mod error;
 pub mod go_import;
 mod ids;
@@ -32,8 +34,11 @@ pub use access::Caller;
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
 pub use api_keys::{ApiKeyService, CreatedApiKey};
 pub use audit::{AuditLog, AuditPage, AuditService};
+pub use bundle_diffing::{PatchCounters, PatchService};
 pub use error::{AppError, AppResult};
-pub use insights::{AutoHalt, InsightRecorder, InsightService, InsightSummary, UpdateInsights};
+pub use insights::{
+    AutoHalt, InsightRecorder, InsightService, InsightSummary, LaunchDelivery, UpdateInsights,
+};
 pub use members::{MemberRef, MemberService};
 pub use projects::{ProjectChanges, ProjectService};
 pub use publish::{
@@ -47,10 +52,10 @@ pub use releases::{
 pub use retention::Retention;
 pub use serve::{
     AcceptedEncodings, AssetAnswer, AssetRequest, AssetTarget, ByteRange, IfNoneMatch,
-    ManifestAnswer, ManifestRequest, ProtocolVersion, Representation, ServeService, ServedManifest,
-    SignatureRequest, SignedBody,
+    ManifestAnswer, ManifestRequest, PatchRequest, ProtocolVersion, Representation, ServeService,
+    ServedManifest, SignatureRequest, SignedBody,
 };
 pub use services::{ServiceSet, Services};
 pub use signing_keys::{Keyring, NewSigningKey, ProjectSigners, SigningKeyService};
 pub use storage_gc::{GarbageCollector, GcReport};
-pub use timeline::TimelinePage;
+pub use timeline::{PatchesPage, TimelinePage};

@@ -9,6 +9,7 @@ use domain::ports::HealthProbe;
 use crate::accounts::AccountService;
 use crate::api_keys::ApiKeyService;
 use crate::audit::AuditService;
+use crate::bundle_diffing::PatchService;
 use crate::insights::InsightService;
 use crate::members::MemberService;
 use crate::projects::ProjectService;
@@ -52,6 +53,8 @@ pub struct ServiceSet {
     pub signing_keys: Arc<SigningKeyService>,
     pub insights: Arc<InsightService>,
     pub gc: Arc<GarbageCollector>,
+    /// Bundle diffing: the patches wanted, and the work of computing them.
+    pub patches: Arc<PatchService>,
     /// `RETENTION_KEEP_PER_BRANCH`, also applied in the background.
     pub retention: Arc<Retention>,
     pub health: Arc<dyn HealthProbe>,

@@ -155,8 +155,11 @@ impl GarbageCollector {
         match self.updates.lock_references(project_id).await {
             Ok(mut lock) => {
                 let referenced = lock.referenced_blobs().await?;
-                self.delete_unreferenced(&old, &referenced, &mut report)
+                let collected = self
+                    .delete_unreferenced(&old, &referenced, &mut report)
                     .await?;
+                // Their patches went with them.
+                lock.forget_patches_to(&collected).await?;
                 lock.commit().await?;
             }
             // The project is gone: nothing can reference its blobs again.
@@ -169,19 +172,21 @@ impl GarbageCollector {
         Ok(report)
     }
 
+    /// Deletes the blobs of `old` that no update references, with their
+    /// copies and patches; returns the content hashes of the files deleted.
     async fn delete_unreferenced(
         &self,
         old: &[BlobInfo],
         referenced: &HashSet<String>,
         report: &mut GcReport,
-    ) -> AppResult<()> {
+    ) -> AppResult<Vec<String>> {
         let (doomed, kept): (Vec<&BlobInfo>, Vec<&BlobInfo>) = old.iter().partition(|blob| {
             // A compressed copy goes with the file it copies.
             !referenced.contains(blob_key_sha256(&blob.key))
         });
         report.kept_blobs += files(&kept);
         if doomed.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let keys: Vec<String> = doomed.iter().map(|blob| blob.key.clone()).collect();
         self.blobs
@@ -194,6 +199,10 @@ impl GarbageCollector {
             deleted = doomed.len(),
             "storage collection deleted unreferenced blobs"
         );
-        Ok(())
+        Ok(doomed
+            .iter()
+            .filter(|blob| !is_compressed_copy(&blob.key))
+            .map(|blob| blob_key_sha256(&blob.key).to_owned())
+            .collect())
     }
 }

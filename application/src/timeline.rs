@@ -1,11 +1,14 @@
-//! The dashboard's updates timeline as one read: the project, its branches,
-//! a page of its history and the insights of that page's updates.
+//! The dashboard's reads that span services, each as one call: the updates
+//! timeline (the project, its branches, a page of its history and the
+//! insights of that page's updates) and an update's bundle patches.
 
 use domain::id::{ProjectId, PublishId};
+use domain::patch::PatchPolicy;
 use domain::project::Project;
 use domain::user::User;
 
 use crate::access::Caller;
+use crate::bundle_diffing::BundlePatches;
 use crate::error::AppResult;
 use crate::insights::UpdateInsights;
 use crate::releases::{BranchSummary, HistoryPage, HistoryRequest};
@@ -57,4 +60,31 @@ impl ServiceSet {
             insights,
         })
     }
+
+    /// The bundle patches of a publish, with the project they are of.
+    pub async fn patches_page(
+        &self,
+        user: &User,
+        project_id: &ProjectId,
+        publish_id: &PublishId,
+    ) -> AppResult<PatchesPage> {
+        let project = self.projects.get(user, project_id).await?;
+        let caller = Caller::User(user.clone());
+        let platforms = self
+            .patches
+            .of_publish(&caller, project_id, publish_id)
+            .await?;
+        Ok(PatchesPage {
+            project,
+            policy: self.patches.policy(),
+            platforms,
+        })
+    }
+}
+
+/// An update's bundle patches, for the dashboard.
+pub struct PatchesPage {
+    pub project: Project,
+    pub policy: PatchPolicy,
+    pub platforms: Vec<BundlePatches>,
 }

@@ -165,6 +165,12 @@ impl BlobStore for MemoryBlobs {
         Ok(())
     }
 
+    async fn replace(&self, _staged: &StagedBlob, _key: &str) -> Result<(), BlobError> {
+        Err(BlobError::Backend(
+            "not implemented by the test store".to_owned(),
+        ))
+    }
+
     async fn discard(&self, staged: &StagedBlob) {
         self.objects.lock().unwrap().remove(&staged.staging_key);
     }
@@ -260,6 +266,18 @@ impl ReferenceLock for MemoryLock {
 
     async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()> {
         self.pending.extend_from_slice(updates);
+        Ok(())
+    }
+
+    async fn want_patches(
+        &mut self,
+        _patches: &[domain::patch::PatchKey],
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn forget_patches_to(&mut self, _target_sha256s: &[String]) -> StoreResult<()> {
         Ok(())
     }
 
@@ -369,6 +387,16 @@ impl UpdateStore for MemoryUpdates {
     }
 
     async fn streams(&self) -> StoreResult<Vec<UpdateStream>> {
+        unused()
+    }
+
+    async fn launch_bundle_of(
+        &self,
+        _project_id: &ProjectId,
+        _runtime_version: &RuntimeVersion,
+        _platform: Platform,
+        _manifest_id: &str,
+    ) -> StoreResult<Option<String>> {
         unused()
     }
 

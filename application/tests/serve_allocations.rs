@@ -340,6 +340,7 @@ fn a_hot_file_download_allocates_a_few_times() {
             if_range: None,
             if_none_match: IfNoneMatch::Absent,
             head_only: false,
+            patch: None,
         };
         let not_modified = AssetRequest {
             if_none_match: IfNoneMatch::Tags(vec![format!("\"{}\"", bundle.sha256_hex)]),

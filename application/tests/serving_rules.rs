@@ -98,6 +98,7 @@ impl World {
             if_range: None,
             if_none_match: IfNoneMatch::Absent,
             head_only: false,
+            patch: None,
         }
     }
 }

@@ -135,6 +135,41 @@ heading("manifests, all scenarios")
 row("    mean req/s ratio to nginx", sum(ratios) / len(ratios) if ratios else None, ratio=False, digits=2,
     rule=(">= 0.85", lambda mean, _: mean >= 0.85))
 
+section("BUNDLE DIFFING: bytes a device one update behind downloads (Accept-Encoding: zstd, br, gzip)",
+        "server", "Debian")
+kib = lambda key: get(key) / 1024 if get(key) is not None else None
+for platform in ("android", "ios"):
+    p = f"delivery.fixture_{platform}"
+    heading(f"fixtures v1 -> v2, {platform} bundle")
+    for name in ("raw", "gzip", "br", "zstd"):
+        row(f"    {name} (KiB)", kib(f"{p}.{name}"))
+    row("    patch vs Debian bsdiff 4.3 (KiB)", kib(f"{p}.patch"), kib(f"{p}.debian_bytes"),
+        rule=at_most(1.0), digits=1)
+    share = get(f"{p}.patch") / get(f"{p}.br") if get(f"{p}.patch") and get(f"{p}.br") else None
+    row("    patch / brotli copy", share, ratio=False, digits=3, rule=("<= 0.20", lambda s, _: s <= 0.20))
+    row("    Debian's bspatch rebuilds the bundle", get(f"{p}.bspatch_ok"), ratio=False, digits=0,
+        rule=("1", lambda s, _: s == 1))
+    row("    seconds until the patch was served", get(f"{p}.patch_wait_s"), ratio=False, digits=2)
+for mb in (5, 20):
+    p = f"delivery.gen{mb}"
+    raw = get(f"{p}.raw")
+    heading(f"generated Hermes-like {mb} MB bundle, a few functions changed")
+    for name in ("raw", "zstd", "br"):
+        row(f"    {name} (KiB)", kib(f"{p}.{name}"))
+    row("    patch vs Debian bsdiff 4.3 (KiB)", kib(f"{p}.patch"), kib(f"{p}.debian_bytes"), digits=1)
+    row("    compute time (s)", get(f"{p}.compute_s"), get(f"{p}.debian_s"), digits=2)
+    peak = (get(f"{p}.peak_kib") - get(f"{p}.rss_before_kib")) / 1024 \
+        if get(f"{p}.peak_kib") and get(f"{p}.rss_before_kib") else None
+    row("    peak RSS over the server's before (MiB)", peak, mib(f"{p}.debian_rss_kib"))
+    if peak and raw:
+        row("    peak RSS / bundle size", peak * 2**20 / raw, ratio=False, digits=1)
+heading("serving the patch (226) vs nginx serving the same bytes")
+row("    MiB/s", get("patch_android.server.mibps"), get("patch_android.baseline.mibps"), rule=at_least(0.85))
+row("    req/s", get("patch_android.server.rps"), get("patch_android.baseline.rps"))
+row("    p99 (ms)", get("patch_android.server.p99"), get("patch_android.baseline.p99"), digits=2)
+row("    errors (non-2xx + socket)", get("patch_android.server.errors"), get("patch_android.baseline.errors"),
+    ratio=False, digits=0, rule=no_errors)
+
 big, small = get("scale.same.updates"), get("scale.base.updates")
 section(f"SCALE: manifest latency, {fmt(big, 0)} vs {fmt(small, 0)} updates in the database "
         f"(wrk -t2 -c{results.get('scale_conns', '?')}, unsigned)", f"{fmt(big, 0)} upd", f"{fmt(small, 0)} upd")

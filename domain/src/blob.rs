@@ -63,6 +63,11 @@ pub trait BlobStore: Send + Sync {
     /// Makes a staged blob available at `key`. Keys are content addressed,
     /// so a key that already exists holds the same bytes and is kept.
     async fn promote(&self, staged: &StagedBlob, key: &str) -> Result<(), BlobError>;
+    /// Puts a staged blob at `key` in place of what is there, in one step:
+    /// a reader gets the old bytes or the new ones, never a mix. Only for
+    /// a compressed copy made again at a better level (other keys are
+    /// content addressed and never change).
+    async fn replace(&self, staged: &StagedBlob, key: &str) -> Result<(), BlobError>;
     /// Deletes a staging blob; failures are logged, not returned.
     async fn discard(&self, staged: &StagedBlob);
     async fn open(&self, key: &str) -> Result<BlobReader, BlobError>;

@@ -124,8 +124,17 @@ pub struct InsightCounts {
     pub day: NaiveDate,
     /// Update checks answered with this update, or by a device running it.
     pub checks: u64,
-    /// Downloads of the update's launch asset (its JavaScript bundle).
+    /// Downloads of the update's launch asset (its JavaScript bundle),
+    /// whole or as a patch.
     pub launch_downloads: u64,
+    /// Of those, the ones that were bundle patches.
+    pub patch_downloads: u64,
+    /// The bytes those downloads sent (compressed copies and patches
+    /// counted as sent).
+    pub bytes_sent: u64,
+    /// The bytes patches saved: what the full download would have sent to
+    /// the same clients, less what their patches did.
+    pub bytes_saved: u64,
     /// Failure reports: `Expo-Recent-Failed-Update-IDs` naming the update,
     /// or `Expo-Fatal-Error` from a device running it.
     pub failure_reports: u64,
@@ -142,6 +151,9 @@ impl InsightCounts {
             day,
             checks: 0,
             launch_downloads: 0,
+            patch_downloads: 0,
+            bytes_sent: 0,
+            bytes_saved: 0,
             failure_reports: 0,
             devices: DeviceSketch::default(),
             failed_devices: DeviceSketch::default(),
@@ -152,6 +164,9 @@ impl InsightCounts {
     pub fn absorb(&mut self, other: &InsightCounts) {
         self.checks += other.checks;
         self.launch_downloads += other.launch_downloads;
+        self.patch_downloads += other.patch_downloads;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_saved += other.bytes_saved;
         self.failure_reports += other.failure_reports;
         self.devices.merge(&other.devices);
         self.failed_devices.merge(&other.failed_devices);

@@ -21,15 +21,30 @@ pub struct PatchKey {
 
 impl PatchKey {
     /// Where the patch is stored: beside the target's blob and its
-    /// compressed copies, so storage collection removes it with the target.
+    /// compressed copies (`…/assets/<target>.<base>.bsdiff`), so storage
+    /// collection removes it with the target.
+    ///
+    /// The base is named by the first [`BASE_NAME_HEX`] hex digits of its
+    /// hash: file-backed S3 servers (s3s-fs, which the tests run) keep each
+    /// object's metadata in a file named by the base64 of its whole key, so
+    /// a key over about 160 bytes cannot be stored there. 128 bits still
+    /// name a base beyond doubt (and a wrong patch would only fail the
+    /// client's hash check, which then downloads the file).
     pub fn blob_key(&self) -> String {
+        let base = self
+            .base_sha256
+            .get(..BASE_NAME_HEX)
+            .unwrap_or(&self.base_sha256);
         format!(
-            "{}.from-{}.bsdiff",
+            "{}.{base}.bsdiff",
             asset_blob_key(self.project_id.as_str(), &self.target_sha256),
-            self.base_sha256
         )
     }
 }
+
+/// How much of the base's hash names a patch's object (see
+/// [`PatchKey::blob_key`]).
+pub const BASE_NAME_HEX: usize = 32;
 
 /// Where a wanted patch stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +86,41 @@ pub struct PatchRecord {
 /// Claims after which a patch that never finished is marked failed.
 pub const MAX_PATCH_ATTEMPTS: u32 = 3;
 
+/// Which patches are made, and which are kept (`PATCH_BASES`,
+/// `PATCH_MAX_PERCENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchPolicy {
+    /// How many earlier launch bundles of a stream a new one is patched
+    /// from; 0 turns bundle diffing off.
+    pub bases: u32,
+    /// A patch is kept only when it is at most this percentage of the
+    /// smallest compressed copy of its target: a patch barely smaller than
+    /// the brotli'd bundle is not worth a second code path on the device.
+    pub max_percent: u32,
+}
+
+impl Default for PatchPolicy {
+    fn default() -> Self {
+        Self {
+            bases: 5,
+            max_percent: 50,
+        }
+    }
+}
+
+impl PatchPolicy {
+    pub fn enabled(&self) -> bool {
+        self.bases > 0
+    }
+
+    /// Whether a patch of `patch_size` bytes is worth serving instead of a
+    /// full download of `full_size` bytes (the smallest copy a client could
+    /// otherwise get).
+    pub fn worth_keeping(&self, patch_size: u64, full_size: u64) -> bool {
+        u128::from(patch_size) * 100 <= u128::from(full_size) * u128::from(self.max_percent)
+    }
+}
+
 /// A claimed patch: the claimant computes it and reports with
 /// `PatchStore::finish` before `claimed_until`, or another instance may
 /// claim it again.
@@ -89,6 +139,28 @@ mod tests {
     use crate::update::{blob_key_sha256, is_compressed_copy};
 
     #[test]
+    fn a_patch_is_kept_only_when_it_saves_enough() {
+        let policy = PatchPolicy::default();
+        assert!(policy.worth_keeping(50, 100));
+        assert!(!policy.worth_keeping(51, 100));
+        assert!(policy.worth_keeping(0, 0));
+        assert!(
+            !PatchPolicy {
+                bases: 0,
+                max_percent: 50
+            }
+            .enabled()
+        );
+        assert!(
+            PatchPolicy {
+                bases: 1,
+                max_percent: 100
+            }
+            .worth_keeping(u64::MAX, u64::MAX)
+        );
+    }
+
+    #[test]
     fn a_patch_is_stored_beside_its_target_and_collected_with_it() {
         let key = PatchKey {
             project_id: ProjectId::from_trusted("p".to_owned()),
@@ -99,9 +171,9 @@ mod tests {
         assert_eq!(
             blob,
             format!(
-                "projects/p/assets/{}.from-{}.bsdiff",
+                "projects/p/assets/{}.{}.bsdiff",
                 "b".repeat(64),
-                "a".repeat(64)
+                "a".repeat(32)
             )
         );
         // Storage collection reads it as a copy of the target's file.

@@ -258,6 +258,18 @@ pub trait UpdateStore: Send + Sync {
     /// Every (project, branch, runtime version, platform) that has updates,
     /// for retention across all of them.
     async fn streams(&self) -> StoreResult<Vec<UpdateStream>>;
+    /// The SHA-256 (hex) of the launch bundle of the project's update with
+    /// this manifest id (what a device sends as `Expo-Current-Update-ID`)
+    /// for the runtime version and platform; `None` when there is none.
+    /// Manifest ids are derived from what is served, so the answer for a
+    /// found id never changes.
+    async fn launch_bundle_of(
+        &self,
+        project_id: &ProjectId,
+        runtime_version: &RuntimeVersion,
+        platform: Platform,
+        manifest_id: &str,
+    ) -> StoreResult<Option<String>>;
     /// Which of these files (SHA-256 hex) the project's updates already
     /// have, with what a manifest needs of them: a publish may then name
     /// them by hash instead of uploading them again.
@@ -340,6 +352,14 @@ pub trait ReferenceLock: Send {
     /// The SHA-256 (hex) of every blob the project's updates reference.
     async fn referenced_blobs(&mut self) -> StoreResult<HashSet<String>>;
     async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()>;
+    /// Records, in this transaction, the patches the publish wants (as
+    /// [`PatchStore::want`]): they are wanted exactly when the publish is
+    /// committed, so a crash between the two cannot forget them.
+    async fn want_patches(&mut self, patches: &[PatchKey], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Forgets, in this transaction, every patch of the project to these
+    /// bundles (SHA-256 hex): collection removed their files, and the
+    /// patches with them, so a later publish of one computes them again.
+    async fn forget_patches_to(&mut self, target_sha256s: &[String]) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

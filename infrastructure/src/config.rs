@@ -64,6 +64,16 @@ pub struct Config {
     /// `ASSET_CACHE_BYTES`: memory for recently downloaded files (up to
     /// 16 MiB each); 0 reads storage on every download.
     pub asset_cache_bytes: u64,
+    /// `PATCH_BASES` (default 5; 0 turns bundle diffing off) and
+    /// `PATCH_MAX_PERCENT` (default 50): which patches are made and kept.
+    pub patch_policy: domain::patch::PatchPolicy,
+    /// `BEST_COMPRESSION` (default true): recompress each newly published
+    /// launch bundle's brotli and zstd copies at the best levels in the
+    /// background.
+    pub best_compression: bool,
+    /// `PATCH_WORKERS` (default 1): patches computed at once by this
+    /// instance; each needs several times its bundle in memory.
+    pub patch_workers: usize,
     /// `RATE_LIMIT_AUTH_PER_MINUTE`, `RATE_LIMIT_PUBLISH_PER_MINUTE`,
     /// `RATE_LIMIT_DEVICE_PER_SECOND` (0 turns one off) and
     /// `TRUST_FORWARDED_FOR`.
@@ -197,15 +207,12 @@ impl Config {
             }
             Some(secret) => Some(Secret::new(secret)),
         };
-        let allow_registration = match get("ALLOW_REGISTRATION") {
-            None => true,
-            Some(raw) => parse_bool(&raw).ok_or_else(|| {
-                invalid(
-                    "ALLOW_REGISTRATION",
-                    format!("{raw:?} is not true or false"),
-                )
-            })?,
+        let flag = |name: &'static str, default: bool| match get(name) {
+            None => Ok(default),
+            Some(raw) => parse_bool(&raw)
+                .ok_or_else(|| invalid(name, format!("{raw:?} is not true or false"))),
         };
+        let allow_registration = flag("ALLOW_REGISTRATION", true)?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -306,15 +313,7 @@ impl Config {
                 ));
             }
         };
-        let presigned_redirects = match get("S3_PRESIGNED_REDIRECTS") {
-            None => false,
-            Some(raw) => parse_bool(&raw).ok_or_else(|| {
-                invalid(
-                    "S3_PRESIGNED_REDIRECTS",
-                    format!("{raw:?} is not true or false"),
-                )
-            })?,
-        };
+        let presigned_redirects = flag("S3_PRESIGNED_REDIRECTS", false)?;
         if presigned_redirects && !matches!(storage, StorageConfig::S3 { .. }) {
             return Err(invalid(
                 "S3_PRESIGNED_REDIRECTS",
@@ -343,6 +342,36 @@ impl Config {
                     min_devices: number("AUTO_HALT_MIN_DEVICES", 100)?,
                 })
             }
+        };
+        let defaults = domain::patch::PatchPolicy::default();
+        let at_most = |name: &'static str, default: u32, max: u32| -> Result<u32, ConfigError> {
+            let value = number(name, u64::from(default))?;
+            u32::try_from(value)
+                .ok()
+                .filter(|value| *value <= max)
+                .ok_or_else(|| invalid(name, format!("{value} is more than {max}")))
+        };
+        let patch_policy = domain::patch::PatchPolicy {
+            bases: at_most("PATCH_BASES", defaults.bases, 50)?,
+            max_percent: match at_most("PATCH_MAX_PERCENT", defaults.max_percent, 100)? {
+                0 => {
+                    return Err(invalid(
+                        "PATCH_MAX_PERCENT",
+                        "must be 1 to 100 (use PATCH_BASES=0 to turn bundle diffing off)",
+                    ));
+                }
+                percent => percent,
+            },
+        };
+        let best_compression = flag("BEST_COMPRESSION", true)?;
+        let patch_workers = match at_most("PATCH_WORKERS", 1, 64)? {
+            0 => {
+                return Err(invalid(
+                    "PATCH_WORKERS",
+                    "must be at least 1 (use PATCH_BASES=0 to turn bundle diffing off)",
+                ));
+            }
+            workers => workers as usize,
         };
         let limit = |name: &'static str, default: u64| -> Result<Option<NonZeroU32>, ConfigError> {
             let value = number(name, default)?;
@@ -390,6 +419,9 @@ impl Config {
             gc_grace,
             manifest_cache_bytes,
             asset_cache_bytes,
+            patch_policy,
+            patch_workers,
+            best_compression,
             warnings,
         })
     }

@@ -10,8 +10,8 @@ use adapter_persistence::SqlStore;
 use adapter_storage::ObjectBlobStore;
 use application::{
     AccountService, ApiKeyService, AuditLog, AuditService, GarbageCollector, InsightRecorder,
-    InsightService, Keyring, MemberService, ProjectService, PublishService, RegistrationPolicy,
-    ReleaseService, Retention, ServeService, SigningKeyService,
+    InsightService, Keyring, MemberService, PatchService, ProjectService, PublishService,
+    RegistrationPolicy, ReleaseService, Retention, ServeService, SigningKeyService,
 };
 use application::{ServiceSet, Services};
 use domain::blob::BlobStore;
@@ -72,6 +72,8 @@ pub struct Application {
     http: adapter_http::HttpSettings,
     insights_write_interval: Duration,
     idle_timeout: Duration,
+    /// `PATCH_WORKERS`: patches this instance computes at once.
+    patch_workers: usize,
 }
 
 impl Application {
@@ -140,6 +142,7 @@ impl Application {
             services,
             store,
             gc_interval: config.gc_interval,
+            patch_workers: config.patch_workers,
             gc_grace: config.gc_grace,
             insights_write_interval: config.insights_write_interval,
             idle_timeout: config.idle_timeout,
@@ -176,6 +179,12 @@ impl Application {
             Arc::clone(&insights),
             self.insights_write_interval,
         ));
+        let patch_workers: Vec<_> = match self.services.patches.policy().enabled() {
+            true => (0..self.patch_workers)
+                .map(|_| tokio::spawn(compute_patches(Arc::clone(&self.services.patches))))
+                .collect(),
+            false => Vec::new(),
+        };
         let routes = adapter_http::routes(self.services, self.http);
         let acceptor = IdleTimeoutAcceptor::new(self.acceptor, self.idle_timeout);
         let served = Server::new_with_acceptor(acceptor)
@@ -186,6 +195,10 @@ impl Application {
         }
         changes.abort();
         insight_writer.abort();
+        // A patch being computed is taken up again once its claim lapses.
+        for worker in patch_workers {
+            worker.abort();
+        }
         // What was counted since the last write is kept, not lost.
         if let Err(error) = insights.flush().await {
             tracing::warn!(%error, "writing update insights at shut-down failed");
@@ -322,6 +335,14 @@ fn wire(
     };
     let insight_recorder = Arc::new(InsightRecorder::default());
     let keyring = Keyring::new(store.clone(), sealer, Arc::new(RsaSigningKeys));
+    let patches = Arc::new(PatchService::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        blobs.clone(),
+        config.patch_policy,
+    ));
+    let diffing = config.patch_policy.enabled();
     let retention = Retention::new(
         config.retention_keep_per_branch,
         store.clone(),
@@ -350,16 +371,23 @@ fn wire(
             Arc::new(Sha256Secrets),
             audit.clone(),
         )),
-        publish: Arc::new(PublishService::new(
-            store.clone(),
-            blobs.clone(),
-            store.clone(),
-            audit.clone(),
-            config.max_upload_bytes,
-            retention.clone(),
-        )),
-        serve: Arc::new(
-            ServeService::new(
+        publish: Arc::new({
+            let publish = PublishService::new(
+                store.clone(),
+                blobs.clone(),
+                store.clone(),
+                audit.clone(),
+                config.max_upload_bytes,
+                retention.clone(),
+            );
+            let publish = publish.with_best_compression(config.best_compression);
+            match diffing {
+                true => publish.with_patches(Arc::clone(&patches)),
+                false => publish,
+            }
+        }),
+        serve: Arc::new({
+            let serve = ServeService::new(
                 store.clone(),
                 store.clone(),
                 store.clone(),
@@ -371,8 +399,12 @@ fn wire(
             .with_insights(Arc::clone(&insight_recorder))
             .with_cache(store.clone(), config.manifest_cache_bytes)
             .with_asset_redirects(config.presigned_redirects)
-            .with_hot_files(config.asset_cache_bytes),
-        ),
+            .with_hot_files(config.asset_cache_bytes);
+            match diffing {
+                true => serve.with_patches(store.clone()),
+                false => serve,
+            }
+        }),
         releases: Arc::new(ReleaseService::new(
             store.clone(),
             store.clone(),
@@ -389,6 +421,7 @@ fn wire(
             audit.clone(),
             config.gc_grace,
         )),
+        patches,
         signing_keys: Arc::new(SigningKeyService::new(
             keyring,
             store.clone(),
@@ -405,6 +438,29 @@ fn wire(
         health: store,
         blobs,
     }))
+}
+
+/// How often an idle patch worker looks for work another instance's
+/// publish wanted (this instance's publishes wake it at once).
+const PATCH_POLL: Duration = Duration::from_secs(10);
+
+/// Computes wanted patches, one at a time, until the process ends.
+async fn compute_patches(patches: Arc<PatchService>) {
+    loop {
+        match patches.work_one().await {
+            Ok(true) => {}
+            Ok(false) => {
+                tokio::select! {
+                    () = patches.work_wanted() => {}
+                    () = tokio::time::sleep(PATCH_POLL) => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "computing a patch failed; it will be tried again");
+                tokio::time::sleep(PATCH_POLL).await;
+            }
+        }
+    }
 }
 
 /// Writes update insights every `every` (`INSIGHTS_WRITE_SECONDS`); a
@@ -425,7 +481,22 @@ async fn write_insights(insights: Arc<InsightService>, every: Duration) {
 fn metrics_sources(services: &Services) -> Vec<adapter_http::CounterSource> {
     let hits = Arc::clone(&services.serve);
     let misses = Arc::clone(&services.serve);
+    let computed = Arc::clone(&services.patches);
+    let failed = Arc::clone(&services.patches);
     vec![
+        adapter_http::CounterSource {
+            name: "patches_computed",
+            help: "Bundle patches this instance computed (kept, or not small enough to serve)",
+            read: Arc::new(move || {
+                let counts = computed.counts();
+                counts.ready + counts.not_worth_it
+            }),
+        },
+        adapter_http::CounterSource {
+            name: "patches_failed",
+            help: "Bundle patches this instance gave up on",
+            read: Arc::new(move || failed.counts().failed),
+        },
         adapter_http::CounterSource {
             name: "serve_cache_hits",
             help: "Update-check and asset lookups answered from memory",

@@ -326,6 +326,46 @@ fn human_output_names_the_update_branch_platforms_and_manifest_url() {
 }
 
 #[test]
+fn publish_waits_for_bundle_patches_and_updates_view_shows_them() {
+    let server = serve(&[]);
+    let user = logged_in_user(&server, "pat");
+    let (project_id, secret) = project_with_key(&user, "patches");
+    let ci = pipeline(&server, &project_id, &secret);
+    let v1 = fixture("expo-sdk56-export-v1");
+    let first = ci.run(&["publish", "--dir", v1.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        stdout.contains("patches (ios): none (no earlier bundle to patch from)"),
+        "{stdout}"
+    );
+    let v2 = fixture("expo-sdk56-export-v2");
+    let second = ci.run(&["publish", "--dir", v2.to_str().unwrap(), "--wait-patches"]);
+    assert!(second.status.success(), "{}", describe(&second));
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(stdout.contains("patches (ios): 1 ready"), "{stdout}");
+    assert!(stdout.contains("patches (android): 1 ready"), "{stdout}");
+
+    let published = ci.json(&["updates", "list", "--platform", "android"]);
+    let v2_id = published["updates"][0]["id"].as_str().unwrap().to_owned();
+    let viewed = ci.json(&["updates", "view", &v2_id]);
+    let platforms = viewed["patches"]["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2);
+    for platform in platforms {
+        assert_eq!(platform["patches"][0]["state"], "ready", "{viewed}");
+    }
+    let human = ci.run(&["updates", "view", &v2_id]);
+    assert!(human.status.success(), "{}", describe(&human));
+    let text = String::from_utf8_lossy(&human.stdout).into_owned();
+    assert!(
+        text.contains("android bundle patches (full download"),
+        "{text}"
+    );
+    assert!(text.contains("FROM BUNDLE"), "{text}");
+    assert!(text.contains("ready"), "{text}");
+}
+
+#[test]
 fn release_management_commands_work_end_to_end() {
     let server = serve(&[]);
     let owner = logged_in_user(&server, "carol");

@@ -342,6 +342,29 @@ test('roll out a new update to 10 %, raise it, and roll back', async () => {
   assert.equal(launchUrl((await checkForm('android', randomUUID())).body)?.length > 0, true);
 });
 
+test('bundle patches: the second update lists a patch from the first bundle, against the full download', async () => {
+  await page.goto(`/dashboard/projects/${state.projectId}`);
+  await card('Second update').getByRole('link', { name: 'bundle patches' }).click();
+  await page.getByRole('heading', { name: /Bundle patches of update/ }).waitFor();
+  // Computed in the background within seconds of the publish.
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if ((await page.locator('tr[data-state=ready]').count()) === 2) break;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await page.reload();
+  }
+  assert.equal(await page.locator('tr[data-state=ready]').count(), 2, 'one patch per platform');
+  for (const platform of ['android', 'ios']) {
+    const section = page.getByRole('region', { name: `${platform} bundle patches` });
+    assert.match(await section.locator('.meta').textContent(), /full download \d/);
+    const row = section.locator('tr[data-state=ready]');
+    assert.match(await row.textContent(), /served/);
+    const share = Number((await row.locator('td').nth(3).textContent()).replace('%', '').trim());
+    assert.ok(share > 0 && share <= 50, `a patch of ${share} % of the full download`);
+  }
+  await page.getByRole('link', { name: 'Back to the updates' }).click();
+  await card('Second update').waitFor();
+});
+
 test('roll back to the embedded update', async () => {
   await page.locator('section.timeline').first().getByRole('button', { name: 'Roll back to embedded…' }).click();
   await confirmThat('Roll back to the embedded update?', 'branch main', 'runtime version 1.0.0');

@@ -73,14 +73,20 @@ impl TestApp {
     }
 }
 
-/// `projects/<id>/assets/<sha256>.zst`, `.br` or `.gz`.
+/// `projects/<id>/assets/<sha256>.zst`, `.br` or `.gz`, or a bundle patch
+/// to that file, `<sha256>.<base's first 32 hex digits>.bsdiff`: stored and
+/// collected with the file.
 fn is_compressed_copy(key: &str) -> bool {
+    let is_hex =
+        |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit());
     key.starts_with("projects/")
         && key.rsplit('/').next().is_some_and(|name| {
             name.split_once('.').is_some_and(|(sha, suffix)| {
-                sha.len() == 64
-                    && sha.bytes().all(|b| b.is_ascii_hexdigit())
-                    && matches!(suffix, "zst" | "br" | "gz")
+                is_hex(sha, 64)
+                    && (matches!(suffix, "zst" | "br" | "gz")
+                        || suffix
+                            .strip_suffix(".bsdiff")
+                            .is_some_and(|base| is_hex(base, 32)))
             })
         })
 }

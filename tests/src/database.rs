@@ -27,4 +27,24 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
         db.close().await.expect("close the connection");
     }
+
+    /// The first column of every row a query returns, as text (cast it in the SQL).
+    pub async fn query_strings(&self, query: &str) -> Vec<String> {
+        let db = Database::connect(ConnectOptions::new(self.database_url()))
+            .await
+            .expect("connect to the server's database");
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                query.to_owned(),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let values = rows
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        db.close().await.expect("close the connection");
+        values
+    }
 }

@@ -16,6 +16,30 @@ pub use test_support::fixtures::{Export, asset_key, fixtures_dir, sha256_bytes_h
 
 use crate::{Response, TestApp, TestUser, raw_http, str_field};
 
+impl TestApp {
+    /// Waits until no bundle patch of the publish `update_id` is still being
+    /// computed (they are made in the background after a publish), read with
+    /// the project's API key; returns the last answer.
+    pub async fn patches_settled(&self, project_id: &str, secret: &str, update_id: &str) -> Value {
+        let path = format!("/api/updates/{project_id}/updates/{update_id}/patches");
+        for _ in 0..600 {
+            let answer = self.get(&path, secret).await;
+            answer.assert_status(200);
+            let pending = answer.json["platforms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|platform| platform["patches"].as_array().into_iter().flatten())
+                .any(|patch| patch["state"] == "pending");
+            if !pending {
+                return answer.json;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the patches of {update_id} were still pending after a minute");
+    }
+}
+
 /// The success message of a publish.
 pub const PUBLISHED_MESSAGE: &str = "Update published successfully";
 

@@ -222,6 +222,10 @@ pub struct PublishArgs {
     pub rollout: Option<i64>,
     #[arg(long, value_enum, default_value_t = PlatformChoice::All)]
     pub platform: PlatformChoice,
+    /// Wait until the server has computed the bundle patches from earlier
+    /// updates (devices one update behind download those), and print them.
+    #[arg(long)]
+    pub wait_patches: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -434,9 +434,12 @@ pub async fn updates(context: &Context, out: Output, command: UpdatesCommand) ->
             });
         }
         UpdatesCommand::View { update_id } => {
-            let update = api
-                .get(&format!("{base}/updates/{}", segment(&update_id)))
-                .await?;
+            let path = format!("{base}/updates/{}", segment(&update_id));
+            let mut update = api.get(&path).await?;
+            let patches = api.get(&format!("{path}/patches")).await?;
+            if let Value::Object(fields) = &mut update {
+                fields.insert("patches".into(), patches);
+            }
             out.print(&update, describe_update);
         }
         UpdatesCommand::Republish {
@@ -533,8 +536,21 @@ pub async fn publish(context: &Context, out: Output, args: PublishArgs) -> CliRe
         )
     })?;
     let project = context.key_project(&api).await?;
-    let report = publish::publish(&api, &project, &args).await?;
+    let mut report = publish::publish(&api, &project, &args).await?;
+    let patches_path = format!(
+        "/api/updates/{}/updates/{}/patches",
+        segment(&project),
+        segment(&field(&report, "updateId"))
+    );
+    let patches = match args.wait_patches {
+        true => publish::wait_for_patches(&api, &patches_path).await?,
+        false => api.get(&patches_path).await?,
+    };
+    if let Value::Object(fields) = &mut report {
+        fields.insert("patches".into(), patches);
+    }
     out.print(&report, |body| {
+        let patches = body.get("patches").map_or_else(String::new, patch_summary);
         format!(
             "Published update {}\n  branch:          {}\n  platforms:       {}\n  runtime version: {}\n  rollout:         {}%\n  uploaded:        {} files ({}); {} files ({}) were already on the server\n  manifest URL:    {}",
             field(body, "updateId"),
@@ -547,9 +563,41 @@ pub async fn publish(context: &Context, out: Output, args: PublishArgs) -> CliRe
             field(body, "reusedFiles"),
             human_bytes(body.get("reusedBytes").and_then(Value::as_u64).unwrap_or(0)),
             field(body, "manifestUrl"),
-        )
+        ) + &patches
     });
     Ok(())
+}
+
+/// The bundle patches of an update in a line per platform (after a
+/// publish), or nothing when bundle diffing is off.
+fn patch_summary(patches: &Value) -> String {
+    if patches.get("enabled").and_then(Value::as_bool) != Some(true) {
+        return String::new();
+    }
+    let mut text = String::new();
+    for platform in rows(patches, "platforms") {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for patch in rows(platform, "patches") {
+            let state = field(patch, "state");
+            match counts.iter_mut().find(|(known, _)| *known == state) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((state, 1)),
+            }
+        }
+        let summary = match counts.is_empty() {
+            true => "none (no earlier bundle to patch from)".to_owned(),
+            false => counts
+                .iter()
+                .map(|(state, count)| format!("{count} {state}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        text.push_str(&format!(
+            "\n  patches ({}): {summary}",
+            field(platform, "platform")
+        ));
+    }
+    text
 }
 
 /// An update with its files, for `updates view`.
@@ -571,6 +619,47 @@ fn describe_update(update: &Value) -> String {
             ],
             "(no files)",
         ));
+    }
+    if let Some(patches) = update.get("patches") {
+        for platform in rows(patches, "platforms") {
+            let full = platform.get("fullSize").and_then(Value::as_u64);
+            text.push_str(&format!(
+                "\n\n{} bundle patches (full download {}):\n",
+                field(platform, "platform"),
+                full.map_or_else(|| "unknown".to_owned(), human_bytes)
+            ));
+            let described: Vec<Value> = rows(platform, "patches")
+                .iter()
+                .map(|patch| {
+                    let size = patch.get("size").and_then(Value::as_u64);
+                    let share = match (size, full) {
+                        (Some(size), Some(full)) if full > 0 => {
+                            format!("{}%", size * 100 / full)
+                        }
+                        _ => String::new(),
+                    };
+                    let base = field(patch, "baseBundleSha256");
+                    json!({
+                        "base": base.get(..12).unwrap_or(&base),
+                        "state": field(patch, "state"),
+                        "size": size.map(human_bytes).unwrap_or_default(),
+                        "share": share,
+                        "error": patch.get("error").and_then(Value::as_str).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            text.push_str(&table(
+                &described,
+                &[
+                    ("FROM BUNDLE", "base"),
+                    ("STATE", "state"),
+                    ("SIZE", "size"),
+                    ("OF FULL", "share"),
+                    ("ERROR", "error"),
+                ],
+                "(none: no earlier bundle to patch from)",
+            ));
+        }
     }
     text
 }

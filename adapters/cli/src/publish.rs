@@ -127,6 +127,35 @@ async fn publish_checked(
     Ok(body)
 }
 
+/// How long `--wait-patches` waits for the server's background work.
+const PATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Asks for an update's bundle patches until none is pending (or
+/// [`PATCH_WAIT`] has passed), and returns the last answer.
+pub async fn wait_for_patches(api: &Api, path: &str) -> CliResult<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let patches = api.get(path).await?;
+        let pending = patches["platforms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|platform| platform["patches"].as_array().into_iter().flatten())
+            .any(|patch| patch["state"] == "pending");
+        if !pending {
+            return Ok(patches);
+        }
+        if started.elapsed() > PATCH_WAIT {
+            eprintln!(
+                "bundle patches still being computed after {} s",
+                PATCH_WAIT.as_secs()
+            );
+            return Ok(patches);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// What the server answered to `assets/missing`.
 struct Missing {
     /// The hashes among the export's files that the project does not store yet.

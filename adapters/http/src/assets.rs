@@ -3,13 +3,15 @@
 //! single byte ranges (`Range` → 206, 416), and the smallest of the zstd,
 //! brotli or gzip copies made at publish that the client's `Accept-Encoding`
 //! allows, with `Vary`
-//! so shared caches keep the encodings apart.
+//! so shared caches keep the encodings apart; and for a client that names
+//! the update it runs (`A-IM: bsdiff`), a patch of the launch bundle
+//! (`226 IM Used`) when one is ready.
 
 use std::collections::HashMap;
 
 use application::{
     AcceptedEncodings, AppError, AssetAnswer, AssetRequest, AssetTarget, ByteRange, IfNoneMatch,
-    Representation,
+    PatchRequest, Representation,
 };
 use domain::id::{ProjectId, UpdateId};
 use domain::update::{ContentEncoding, Platform, RuntimeVersion};
@@ -47,10 +49,30 @@ fn framed(answer: AssetAnswer, head_only: bool, metrics: &Metrics) -> Response {
         AssetAnswer::NotModified(representation) => with_representation(&representation)
             .status(StatusCode::NOT_MODIFIED)
             .finish(),
+        AssetAnswer::Patch {
+            etag,
+            base_update_id,
+            body,
+        } => {
+            metrics.observe_asset_bytes("bsdiff", if head_only { 0 } else { body.size });
+            Response::builder()
+                .status(StatusCode::IM_USED)
+                .header(IM, "bsdiff")
+                .header(EXPO_BASE_UPDATE_ID, base_update_id)
+                .header(ETAG, etag)
+                // One device's patch: no shared cache may keep it, and no
+                // answer to this URL is the same for another base.
+                .header(CACHE_CONTROL, "private, no-store")
+                .header(VARY, VARY_BY_BASE)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, body.size)
+                .body(Body::from_bytes_stream(body.body))
+        }
         AssetAnswer::Redirect {
             location,
             immutable,
             varies_by_encoding,
+            varies_by_base,
         } => {
             // A URL naming a file forever may be cached as long as the
             // presigned URL lives; the old "latest" form must not be.
@@ -63,8 +85,8 @@ fn framed(answer: AssetAnswer, head_only: bool, metrics: &Metrics) -> Response {
                 .status(StatusCode::FOUND)
                 .header(LOCATION, location)
                 .header(CACHE_CONTROL, cache);
-            if varies_by_encoding {
-                response = response.header(VARY, "accept-encoding");
+            if let Some(vary) = vary(varies_by_encoding, varies_by_base) {
+                response = response.header(VARY, vary);
             }
             response.finish()
         }
@@ -115,10 +137,63 @@ fn with_representation(representation: &Representation) -> ResponseBuilder {
         .header(ETAG, representation.etag.as_str())
         .header(CACHE_CONTROL, cache_control)
         .header(ACCEPT_RANGES, "bytes");
-    if representation.varies_by_encoding {
-        response = response.header(VARY, "accept-encoding");
+    if let Some(vary) = vary(
+        representation.varies_by_encoding,
+        representation.varies_by_base,
+    ) {
+        response = response.header(VARY, vary);
     }
     response
+}
+
+/// `IM` (RFC 3229): the instance manipulation applied, on a patch answer.
+const IM: &str = "im";
+/// The update a patch applies to; the client checks it is the one it runs.
+const EXPO_BASE_UPDATE_ID: &str = "expo-base-update-id";
+/// What a launch bundle's answer depends on with bundle diffing on.
+const VARY_BY_BASE: &str = "a-im, expo-current-update-id";
+
+/// The `Vary` header of a file's answer, if it varies at all.
+fn vary(by_encoding: bool, by_base: bool) -> Option<&'static str> {
+    match (by_encoding, by_base) {
+        (false, false) => None,
+        (true, false) => Some("accept-encoding"),
+        (false, true) => Some(VARY_BY_BASE),
+        (true, true) => Some("accept-encoding, a-im, expo-current-update-id"),
+    }
+}
+
+/// What a client that takes patches sent (`A-IM: bsdiff`, and a running
+/// update id), or `None`: a malformed or missing id means no patch, never
+/// an error.
+fn patch_request(headers: &HeaderMap) -> Option<PatchRequest> {
+    let takes_bsdiff = headers
+        .get_all("a-im")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let coding = item.split(';').next().unwrap_or_default().trim();
+            coding.eq_ignore_ascii_case("bsdiff")
+        });
+    if !takes_bsdiff {
+        return None;
+    }
+    let id = |name: &str| {
+        let value = headers.get(name)?.to_str().ok()?.trim();
+        uuid::Uuid::try_parse(value)
+            .ok()
+            .map(|_| value.to_ascii_lowercase())
+    };
+    Some(PatchRequest {
+        base_manifest_id: id("expo-current-update-id")?,
+        requested_manifest_id: match headers.get("expo-requested-update-id") {
+            None => None,
+            // Named, but not an update id: not a request this server can
+            // match to its update, so no patch.
+            Some(_) => Some(id("expo-requested-update-id")?),
+        },
+    })
 }
 
 /// Reads a download request once into typed values. Ids and names that
@@ -168,6 +243,7 @@ fn asset_request(
         }),
         if_none_match: if_none_match(headers),
         head_only: req.method() == Method::HEAD,
+        patch: patch_request(headers),
     })
 }
 
@@ -284,6 +360,32 @@ mod tests {
         headers.insert(ACCEPT_ENCODING, "zstd, br, gzip".parse().unwrap());
         let accepted = accepted_encodings(&headers);
         assert!(ContentEncoding::ALL.iter().all(|e| accepted.accepts(*e)));
+    }
+
+    #[test]
+    fn a_patch_is_asked_for_only_with_bsdiff_and_a_running_update_id() {
+        let base = "0190AAAA-0000-7000-8000-000000000001";
+        let mut headers = HeaderMap::new();
+        headers.insert("expo-current-update-id", base.parse().unwrap());
+        assert_eq!(patch_request(&headers), None);
+        headers.insert("a-im", "gzip, BSDIFF".parse().unwrap());
+        let asked = patch_request(&headers).unwrap();
+        assert_eq!(asked.base_manifest_id, base.to_ascii_lowercase());
+        assert_eq!(asked.requested_manifest_id, None);
+        headers.insert("expo-requested-update-id", "not-an-id".parse().unwrap());
+        assert_eq!(patch_request(&headers), None);
+        headers.insert("expo-requested-update-id", base.parse().unwrap());
+        assert!(
+            patch_request(&headers)
+                .unwrap()
+                .requested_manifest_id
+                .is_some()
+        );
+        headers.insert("expo-current-update-id", "../../etc".parse().unwrap());
+        assert_eq!(patch_request(&headers), None);
+        headers.insert("expo-current-update-id", base.parse().unwrap());
+        headers.insert("a-im", "vcdiff".parse().unwrap());
+        assert_eq!(patch_request(&headers), None);
     }
 
     #[test]

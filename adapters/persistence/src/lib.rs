@@ -8,6 +8,7 @@ mod entity;
 mod epoch_counter;
 mod errors;
 mod go_database;
+mod in_list;
 mod insights;
 mod legacy_import;
 mod members;

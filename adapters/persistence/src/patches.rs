@@ -18,6 +18,7 @@ use sea_orm::{
 use crate::SqlStore;
 use crate::entity::patch;
 use crate::errors::store_error;
+use crate::in_list::IN_LIST_CHUNK;
 use crate::projects::existing_projects;
 
 const CLAIM_POSTGRES: &str = "UPDATE patches \
@@ -68,6 +69,65 @@ fn to_record(row: patch::Model) -> StoreResult<PatchRecord> {
     })
 }
 
+/// Inserts the patches as pending, leaving any already known as they are.
+/// Their projects must exist.
+pub(crate) async fn insert_wanted(
+    db: &impl ConnectionTrait,
+    patches: &[PatchKey],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let rows: Vec<patch::ActiveModel> = patches
+        .iter()
+        .map(|key| patch::ActiveModel {
+            project_id: Set(key.project_id.to_string()),
+            base_sha256: Set(key.base_sha256.clone()),
+            target_sha256: Set(key.target_sha256.clone()),
+            state: Set(PatchState::Pending.as_str().to_owned()),
+            size: Set(None),
+            error: Set(None),
+            attempts: Set(0),
+            claimed_by: Set(None),
+            claimed_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    patch::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                patch::Column::ProjectId,
+                patch::Column::BaseSha256,
+                patch::Column::TargetSha256,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
+/// Deletes the project's patches to these bundles.
+pub(crate) async fn forget_patches_to(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    target_sha256s: &[String],
+) -> StoreResult<()> {
+    for chunk in target_sha256s.chunks(IN_LIST_CHUNK) {
+        patch::Entity::delete_many()
+            .filter(patch::Column::ProjectId.eq(project_id))
+            .filter(patch::Column::TargetSha256.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl PatchStore for SqlStore {
     async fn want(&self, patches: &[PatchKey], now: DateTime<Utc>) -> StoreResult<()> {
@@ -77,38 +137,12 @@ impl PatchStore for SqlStore {
         let txn = self.db.begin().await.map_err(store_error)?;
         let existing =
             existing_projects(&txn, patches.iter().map(|p| p.project_id.as_str())).await?;
-        let rows: Vec<patch::ActiveModel> = patches
+        let wanted: Vec<PatchKey> = patches
             .iter()
             .filter(|key| existing.contains(key.project_id.as_str()))
-            .map(|key| patch::ActiveModel {
-                project_id: Set(key.project_id.to_string()),
-                base_sha256: Set(key.base_sha256.clone()),
-                target_sha256: Set(key.target_sha256.clone()),
-                state: Set(PatchState::Pending.as_str().to_owned()),
-                size: Set(None),
-                error: Set(None),
-                attempts: Set(0),
-                claimed_by: Set(None),
-                claimed_until: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
+            .cloned()
             .collect();
-        if !rows.is_empty() {
-            patch::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::columns([
-                        patch::Column::ProjectId,
-                        patch::Column::BaseSha256,
-                        patch::Column::TargetSha256,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await
-                .map_err(store_error)?;
-        }
+        insert_wanted(&txn, &wanted, now).await?;
         txn.commit().await.map_err(store_error)
     }
 
@@ -198,7 +232,12 @@ impl PatchStore for SqlStore {
             .exec(&self.db)
             .await
             .map_err(store_error)?;
-        Ok(result.rows_affected == 1)
+        let finished = result.rows_affected == 1;
+        // A ready patch changes what a device is sent for its bundle.
+        if finished && matches!(state, PatchState::Ready { .. }) {
+            self.announce_change();
+        }
+        Ok(finished)
     }
 
     async fn patches_to(

@@ -5,8 +5,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::audit::{Actor, ActorKind};
 use domain::id::{ProjectId, PublishId, UpdateId};
+use domain::patch::PatchKey;
 use domain::ports::{
     HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore, UpdateStream,
 };
@@ -21,14 +23,12 @@ use sea_orm::{
 use crate::SqlStore;
 use crate::entity::{update, update_asset};
 use crate::errors::store_error;
+use crate::in_list::IN_LIST_CHUNK;
+use crate::patches::{forget_patches_to, insert_wanted};
 use crate::projects::lock_project;
 
 /// The most partial rollouts stacked on a branch that are considered.
 const MAX_CANDIDATES: u64 = 200;
-
-/// How many values one `IN (...)` list binds: small enough for any
-/// bind-parameter limit (deletes, lookups by id or hash).
-const IN_LIST_CHUNK: usize = 500;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::backend(format!("invalid {what} {value:?} in the database"))
@@ -254,6 +254,14 @@ impl ReferenceLock for SqlReferenceLock {
         insert_rows(&self.txn, updates).await?;
         self.changed |= !updates.is_empty();
         Ok(())
+    }
+
+    async fn want_patches(&mut self, patches: &[PatchKey], now: DateTime<Utc>) -> StoreResult<()> {
+        insert_wanted(&self.txn, patches, now).await
+    }
+
+    async fn forget_patches_to(&mut self, target_sha256s: &[String]) -> StoreResult<()> {
+        forget_patches_to(&self.txn, &self.project_id, target_sha256s).await
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
@@ -529,6 +537,32 @@ impl UpdateStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn launch_bundle_of(
+        &self,
+        project_id: &ProjectId,
+        runtime_version: &RuntimeVersion,
+        platform: Platform,
+        manifest_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let of_stream = update::Entity::find()
+            .select_only()
+            .column(update::Column::Id)
+            .filter(update::Column::ProjectId.eq(project_id.as_str()))
+            .filter(update::Column::RuntimeVersion.eq(runtime_version.as_str()))
+            .filter(update::Column::Platform.eq(platform.as_str()))
+            .filter(update::Column::ManifestId.eq(manifest_id))
+            .into_query();
+        update_asset::Entity::find()
+            .select_only()
+            .column(update_asset::Column::Sha256Hex)
+            .filter(update_asset::Column::IsLaunchAsset.eq(true))
+            .filter(update_asset::Column::UpdateId.in_subquery(of_stream))
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(store_error)
     }
 
     async fn known_files(

@@ -273,6 +273,16 @@ impl BlobStore for ObjectBlobStore {
         self.store.copy(&source, &target).await.map_err(backend)
     }
 
+    async fn replace(&self, staged: &StagedBlob, key: &str) -> Result<(), BlobError> {
+        let source = object_path(&staged.staging_key)?;
+        // An S3 copy and object_store's local copy (a hard link renamed into
+        // place) are both atomic.
+        self.store
+            .copy(&source, &object_path(key)?)
+            .await
+            .map_err(backend)
+    }
+
     async fn discard(&self, staged: &StagedBlob) {
         let Ok(path) = object_path(&staged.staging_key) else {
             return;

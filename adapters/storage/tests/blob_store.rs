@@ -126,6 +126,24 @@ async fn s3_protocol_server() {
     exercise(store).await;
 }
 
+/// The longest key the server writes, a bundle patch beside its bundle
+/// (`domain::patch::PatchKey::blob_key`), fits a file-backed S3 server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_keys_fit_a_file_backed_s3_server() {
+    let server = s3_server::S3Server::start().await;
+    let store = ObjectBlobStore::new(&s3_server::config(&server, None)).unwrap();
+    let key = format!(
+        "projects/01a23ed7-1cee-7178-bfa3-086c2d3f16ec/assets/{}.{}.bsdiff",
+        "f".repeat(64),
+        "d".repeat(32)
+    );
+    let staged = store.stage(body(vec![b"BSDIFF40"]), 8).await.unwrap();
+    store.promote(&staged, &key).await.unwrap();
+    store.discard(&staged).await;
+    assert_eq!(read_all(&store, &key).await, b"BSDIFF40");
+    assert_eq!(store.size(&key).await.unwrap(), Some(8));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misconfigured_s3_fails_verification() {
     let server = s3_server::S3Server::start().await;

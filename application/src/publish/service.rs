@@ -15,6 +15,7 @@ use super::header::Published;
 use super::store::PublishStore;
 use crate::access::{Caller, Need, authorize_caller};
 use crate::audit::AuditLog;
+use crate::bundle_diffing::PatchService;
 use crate::error::{AppError, AppResult};
 use crate::retention::Retention;
 
@@ -39,10 +40,27 @@ impl PublishService {
                 blobs,
                 audit,
                 retention,
+                patches: None,
+                best_compression: None,
             },
             members,
             max_upload_bytes,
         }
+    }
+
+    /// Recompresses each newly stored launch bundle's copies at the best
+    /// levels in the background, one bundle at a time (off: the copies
+    /// made at publish stay).
+    pub fn with_best_compression(mut self, enabled: bool) -> Self {
+        self.store.best_compression = enabled.then(|| Arc::new(tokio::sync::Semaphore::new(1)));
+        self
+    }
+
+    /// Has every publish want patches to its launch bundles (see
+    /// [`PatchService`]).
+    pub fn with_patches(mut self, patches: Arc<PatchService>) -> Self {
+        self.store.patches = Some(patches);
+        self
     }
 
     /// The upload limit, for the HTTP layer's early `Content-Length` check.

@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 use super::form::{Form, optional_branch};
 use super::header::{PublishHeader, Published};
 use crate::audit::AuditLog;
+use crate::bundle_diffing::PatchService;
 use crate::error::{AppError, AppResult, not_found};
 use crate::ids::new_id;
-use crate::precompress::store_file;
+use crate::precompress::{recompress_best, store_file};
 use crate::retention::Retention;
 
 /// Where publishes go: the updates, their files, the audit log, and the
@@ -34,6 +35,11 @@ pub(super) struct PublishStore {
     pub(super) blobs: Arc<dyn BlobStore>,
     pub(super) audit: AuditLog,
     pub(super) retention: Retention,
+    /// Bundle diffing, when on: the patches each publish wants.
+    pub(super) patches: Option<Arc<PatchService>>,
+    /// When on, newly stored launch bundles are recompressed at the best
+    /// levels in the background, one at a time (the permit).
+    pub(super) best_compression: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl PublishStore {
@@ -138,6 +144,10 @@ impl PublishStore {
         staged: &HashMap<String, &StagedBlob>,
     ) -> AppResult<Published> {
         let project_id = header.project_id.clone();
+        let wanted_patches = match &self.patches {
+            Some(patches) => patches.wanted_for(&updates).await?,
+            None => Vec::new(),
+        };
         let mut lock = self.updates.lock_references(&project_id).await?;
         // Ids and timestamps are taken under the lock, so a project's
         // publishes are numbered in the order they commit: "latest" means
@@ -158,6 +168,17 @@ impl PublishStore {
             .collect();
         // Checked concurrently: on SQLite the lock holds up every writer.
         let missing = self.absent_blobs(project_id.as_str(), hashes).await?;
+        let fresh_bundles: Vec<(String, u64)> = updates
+            .iter()
+            .filter_map(Update::launch_asset)
+            // Uploaded with this publish: new to the project.
+            .filter(|bundle| staged.contains_key(&bundle.sha256_hex))
+            .filter(|bundle| is_compressible(&bundle.content_type))
+            .map(|bundle| {
+                let key = asset_blob_key(project_id.as_str(), &bundle.sha256_hex);
+                (key, bundle.size)
+            })
+            .collect();
         for sha256_hex in missing {
             let key = asset_blob_key(project_id.as_str(), &sha256_hex);
             match staged.get(&sha256_hex) {
@@ -189,7 +210,13 @@ impl PublishStore {
             }
         }
         lock.insert_publish(&updates).await?;
+        lock.want_patches(&wanted_patches, header.created_at)
+            .await?;
         lock.commit().await?;
+        if let Some(patches) = self.patches.as_ref().filter(|_| !wanted_patches.is_empty()) {
+            patches.announce_wanted();
+        }
+        self.recompress_in_background(fresh_bundles);
         self.audit
             .record(
                 &header.published_by,
@@ -211,6 +238,23 @@ impl PublishStore {
             publish_id: header.publish_id,
             updates,
         })
+    }
+
+    /// Replaces the copies of these new bundles (blob key, size) with
+    /// best-level ones, after the publish and off its path.
+    fn recompress_in_background(&self, bundles: Vec<(String, u64)>) {
+        let Some(permits) = &self.best_compression else {
+            return;
+        };
+        for (key, size) in bundles {
+            let (blobs, permits) = (Arc::clone(&self.blobs), Arc::clone(permits));
+            tokio::spawn(async move {
+                let Ok(_one_at_a_time) = permits.acquire_owned().await else {
+                    return;
+                };
+                recompress_best(blobs.as_ref(), &key, size).await;
+            });
+        }
     }
 
     /// Applies retention to the streams just published to.

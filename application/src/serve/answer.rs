@@ -65,8 +65,18 @@ pub struct ServedManifest {
     pub manifest_filters: Arc<str>,
 }
 
-/// The answer to a download. (Bundle diffing adds a patch answer here.)
+/// The answer to a download.
 pub enum AssetAnswer {
+    /// A BSDIFF40 patch from the update the device runs to the bundle it
+    /// asked for: `226 IM Used`, never cached by anyone but the device.
+    Patch {
+        /// The patch's own validator.
+        etag: String,
+        /// `expo-base-update-id`: the base the client named, which it
+        /// checks before applying the patch.
+        base_update_id: String,
+        body: BlobReader,
+    },
     /// `If-None-Match` named this representation: 304.
     NotModified(Representation),
     /// Fetch the bytes from storage instead (a presigned URL).
@@ -76,6 +86,8 @@ pub enum AssetAnswer {
         immutable: bool,
         /// Whether the answer depends on `Accept-Encoding`.
         varies_by_encoding: bool,
+        /// See [`Representation::varies_by_base`].
+        varies_by_base: bool,
     },
     /// The bytes: the whole file or copy, or one range of the file.
     Body {
@@ -101,4 +113,8 @@ pub struct Representation {
     pub immutable: bool,
     /// Whether the answer depends on `Accept-Encoding`.
     pub varies_by_encoding: bool,
+    /// Whether a client naming its running update could get a patch
+    /// instead (`Vary: A-IM, Expo-Current-Update-ID`): a launch bundle,
+    /// with bundle diffing on.
+    pub varies_by_base: bool,
 }

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use domain::blob::{BlobError, BlobReader, BlobStore};
 use domain::update::{ContentEncoding, Update, asset_blob_key, is_compressible};
@@ -12,6 +13,7 @@ use super::answer::{AssetAnswer, Representation};
 use super::hot_files::HotFiles;
 use super::request::{AcceptedEncodings, AssetRequest, Unsatisfiable};
 use crate::error::{AppError, AppResult};
+use crate::insights::LaunchDelivery;
 
 /// How long a presigned asset URL stays valid: far longer than a download
 /// takes, short enough that a leaked URL soon stops working.
@@ -19,6 +21,11 @@ pub const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::fro
 
 /// How many blobs' compressed-copy answers are remembered.
 const COPIES_REMEMBERED: usize = 100_000;
+
+/// How long a blob's copy sizes are trusted before they are read again:
+/// long enough that downloads almost never ask storage, short enough that
+/// a copy made again at a better level is soon the one chosen.
+const COPY_SIZES_FRESH: Duration = Duration::from_secs(300);
 
 /// An asset a request named, found but not opened.
 #[derive(Debug, Clone)]
@@ -33,8 +40,12 @@ pub(crate) struct LocatedAsset {
     pub immutable: bool,
     /// Whether compressed copies may exist (see `is_compressible`).
     pub compressible: bool,
-    /// The update whose launch asset (bundle) this is, for insights.
+    /// The update whose launch asset (bundle) this is, for insights and
+    /// patches.
     pub launch_asset_of: Option<Arc<Update>>,
+    /// Whether a patch could be served instead (a launch bundle, with
+    /// bundle diffing on): the full file's answer then varies by base.
+    pub patchable: bool,
 }
 
 impl LocatedAsset {
@@ -50,6 +61,7 @@ impl LocatedAsset {
             immutable,
             compressible: is_compressible(&asset.content_type),
             launch_asset_of: asset.is_launch_asset.then(|| Arc::clone(update)),
+            patchable: false,
         })
     }
 
@@ -60,6 +72,7 @@ impl LocatedAsset {
             encoding,
             immutable: self.immutable,
             varies_by_encoding: self.compressible,
+            varies_by_base: self.patchable,
         }
     }
 }
@@ -80,20 +93,38 @@ type CopySizes = [Option<u64>; ContentEncoding::ALL.len()];
 /// The stored files and what is known about their copies.
 pub(crate) struct AssetFiles {
     blobs: Arc<dyn BlobStore>,
-    /// The sizes of a blob's compressed copies, by its key. Copies are made
-    /// before the publish that names them commits and removed only with
-    /// their blob, so an answer never goes stale while the asset is served.
-    copies: quick_cache::sync::Cache<String, CopySizes>,
+    /// The sizes of a blob's compressed copies, by its key, and when they
+    /// were read. Copies are made before the publish that names them
+    /// commits and removed only with their blob; a launch bundle's are made
+    /// again at the best levels in the background (possibly by another
+    /// instance), so sizes older than [`COPY_SIZES_FRESH`] are read again.
+    copies: quick_cache::sync::Cache<String, (CopySizes, Instant)>,
     hot_files: HotFiles,
     /// Send devices to presigned storage URLs instead of streaming bytes.
     pub redirect: bool,
 }
 
 /// An answer, and whether it hands the client the whole file (a download,
-/// for insights).
+/// for insights): the bytes it sends when it does.
 pub(crate) struct Answered {
     pub answer: AssetAnswer,
-    pub whole_download: bool,
+    pub whole_download: Option<u64>,
+}
+
+/// A stored patch to serve (found by `patches`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadyPatch {
+    pub blob_key: String,
+    pub size: u64,
+    pub etag: String,
+    /// The manifest id the client sent as its running update.
+    pub base_update_id: String,
+}
+
+/// A patch answer, and what it saved the client.
+pub(crate) struct PatchAnswered {
+    pub answer: AssetAnswer,
+    pub delivery: LaunchDelivery,
 }
 
 impl AssetFiles {
@@ -118,21 +149,23 @@ impl AssetFiles {
     ) -> AppResult<Answered> {
         let range = self.honoured_range(asset, request);
         // A range is of the uncompressed bytes: a ranged request gets those.
-        let encoding = match range {
+        let stored = match range {
             Some(_) => None,
             None => {
                 self.stored_encoding(asset, request.accepted_encodings)
                     .await
             }
         };
+        let encoding = stored.map(|(encoding, _)| encoding);
+        let whole_bytes = stored.map_or(asset.size, |(_, size)| size);
         let representation = asset.representation(encoding);
         if request.if_none_match.matches(&representation.etag) {
             return Ok(Answered {
                 answer: AssetAnswer::NotModified(representation),
-                whole_download: false,
+                whole_download: None,
             });
         }
-        let whole = range.is_none() && !request.head_only;
+        let whole = (range.is_none() && !request.head_only).then_some(whole_bytes);
         // The storage answers the range, if any, itself.
         if let Some(location) = self.redirect_for(asset, encoding).await? {
             return Ok(Answered {
@@ -140,6 +173,7 @@ impl AssetFiles {
                     location,
                     immutable: asset.immutable,
                     varies_by_encoding: asset.compressible,
+                    varies_by_base: asset.patchable,
                 },
                 whole_download: whole,
             });
@@ -150,7 +184,7 @@ impl AssetFiles {
             Some(Err(Unsatisfiable)) => {
                 return Ok(Answered {
                     answer: AssetAnswer::RangeNotSatisfiable { size: asset.size },
-                    whole_download: false,
+                    whole_download: None,
                 });
             }
         };
@@ -160,13 +194,66 @@ impl AssetFiles {
             false => asset.representation(encoding),
         };
         Ok(Answered {
+            whole_download: whole.map(|_| body.size),
             answer: AssetAnswer::Body {
                 representation,
                 body,
                 range: window.map(|window| (window, asset.size)),
             },
-            whole_download: whole,
         })
+    }
+
+    /// Answers with the patch when the request allows one: not when
+    /// `If-None-Match` names a full representation (the client has the file:
+    /// 304 as ever), and not when the patch has gone from storage (collected
+    /// with its target, which a later publish stored again). `None`: answer
+    /// with the file.
+    pub(crate) async fn answer_patch(
+        &self,
+        asset: &LocatedAsset,
+        request: &AssetRequest,
+        patch: ReadyPatch,
+    ) -> AppResult<Option<PatchAnswered>> {
+        let full_etags = std::iter::once(None)
+            .chain(ContentEncoding::ALL.map(Some))
+            .map(|encoding| etag(&asset.sha256_hex, encoding));
+        if full_etags
+            .into_iter()
+            .any(|full| request.if_none_match.matches(&full))
+        {
+            return Ok(None);
+        }
+        match self
+            .hot_files
+            .open(self.blobs.as_ref(), &patch.blob_key, patch.size)
+            .await
+        {
+            Ok(body) => {
+                let instead_of = self
+                    .stored_encoding(asset, request.accepted_encodings)
+                    .await
+                    .map_or(asset.size, |(_, size)| size);
+                Ok(Some(PatchAnswered {
+                    delivery: LaunchDelivery {
+                        bytes_sent: body.size,
+                        patch_instead_of: Some(instead_of),
+                    },
+                    answer: AssetAnswer::Patch {
+                        etag: patch.etag,
+                        base_update_id: patch.base_update_id,
+                        body,
+                    },
+                }))
+            }
+            Err(BlobError::NotFound(_)) => {
+                tracing::warn!(
+                    key = patch.blob_key,
+                    "a ready patch is missing; serving the file"
+                );
+                Ok(None)
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// The range to serve: none when none was asked for, or when `If-Range`
@@ -186,12 +273,13 @@ impl AssetFiles {
     }
 
     /// The encoding to send the asset in: the smallest stored copy the
-    /// client accepts (the fewest bytes, whatever the encoding).
+    /// client accepts (the fewest bytes, whatever the encoding), with its
+    /// size.
     async fn stored_encoding(
         &self,
         asset: &LocatedAsset,
         accepted: AcceptedEncodings,
-    ) -> Option<ContentEncoding> {
+    ) -> Option<(ContentEncoding, u64)> {
         if !asset.compressible {
             return None;
         }
@@ -200,16 +288,18 @@ impl AssetFiles {
             .into_iter()
             .zip(sizes)
             .filter(|(encoding, _)| accepted.accepts(*encoding))
-            .filter_map(|(encoding, size)| Some((size?, encoding)))
-            .min_by_key(|(size, _)| *size)
-            .map(|(_, encoding)| encoding)
+            .filter_map(|(encoding, size)| Some((encoding, size?)))
+            .min_by_key(|(_, size)| *size)
     }
 
     /// The sizes of the copies of the blob at `key`: remembered after the
     /// first answer, so a download costs one cache lookup and no storage
     /// request. Not remembered when the storage could not say.
     async fn copy_sizes(&self, key: &str) -> CopySizes {
-        if let Some(known) = self.copies.get(key) {
+        let now = Instant::now();
+        if let Some((known, read_at)) = self.copies.get(key)
+            && now.duration_since(read_at) < COPY_SIZES_FRESH
+        {
             return known;
         }
         let mut sizes = CopySizes::default();
@@ -223,7 +313,7 @@ impl AssetFiles {
                 }
             }
         }
-        self.copies.insert(key.to_owned(), sizes);
+        self.copies.insert(key.to_owned(), (sizes, now));
         sizes
     }
 

@@ -36,6 +36,10 @@ use crate::error::AppResult;
 use crate::insights::UpdateCounters;
 use crate::signing_keys::ProjectSigners;
 
+/// The ready patches to one bundle: their size, by base bundle (SHA-256
+/// hex).
+pub(crate) type ReadyPatches = HashMap<String, u64>;
+
 /// An update ready to be served: its record and its body.
 #[derive(Debug)]
 pub(crate) struct PreparedUpdate {
@@ -199,6 +203,18 @@ impl Weight for Arc<ProjectSigners> {
     }
 }
 
+impl Weight for Option<Arc<str>> {
+    fn weight(&self) -> u64 {
+        32 + self.as_ref().map_or(0, |text| text.len() as u64)
+    }
+}
+
+impl Weight for Arc<ReadyPatches> {
+    fn weight(&self) -> u64 {
+        64 + 96 * self.len() as u64
+    }
+}
+
 trait KeyWeight {
     fn key_weight(&self) -> u64;
 }
@@ -255,6 +271,10 @@ pub(crate) struct ServeCache {
     streams: Bounded<StreamKey, Arc<StreamView>>,
     updates: Bounded<RecordKey, Option<Arc<Update>>>,
     signers: Bounded<RecordKey, Arc<ProjectSigners>>,
+    /// Launch bundles by (runtime version, platform, manifest id), and the
+    /// ready patches to a bundle: what a patch download looks up.
+    patch_bases: Bounded<RecordKey, Option<Arc<str>>>,
+    ready_patches: Bounded<RecordKey, Arc<ReadyPatches>>,
     /// Lookups answered from memory, and lookups that read the store.
     hits: AtomicU64,
     misses: AtomicU64,
@@ -262,13 +282,15 @@ pub(crate) struct ServeCache {
 
 impl ServeCache {
     /// At most `max_bytes` in all: three quarters for streams, the rest for
-    /// updates by id and signing keys.
+    /// updates by id, signing keys and patch lookups.
     pub(crate) fn new(epoch: Arc<dyn ServeEpoch>, max_bytes: u64) -> Self {
         Self {
             epoch,
             streams: Bounded::new(max_bytes / 4 * 3, 8 * 1024),
             updates: Bounded::new(max_bytes / 5, 2 * 1024),
-            signers: Bounded::new(max_bytes / 20, 2 * 1024),
+            signers: Bounded::new(max_bytes / 40, 2 * 1024),
+            patch_bases: Bounded::new(max_bytes / 80, 256),
+            ready_patches: Bounded::new(max_bytes / 80, 512),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -316,6 +338,30 @@ impl ServeCache {
         F: Future<Output = AppResult<Arc<ProjectSigners>>>,
     {
         self.get_or_load(&self.signers, &key, RecordRef::to_key, load)
+            .await
+    }
+
+    pub(crate) async fn patch_base<F>(
+        &self,
+        key: RecordRef<'_>,
+        load: impl FnOnce() -> F,
+    ) -> AppResult<Option<Arc<str>>>
+    where
+        F: Future<Output = AppResult<Option<Arc<str>>>>,
+    {
+        self.get_or_load(&self.patch_bases, &key, RecordRef::to_key, load)
+            .await
+    }
+
+    pub(crate) async fn ready_patches<F>(
+        &self,
+        key: RecordRef<'_>,
+        load: impl FnOnce() -> F,
+    ) -> AppResult<Arc<ReadyPatches>>
+    where
+        F: Future<Output = AppResult<Arc<ReadyPatches>>>,
+    {
+        self.get_or_load(&self.ready_patches, &key, RecordRef::to_key, load)
             .await
     }
 

@@ -7,12 +7,12 @@
 //! entry is never stale and needs no invalidation. Only files up to
 //! [`MAX_FILE_BYTES`] are kept, within a total bound in bytes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use domain::blob::{BlobError, BlobReader, BlobStore};
-use futures_util::StreamExt;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use crate::blob_bytes::read_whole;
 use crate::bounded_cache::bounded_cache;
 
 /// Larger files are streamed from storage on every request.
@@ -107,14 +107,4 @@ fn in_pieces(bytes: Bytes) -> BlobReader {
         size: size as u64,
         body: Box::pin(futures_util::stream::iter(pieces)),
     }
-}
-
-async fn read_whole(blobs: &dyn BlobStore, key: &str) -> Result<Bytes, BlobError> {
-    let mut reader = blobs.open(key).await?;
-    let mut whole = BytesMut::with_capacity(usize::try_from(reader.size).unwrap_or(0));
-    while let Some(chunk) = reader.body.next().await {
-        let chunk = chunk.map_err(|error| BlobError::Backend(error.to_string()))?;
-        whole.extend_from_slice(&chunk);
-    }
-    Ok(whole.freeze())
 }

@@ -15,6 +15,7 @@ mod body;
 mod cache;
 mod decide;
 mod hot_files;
+mod patches;
 mod request;
 mod signed;
 
@@ -23,7 +24,9 @@ use std::sync::Arc;
 
 use domain::blob::BlobStore;
 use domain::id::ProjectId;
-use domain::ports::{ChannelStore, ManifestSigner, ProjectStore, ServeEpoch, UpdateStore};
+use domain::ports::{
+    ChannelStore, ManifestSigner, PatchStore, ProjectStore, ServeEpoch, UpdateStore,
+};
 use domain::release::{BranchName, ChannelName};
 use domain::signing_key::{SigningKeyId, UnknownKeyId, choose_signing_key};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateKind};
@@ -33,17 +36,18 @@ pub use answer::{AssetAnswer, ManifestAnswer, Representation, ServedManifest, Si
 pub use assets::PRESIGNED_URL_LIFETIME;
 pub use request::{
     AcceptedEncodings, AssetRequest, AssetTarget, ByteRange, IfNoneMatch, ManifestRequest,
-    ProtocolVersion, SignatureRequest,
+    PatchRequest, ProtocolVersion, SignatureRequest,
 };
 
 use assets::{AssetFiles, LocatedAsset};
 use body::Bodies;
 use cache::{BranchView, PreparedUpdate, RecordRef, ServeCache, StreamRef, StreamView};
 use decide::Resolution;
+use patches::PatchLookup;
 use signed::SignedOnce;
 
 use crate::error::{AppError, AppResult};
-use crate::insights::InsightRecorder;
+use crate::insights::{InsightRecorder, LaunchDelivery};
 use crate::signing_keys::{Keyring, ProjectSigners};
 
 pub struct ServeService {
@@ -62,6 +66,8 @@ pub struct ServeService {
     /// `{"type":"noUpdateAvailable"}`: one body for every device.
     no_update_available: SignedOnce,
     insights: Option<Arc<InsightRecorder>>,
+    /// Bundle diffing's patches, when it is on.
+    patches: Option<PatchLookup>,
 }
 
 impl ServeService {
@@ -87,6 +93,7 @@ impl ServeService {
                 json!({ "type": "noUpdateAvailable" }).to_string(),
             ),
             insights: None,
+            patches: None,
         }
     }
 
@@ -113,6 +120,16 @@ impl ServeService {
     /// (S3), so asset bytes do not pass through the server.
     pub fn with_asset_redirects(mut self, enabled: bool) -> Self {
         self.files.redirect = enabled;
+        self
+    }
+
+    /// Serves ready patches of launch bundles to clients that ask for them
+    /// (bundle diffing on).
+    pub fn with_patches(mut self, patches: Arc<dyn PatchStore>) -> Self {
+        self.patches = Some(PatchLookup {
+            updates: Arc::clone(&self.updates),
+            patches,
+        });
         self
     }
 
@@ -172,14 +189,34 @@ impl ServeService {
     /// Answers a download, and counts it when it hands a device a whole
     /// launch asset.
     pub async fn asset(&self, request: &AssetRequest) -> AppResult<AssetAnswer> {
-        let asset = self.locate(request).await?;
-        let answered = self.files.answer(&asset, request).await?;
-        if answered.whole_download
-            && let (Some(insights), Some(update)) = (&self.insights, &asset.launch_asset_of)
+        let mut asset = self.locate(request).await?;
+        asset.patchable = self.patches.is_some() && asset.launch_asset_of.is_some();
+        if let Some(lookup) = &self.patches
+            && let Some(patch) = lookup.find(&self.cache, &asset, request).await
+            && let Some(patched) = self.files.answer_patch(&asset, request, patch).await?
         {
-            insights.record_launch_download(update);
+            if !request.head_only {
+                self.record_launch_download(&asset, patched.delivery);
+            }
+            return Ok(patched.answer);
+        }
+        let answered = self.files.answer(&asset, request).await?;
+        if let Some(bytes_sent) = answered.whole_download {
+            let delivery = LaunchDelivery {
+                bytes_sent,
+                patch_instead_of: None,
+            };
+            self.record_launch_download(&asset, delivery);
         }
         Ok(answered.answer)
+    }
+
+    /// Counts a download that handed a device a whole launch asset (or a
+    /// patch to one).
+    fn record_launch_download(&self, asset: &LocatedAsset, delivery: LaunchDelivery) {
+        if let (Some(insights), Some(update)) = (&self.insights, &asset.launch_asset_of) {
+            insights.record_launch_download(update, delivery);
+        }
     }
 
     /// Counts the failures a device reports against the updates of its

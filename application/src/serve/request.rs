@@ -79,6 +79,21 @@ pub struct AssetRequest {
     pub if_none_match: IfNoneMatch,
     /// `HEAD`: the same answer without a body, and not a download.
     pub head_only: bool,
+    /// `A-IM: bsdiff` with a base: the client takes a patch instead of the
+    /// launch bundle.
+    pub patch: Option<PatchRequest>,
+}
+
+/// What a client that takes bundle patches (`A-IM: bsdiff`) says about
+/// the update it runs and the one it downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchRequest {
+    /// `Expo-Current-Update-ID`, lower-cased: the manifest id of the update
+    /// the device runs, whose bundle the patch applies to.
+    pub base_manifest_id: String,
+    /// `Expo-Requested-Update-ID`, lower-cased: the manifest id of the
+    /// update being downloaded (an asset URL need not name it).
+    pub requested_manifest_id: Option<String>,
 }
 
 /// The content codings a client accepts (`Accept-Encoding`, q > 0).

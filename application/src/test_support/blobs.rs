@@ -127,6 +127,16 @@ impl BlobStore for InMemoryBlobs {
         Ok(())
     }
 
+    async fn replace(&self, staged: &StagedBlob, key: &str) -> Result<(), BlobError> {
+        let mut objects = self.objects();
+        let blob = objects
+            .get(&staged.staging_key)
+            .cloned()
+            .ok_or_else(|| BlobError::NotFound(staged.staging_key.clone()))?;
+        objects.insert(key.to_owned(), blob);
+        Ok(())
+    }
+
     async fn discard(&self, staged: &StagedBlob) {
         self.objects().remove(&staged.staging_key);
     }

@@ -9,6 +9,7 @@ use chrono::{SubsecRound, Utc};
 use domain::audit::{Actor, ActorKind};
 use domain::blob::BlobStore;
 use domain::id::{ProjectId, PublishId, UpdateId};
+use domain::patch::PatchPolicy;
 use domain::ports::{ManifestSigner, UpdateStore};
 use domain::release::{BranchName, RolloutPercentage};
 use domain::update::{Platform, RuntimeVersion, Update, UpdateAsset, UpdateKind, asset_blob_key};
@@ -22,7 +23,7 @@ use super::signing::{FakeKeySealer, FakeSigningKeys};
 use super::store::InMemoryStore;
 use crate::publish::content_type_of;
 use crate::{AuditLog, InsightRecorder, InsightService, Keyring, PublishService, ReleaseService};
-use crate::{Retention, ServeService, SigningKeyService};
+use crate::{PatchService, Retention, ServeService, SigningKeyService};
 
 /// The public address asset URLs in manifests start with.
 pub const ASSET_BASE_URL: &str = "https://updates.example.test";
@@ -42,6 +43,9 @@ pub struct TestPublish {
     expo_config: Option<String>,
     /// (path, bytes, extension without the dot).
     assets: Vec<(String, Vec<u8>, String)>,
+    /// The launch bundle of every platform; `None`: one made up per publish
+    /// and platform.
+    bundle: Option<Vec<u8>>,
 }
 
 impl TestPublish {
@@ -62,6 +66,7 @@ impl TestPublish {
                 b"\x89PNG\r\n\x1a\n fake image".to_vec(),
                 "png".to_owned(),
             )],
+            bundle: None,
         }
     }
 
@@ -107,6 +112,12 @@ impl TestPublish {
         self
     }
 
+    /// Ships `bytes` as the launch bundle of every platform.
+    pub fn bundle(mut self, bytes: &[u8]) -> Self {
+        self.bundle = Some(bytes.to_vec());
+        self
+    }
+
     /// Adds an asset at `path` with an extension such as `png`.
     pub fn asset(mut self, path: &str, bytes: &[u8], extension: &str) -> Self {
         self.assets
@@ -125,7 +136,10 @@ impl TestPublish {
             let id = ordered_id();
             let mut assets = Vec::new();
             if self.kind == UpdateKind::Update {
-                let bundle = bundle_bytes(&publish_id, *platform);
+                let bundle = match &self.bundle {
+                    Some(bundle) => bundle.clone(),
+                    None => bundle_bytes(&publish_id, *platform),
+                };
                 let path = format!("_expo/static/js/{}/index-{id}.hbc", platform.as_str());
                 assets.push(self.file(&mut files, &path, &bundle, None));
                 for (path, bytes, ext) in &self.assets {
@@ -306,6 +320,17 @@ impl Harness {
             self.audit_log(),
             16 * 1024 * 1024,
             self.retention(keep),
+        )
+    }
+
+    /// Bundle diffing over the fakes, with `policy`.
+    pub fn patch_service(&self, policy: PatchPolicy) -> PatchService {
+        PatchService::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            self.blobs.clone(),
+            policy,
         )
     }
 

@@ -5,7 +5,8 @@
 //!   release, publish and insight services take ([`ProjectStore`],
 //!   [`MemberStore`], [`UserStore`], [`UpdateStore`] with its
 //!   [`ReferenceLock`], [`ChannelStore`], [`AuditStore`], [`InsightStore`],
-//!   [`SigningKeyStore`]) and the [`ServeEpoch`] their writes move.
+//!   [`SigningKeyStore`], [`PatchStore`]) and the [`ServeEpoch`] their
+//!   writes move.
 //! - [`InMemoryBlobs`]: a [`BlobStore`] in memory, with real digests.
 //! - [`FakeSigner`]: a [`ManifestSigner`] whose signature is a pure function
 //!   of the key id and the bytes, and which counts its calls;
@@ -18,7 +19,8 @@
 //! the same rows, in the same order, with the same `Ok(false)`, `Conflict`
 //! and `ProjectGone` refusals, and the serve epoch moving, after the write,
 //! on exactly the writes that change what devices are served (publish,
-//! rollout, deletion, prune, channel, signing key, project deletion). Ids
+//! rollout, deletion, prune, channel, signing key, project deletion, a
+//! ready patch). Ids
 //! are compared as text, as the database compares them, so "newest" is the
 //! greatest id ([`ordered_id`] hands out ids in order). Each method is
 //! atomic (one mutex guards all of the state), and a reference lock holds
@@ -36,6 +38,7 @@
 //! [`AuditStore`]: domain::ports::AuditStore
 //! [`InsightStore`]: domain::ports::InsightStore
 //! [`SigningKeyStore`]: domain::ports::SigningKeyStore
+//! [`PatchStore`]: domain::ports::PatchStore
 //! [`ServeEpoch`]: domain::ports::ServeEpoch
 //! [`BlobStore`]: domain::blob::BlobStore
 //! [`ManifestSigner`]: domain::ports::ManifestSigner
@@ -44,6 +47,7 @@ mod blobs;
 mod channels;
 mod fixtures;
 mod ids;
+mod patches;
 mod records;
 mod signer;
 mod signing;

@@ -203,6 +203,9 @@ impl ProjectStore for InMemoryStore {
         state.audit.retain(|e| e.project_id != id);
         state.insights.retain(|(_, c)| c.project_id != id);
         state.signing_keys.retain(|k| k.project_id != id);
+        state
+            .patches
+            .retain(|p| p.record.key.project_id.as_str() != id);
         self.served_change(existed);
         Ok(())
     }

@@ -4,9 +4,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use chrono::{DateTime, Utc};
 use domain::audit::AuditEvent;
 use domain::insights::InsightCounts;
 use domain::member::Membership;
+use domain::patch::PatchRecord;
 use domain::ports::ServeEpoch;
 use domain::project::Project;
 use domain::release::Channel;
@@ -44,6 +46,15 @@ pub(super) struct State {
     /// (instance id, counts) rows.
     pub(super) insights: Vec<(String, InsightCounts)>,
     pub(super) signing_keys: Vec<SigningKey>,
+    /// Wanted patches, oldest first, with their claims.
+    pub(super) patches: Vec<StoredPatch>,
+}
+
+/// A patch row: the record and who holds it.
+#[derive(Debug, Clone)]
+pub(super) struct StoredPatch {
+    pub(super) record: PatchRecord,
+    pub(super) claim: Option<(String, DateTime<Utc>)>,
 }
 
 impl InMemoryStore {
@@ -69,6 +80,15 @@ impl InMemoryStore {
     /// Every stored update (with assets), in insertion order.
     pub fn updates(&self) -> Vec<Update> {
         self.state().updates.clone()
+    }
+
+    /// Every patch record, in any state, oldest first.
+    pub fn patches(&self) -> Vec<PatchRecord> {
+        self.state()
+            .patches
+            .iter()
+            .map(|stored| stored.record.clone())
+            .collect()
     }
 
     /// Every stored channel mapping.

@@ -7,7 +7,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::id::{ProjectId, PublishId, UpdateId};
+use domain::patch::PatchKey;
 use domain::ports::{
     Constraint, HistoryQuery, KnownFile, ReferenceLock, StoreError, StoreResult, UpdateStore,
     UpdateStream,
@@ -90,6 +92,10 @@ struct MemoryReferenceLock {
     store: InMemoryStore,
     project_id: ProjectId,
     pending: Vec<Update>,
+    pending_patches: Vec<PatchKey>,
+    pending_since: Option<DateTime<Utc>>,
+    /// Bundles whose patches this transaction forgets.
+    forgotten: Vec<String>,
     _held: OwnedMutexGuard<()>,
 }
 
@@ -125,10 +131,36 @@ impl ReferenceLock for MemoryReferenceLock {
         Ok(())
     }
 
+    async fn want_patches(&mut self, patches: &[PatchKey], now: DateTime<Utc>) -> StoreResult<()> {
+        self.pending_patches.extend_from_slice(patches);
+        self.pending_since = Some(now);
+        Ok(())
+    }
+
+    async fn forget_patches_to(&mut self, target_sha256s: &[String]) -> StoreResult<()> {
+        self.forgotten.extend_from_slice(target_sha256s);
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        let Self { store, pending, .. } = *self;
+        let Self {
+            store,
+            project_id,
+            pending,
+            pending_patches,
+            pending_since,
+            forgotten,
+            ..
+        } = *self;
         let changed = !pending.is_empty();
-        store.state().updates.extend(pending);
+        {
+            let mut state = store.state();
+            state.updates.extend(pending);
+            if let Some(now) = pending_since {
+                state.want_patches(&pending_patches, now);
+            }
+            state.forget_patches_to(&project_id, &forgotten);
+        }
         store.served_change(changed);
         Ok(())
     }
@@ -154,6 +186,9 @@ impl UpdateStore for InMemoryStore {
             store: self.clone(),
             project_id: project_id.clone(),
             pending: Vec::new(),
+            pending_patches: Vec::new(),
+            pending_since: None,
+            forgotten: Vec::new(),
             _held: held,
         }))
     }
@@ -364,6 +399,26 @@ impl UpdateStore for InMemoryStore {
             .collect();
         streams.sort_by_key(key);
         Ok(streams)
+    }
+
+    async fn launch_bundle_of(
+        &self,
+        project_id: &ProjectId,
+        runtime_version: &RuntimeVersion,
+        platform: Platform,
+        manifest_id: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(self
+            .state()
+            .updates
+            .iter()
+            .filter(|u| {
+                u.project_id == *project_id
+                    && u.runtime_version == *runtime_version
+                    && u.platform == platform
+                    && u.manifest_id == manifest_id
+            })
+            .find_map(|u| u.launch_asset().map(|asset| asset.sha256_hex.clone())))
     }
 
     async fn known_files(

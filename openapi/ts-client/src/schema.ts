@@ -2870,6 +2870,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{id}/updates/{updateId}/patches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The bundle patches of an update: per platform, the patches to its launch bundle (members) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    updateId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["UpdatePatchesBody"];
+                    };
+                };
+                /** @description An invalid filter, limit or cursor. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Not a member (or no such project), or a key of another project. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such update in this project. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description An unexpected fault on the server; details are in its log. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database or the storage is unavailable; try again later. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The storage is full; nothing was stored. */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{id}/updates/{updateId}/republish": {
         parameters: {
             query?: never;
@@ -4713,6 +4814,107 @@ export interface paths {
         };
         trace?: never;
     };
+    "/api/updates/{project}/updates/{updateId}/patches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The bundle patches of an update (API key) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    project: string;
+                    updateId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["UpdatePatchesBody"];
+                    };
+                };
+                /** @description An invalid filter, limit or cursor. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Not a member (or no such project), or a key of another project. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such update in this project. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description An unexpected fault on the server; details are in its log. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database or the storage is unavailable; try again later. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The storage is full; nothing was stored. */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/updates/{project}/updates/{updateId}/republish": {
         parameters: {
             query?: never;
@@ -4934,6 +5136,25 @@ export interface components {
             updateId: string;
         };
         /**
+         * BundlePatchesBody
+         * @description The patches to one platform's launch bundle.
+         */
+        BundlePatchesBody: {
+            /** @description The launch bundle's SHA-256 (hex). */
+            bundleSha256: string;
+            /**
+             * Format: uint64
+             * @description The bytes a device downloads without a patch (the smallest stored
+             *     copy of the bundle); absent when the file is no longer stored.
+             */
+            fullSize?: number | null;
+            /** @description Oldest first. */
+            patches: components["schemas"]["PatchBody"][];
+            platform: string;
+            /** @description The platform update's id. */
+            updateId: string;
+        };
+        /**
          * ChangeChannelRequest
          * @description A change to a channel; absent fields stay as they are, `null` clears.
          */
@@ -5055,6 +5276,18 @@ export interface components {
         InsightCountsBody: {
             /**
              * Format: uint64
+             * @description The bytes patches saved against the full downloads the same
+             *     clients would have got.
+             */
+            bytesSaved: number;
+            /**
+             * Format: uint64
+             * @description The bytes those downloads sent (compressed copies and patches as
+             *     sent).
+             */
+            bytesSent: number;
+            /**
+             * Format: uint64
              * @description Update checks answered with this update, or from devices running it.
              */
             checks: number;
@@ -5073,9 +5306,20 @@ export interface components {
             failureReports: number;
             /**
              * Format: uint64
-             * @description Whole downloads of the update's launch asset (its bundle).
+             * @description Of the launch-asset downloads, those of the whole bundle.
+             */
+            fullDownloads: number;
+            /**
+             * Format: uint64
+             * @description Downloads of the update's launch asset (its bundle): whole, or as
+             *     a patch (`patchDownloads` of them).
              */
             launchAssetDownloads: number;
+            /**
+             * Format: uint64
+             * @description Of the launch-asset downloads, those that were bundle patches.
+             */
+            patchDownloads: number;
             platform: string;
             /**
              * Format: uint64
@@ -5159,6 +5403,33 @@ export interface components {
              *     `sha256:<path>` = `<hash>`.
              */
             missing: string[];
+        };
+        /**
+         * PatchBody
+         * @description One patch to a launch bundle.
+         */
+        PatchBody: {
+            /**
+             * Format: uint32
+             * @description How often computing it was started.
+             */
+            attempts: number;
+            /** @description The SHA-256 (hex) of the bundle the patch applies to. */
+            baseBundleSha256: string;
+            createdAt: string;
+            error?: string | null;
+            /**
+             * Format: uint64
+             * @description The patch's size in bytes, once computed.
+             */
+            size?: number | null;
+            /**
+             * @description `pending` (being computed), `ready` (served to devices running the
+             *     base), `notWorthIt` (computed, not small enough to serve) or
+             *     `failed` (given up on; see `error`).
+             */
+            state: string;
+            updatedAt: string;
         };
         /**
          * PlatformUpdateBody
@@ -5318,6 +5589,16 @@ export interface components {
             /** @description Pass as `cursor` for the next page; absent on the last. */
             nextCursor?: string | null;
             updates: components["schemas"]["UpdateSummaryBody"][];
+        };
+        /**
+         * UpdatePatchesBody
+         * @description The bundle patches of a publish: per platform, the patches to its
+         *     launch bundle from the bundles devices ran before.
+         */
+        UpdatePatchesBody: {
+            /** @description Whether the server makes patches (`PATCH_BASES` above 0). */
+            enabled: boolean;
+            platforms: components["schemas"]["BundlePatchesBody"][];
         };
         /**
          * UpdateProjectRequest

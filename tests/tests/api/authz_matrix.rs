@@ -159,6 +159,12 @@ const RULES: &[(&str, &str, Access, u16)] = &[
         200,
     ),
     (
+        "GET",
+        "/api/projects/{id}/updates/{updateId}/patches",
+        Access::Members,
+        200,
+    ),
+    (
         "POST",
         "/api/projects/{id}/updates/{updateId}/republish",
         Access::Members,
@@ -218,6 +224,12 @@ const RULES: &[(&str, &str, Access, u16)] = &[
     (
         "GET",
         "/api/updates/{project}/updates/{updateId}",
+        Access::OwnKey,
+        200,
+    ),
+    (
+        "GET",
+        "/api/updates/{project}/updates/{updateId}/patches",
         Access::OwnKey,
         200,
     ),

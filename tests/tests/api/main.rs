@@ -9,6 +9,7 @@
 mod api_keys;
 mod auth;
 mod authz_matrix;
+mod bundle_diffing;
 mod channels_rollouts;
 mod delivery;
 mod hostile;

@@ -1591,6 +1591,8 @@ all_backends!(
 
         publish(&app, &r, &v1, To::default()).await;
         let second = publish(&app, &r, &v2, To::default()).await;
+        // v2's bundle patches (from v1's bundles) are stored with v2's files.
+        app.patches_settled(&pid, &r.secret, &second).await;
         let before = app.stored_objects_under(&prefix);
         assert_eq!(
             before.keys().cloned().collect::<BTreeSet<_>>(),

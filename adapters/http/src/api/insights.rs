@@ -26,9 +26,24 @@ pub struct InsightCountsBody {
     /// Distinct `EAS-Client-ID`s among those checks (estimated, ±3%).
     #[oai(rename = "uniqueDevices")]
     pub unique_devices: u64,
-    /// Whole downloads of the update's launch asset (its bundle).
+    /// Downloads of the update's launch asset (its bundle): whole, or as
+    /// a patch (`patchDownloads` of them).
     #[oai(rename = "launchAssetDownloads")]
     pub launch_asset_downloads: u64,
+    /// Of the launch-asset downloads, those that were bundle patches.
+    #[oai(rename = "patchDownloads")]
+    pub patch_downloads: u64,
+    /// Of the launch-asset downloads, those of the whole bundle.
+    #[oai(rename = "fullDownloads")]
+    pub full_downloads: u64,
+    /// The bytes those downloads sent (compressed copies and patches as
+    /// sent).
+    #[oai(rename = "bytesSent")]
+    pub bytes_sent: u64,
+    /// The bytes patches saved against the full downloads the same
+    /// clients would have got.
+    #[oai(rename = "bytesSaved")]
+    pub bytes_saved: u64,
     /// Reports of the update failing: `Expo-Recent-Failed-Update-IDs`
     /// naming it, or `Expo-Fatal-Error` from a device running it.
     #[oai(rename = "failureReports")]
@@ -46,6 +61,12 @@ impl From<application::InsightSummary> for InsightCountsBody {
             checks: summary.checks,
             unique_devices: summary.unique_devices,
             launch_asset_downloads: summary.launch_asset_downloads,
+            patch_downloads: summary.patch_downloads,
+            full_downloads: summary
+                .launch_asset_downloads
+                .saturating_sub(summary.patch_downloads),
+            bytes_sent: summary.bytes_sent,
+            bytes_saved: summary.bytes_saved,
             failure_reports: summary.failure_reports,
             failed_devices: summary.failed_devices,
         }

@@ -14,9 +14,9 @@ use super::tags::ApiTags;
 use crate::error::error_responses;
 use crate::ids;
 use crate::schema::{
-    BranchBody, ChangeChannelRequest, ChannelBody, CreateChannelRequest,
+    BranchBody, BundlePatchesBody, ChangeChannelRequest, ChannelBody, CreateChannelRequest,
     RepublishRequest as RepublishBody, RolloutRequest, UpdateDetailBody, UpdatePageBody,
-    UpdateSummaryBody,
+    UpdatePatchesBody, UpdateSummaryBody,
 };
 use crate::security::{ApiKeyAuth, UserAuth};
 use application::Services;
@@ -209,6 +209,21 @@ mod ops {
         Ok(Json((&s.releases.get(c, p, update).await?).into()))
     }
 
+    pub async fn patches(
+        s: &Services,
+        c: &Caller,
+        p: &str,
+        update: &str,
+    ) -> Result<Json<UpdatePatchesBody>, ReadError> {
+        let p = &ids::project_for(c, p)?;
+        let update = &ids::update(update)?;
+        let platforms = s.patches.of_publish(c, p, update).await?;
+        Ok(Json(UpdatePatchesBody {
+            enabled: s.patches.policy().enabled(),
+            platforms: platforms.iter().map(BundlePatchesBody::from).collect(),
+        }))
+    }
+
     pub async fn set_rollout(
         s: &Services,
         c: &Caller,
@@ -353,6 +368,18 @@ impl ReleasesApi {
         ops::get(&services, &Caller::User(auth.0), &id, &update_id).await
     }
 
+    /// The bundle patches of an update: per platform, the patches to its launch bundle (members)
+    #[oai(path = "/projects/:id/updates/:updateId/patches", method = "get")]
+    async fn patches(
+        &self,
+        services: Data<&Services>,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Json<UpdatePatchesBody>, ReadError> {
+        ops::patches(&services, &Caller::User(auth.0), &id, &update_id).await
+    }
+
     /// Change an update's rollout percentage: 100 completes it, 0 halts it (members)
     #[oai(path = "/projects/:id/updates/:updateId", method = "patch")]
     async fn set_rollout(
@@ -485,6 +512,18 @@ impl PipelineReleasesApi {
         #[oai(name = "updateId")] update_id: Path<String>,
     ) -> Result<Json<UpdateDetailBody>, ReadError> {
         ops::get(&services, &Caller::Key(auth.0), &project, &update_id).await
+    }
+
+    /// The bundle patches of an update (API key)
+    #[oai(path = "/updates/:project/updates/:updateId/patches", method = "get")]
+    async fn key_patches(
+        &self,
+        services: Data<&Services>,
+        auth: ApiKeyAuth,
+        project: Path<String>,
+        #[oai(name = "updateId")] update_id: Path<String>,
+    ) -> Result<Json<UpdatePatchesBody>, ReadError> {
+        ops::patches(&services, &Caller::Key(auth.0), &project, &update_id).await
     }
 
     /// Change an update's rollout percentage (API key)

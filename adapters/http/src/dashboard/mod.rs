@@ -22,6 +22,7 @@ mod auth;
 mod channels;
 mod confirm;
 mod html;
+mod patches;
 mod paths;
 mod projects;
 mod session;
@@ -63,6 +64,10 @@ pub(crate) fn routes(settings: DashboardSettings) -> (impl Endpoint, Vec<Declare
         .get("/projects/{id}/setup", projects::setup_page)
         .post("/projects/{id}/rename", projects::rename_project)
         .post("/projects/{id}/rollback", updates::roll_back)
+        .get(
+            "/projects/{id}/updates/{update}/patches",
+            patches::update_patches,
+        )
         .post(
             "/projects/{id}/updates/{update}/rollout",
             updates::change_rollout,

@@ -286,6 +286,7 @@ fn update_card(
                 " · " (platforms(group))
                 " · id " code { (group.publish_id.as_str()) }
                 @if let Some(source) = &group.republished_from { " · republished from " code { (short(source.as_str())) } }
+                @if !is_rollback { " · " a href=(action("patches")) { "bundle patches" } }
             }
             p {
                 @if rollout == 100 {
@@ -364,6 +365,9 @@ fn insight_view(insights: &application::UpdateInsights, publish_id: &str) -> Mar
             li { strong data-stat="checks" { (total(|s| s.checks)) } " checks" }
             li { strong data-stat="devices" { (total(|s| s.unique_devices)) } " devices" }
             li { strong data-stat="downloads" { (total(|s| s.launch_asset_downloads)) } " downloads" }
+            @if total(|s| s.patch_downloads) > 0 {
+                li { strong data-stat="patch-downloads" { (total(|s| s.patch_downloads)) } " as patches, saving " (saved_bytes(total(|s| s.bytes_saved))) }
+            }
             li { strong data-stat="failures" { (total(|s| s.failure_reports)) } " failures" }
         }
         @if !days.is_empty() {
@@ -376,5 +380,13 @@ fn insight_view(insights: &application::UpdateInsights, publish_id: &str) -> Mar
                 }
             }
         }
+    }
+}
+
+/// Bytes saved, as people read them.
+fn saved_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
     }
 }

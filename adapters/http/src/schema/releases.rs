@@ -1,9 +1,11 @@
 //! Bodies of the release-management routes: channels, branches, update
 //! history, rollouts, the audit log and storage collection.
 
+use application::bundle_diffing::BundlePatches;
 use application::{AuditPage, BranchSummary, GcReport, HistoryPage, UpdateGroup};
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::audit::{Actor, AuditEvent};
+use domain::patch::{PatchRecord, PatchState};
 use domain::release::Channel;
 use domain::update::{Update, UpdateAsset};
 use poem_openapi::Object;
@@ -334,6 +336,83 @@ impl From<GcReport> for GcReportBody {
             deleted_blobs: report.deleted_blobs,
             freed_bytes: report.freed_bytes,
             kept_blobs: report.kept_blobs,
+        }
+    }
+}
+
+/// The bundle patches of a publish: per platform, the patches to its
+/// launch bundle from the bundles devices ran before.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UpdatePatchesBody {
+    /// Whether the server makes patches (`PATCH_BASES` above 0).
+    pub enabled: bool,
+    pub platforms: Vec<BundlePatchesBody>,
+}
+
+/// The patches to one platform's launch bundle.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BundlePatchesBody {
+    pub platform: String,
+    /// The platform update's id.
+    pub update_id: String,
+    /// The launch bundle's SHA-256 (hex).
+    pub bundle_sha256: String,
+    /// The bytes a device downloads without a patch (the smallest stored
+    /// copy of the bundle); absent when the file is no longer stored.
+    pub full_size: Option<u64>,
+    /// Oldest first.
+    pub patches: Vec<PatchBody>,
+}
+
+/// One patch to a launch bundle.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PatchBody {
+    /// The SHA-256 (hex) of the bundle the patch applies to.
+    pub base_bundle_sha256: String,
+    /// `pending` (being computed), `ready` (served to devices running the
+    /// base), `notWorthIt` (computed, not small enough to serve) or
+    /// `failed` (given up on; see `error`).
+    pub state: String,
+    /// The patch's size in bytes, once computed.
+    pub size: Option<u64>,
+    pub error: Option<String>,
+    /// How often computing it was started.
+    pub attempts: u32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&PatchRecord> for PatchBody {
+    fn from(record: &PatchRecord) -> Self {
+        let (state, size, error) = match &record.state {
+            PatchState::Pending => ("pending", None, None),
+            PatchState::Ready { size } => ("ready", Some(*size), None),
+            PatchState::NotWorthIt { size } => ("notWorthIt", Some(*size), None),
+            PatchState::Failed { error } => ("failed", None, Some(error.clone())),
+        };
+        Self {
+            base_bundle_sha256: record.key.base_sha256.clone(),
+            state: state.to_owned(),
+            size,
+            error,
+            attempts: record.attempts,
+            created_at: millis(record.created_at),
+            updated_at: millis(record.updated_at),
+        }
+    }
+}
+
+impl From<&BundlePatches> for BundlePatchesBody {
+    fn from(bundle: &BundlePatches) -> Self {
+        Self {
+            platform: bundle.platform.as_str().to_owned(),
+            update_id: bundle.update_id.to_string(),
+            bundle_sha256: bundle.target_sha256.clone(),
+            full_size: bundle.full_size,
+            patches: bundle.patches.iter().map(PatchBody::from).collect(),
         }
     }
 }

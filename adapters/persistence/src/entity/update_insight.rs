@@ -16,6 +16,10 @@ pub struct Model {
     pub project_id: String,
     pub checks: i64,
     pub launch_downloads: i64,
+    /// Of `launch_downloads`, those that were patches.
+    pub patch_downloads: i64,
+    pub bytes_sent: i64,
+    pub bytes_saved: i64,
     pub failure_reports: i64,
     /// HyperLogLog registers.
     pub devices: Vec<u8>,

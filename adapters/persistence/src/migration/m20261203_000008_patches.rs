@@ -1,6 +1,7 @@
 //! Bundle diffing: the patches wanted between launch bundles, each computed
 //! once by whichever instance claims it (a claim lapses, so a crash only
-//! delays the work).
+//! delays the work); and in update insights, the launch-bundle downloads
+//! that were patches, and the bytes sent and saved.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -24,6 +25,21 @@ enum Patches {
     CreatedAt,
     UpdatedAt,
 }
+
+#[derive(DeriveIden)]
+enum UpdateInsights {
+    Table,
+    PatchDownloads,
+    BytesSent,
+    BytesSaved,
+}
+
+/// The insight columns this migration adds, in order.
+const INSIGHT_COLUMNS: [UpdateInsights; 3] = [
+    UpdateInsights::PatchDownloads,
+    UpdateInsights::BytesSent,
+    UpdateInsights::BytesSaved,
+];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -77,10 +93,32 @@ impl MigrationTrait for Migration {
             [Patches::ProjectId, Patches::TargetSha256],
             Plain,
         )
-        .await
+        .await?;
+        // One column per statement: SQLite alters a table one column at a time.
+        for column in INSIGHT_COLUMNS {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(UpdateInsights::Table)
+                        .add_column(big_integer(column).default(0))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in INSIGHT_COLUMNS {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(UpdateInsights::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .drop_table(Table::drop().table(Patches::Table).to_owned())
             .await
