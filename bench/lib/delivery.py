@@ -23,7 +23,8 @@ target = open(target_file, "rb").read()
 def get(headers):
     request = urllib.request.Request(url, headers=headers)
     with urllib.request.urlopen(request, timeout=60) as response:
-        return response.status, dict(response.headers), response.read()
+        # An HTTPMessage: header names compare case-insensitively.
+        return response.status, response.headers, response.read()
 
 
 def out(key, value):

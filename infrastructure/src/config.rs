@@ -67,9 +67,10 @@ pub struct Config {
     /// `PATCH_BASES` (default 5; 0 turns bundle diffing off) and
     /// `PATCH_MAX_PERCENT` (default 50): which patches are made and kept.
     pub patch_policy: domain::patch::PatchPolicy,
-    /// `BEST_COMPRESSION` (default true): recompress each newly published
+    /// `BEST_COMPRESSION` (default false): recompress each newly published
     /// launch bundle's brotli and zstd copies at the best levels in the
-    /// background.
+    /// background. Off by default: brotli 11's working set stays in the
+    /// process's heap (measured: RSS 32 → 123 MiB after four bundles).
     pub best_compression: bool,
     /// `PATCH_WORKERS` (default 1): patches computed at once by this
     /// instance; each needs several times its bundle in memory.
@@ -363,7 +364,7 @@ impl Config {
                 percent => percent,
             },
         };
-        let best_compression = flag("BEST_COMPRESSION", true)?;
+        let best_compression = flag("BEST_COMPRESSION", false)?;
         let patch_workers = match at_most("PATCH_WORKERS", 1, 64)? {
             0 => {
                 return Err(invalid(

@@ -102,10 +102,10 @@ impl TestApp {
         ] {
             env.insert(limit.to_owned(), "1000000".to_owned());
         }
-        // Recompressing at the best levels replaces copies in the
-        // background, seconds after a publish (a debug build takes long):
-        // tests that compare copies' sizes would race it. Its own test turns
-        // it on.
+        // Off by default, and off here whatever the default: recompressing
+        // at the best levels replaces copies in the background, seconds
+        // after a publish, and tests that compare copies' sizes would race
+        // it. Its own test turns it on.
         env.insert("BEST_COMPRESSION".to_owned(), "false".to_owned());
         env.insert(
             "DATA_DIR".to_owned(),

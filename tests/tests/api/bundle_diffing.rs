@@ -330,8 +330,7 @@ async fn two_instances_on_one_database_compute_each_patch_once() {
     );
 }
 
-/// With `BEST_COMPRESSION` on (the server's default; the test harness turns
-/// it off), a new bundle's brotli and zstd copies are made again at the best
+/// With `BEST_COMPRESSION=true` (off by default), a new bundle's brotli and zstd copies are made again at the best
 /// levels in the background: smaller, and still the bundle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_bundles_are_recompressed_at_the_best_levels_in_the_background() {
