@@ -80,25 +80,11 @@ async fn replace_copy(
     let Some(current) = blobs.size(&copy_key).await? else {
         return Ok(());
     };
+    if encoding == ContentEncoding::Gzip {
+        return Ok(());
+    }
     let input = blobs.open(key).await?.body.into_async_read();
-    let compressed = match encoding {
-        ContentEncoding::Brotli => {
-            let params = async_compression::brotli::EncoderParams::default()
-                .quality(Level::Precise(BEST_BROTLI_QUALITY))
-                .window_size(BEST_BROTLI_WINDOW_LOG.min(zstd_window_log(size)).max(16) as i32)
-                .size_hint(usize::try_from(size).unwrap_or(0));
-            chunks(BrotliEncoder::with_params(input, params))
-        }
-        ContentEncoding::Zstd => {
-            let params = [CParameter::window_log(zstd_window_log(size))];
-            chunks(ZstdEncoder::with_quality_and_params(
-                input,
-                Level::Precise(BEST_ZSTD_LEVEL),
-                &params,
-            ))
-        }
-        ContentEncoding::Gzip => return Ok(()),
-    };
+    let compressed = compress(input, encoding, size, Levels::BEST);
     // Over the current copy's size, staging fails: not worth replacing.
     match blobs.stage(compressed, current.saturating_sub(1)).await {
         Ok(staged) => {
@@ -162,25 +148,7 @@ async fn make_copy(
         })
     };
     let input = counted.into_async_read();
-    let compressed: ByteStream = match encoding {
-        ContentEncoding::Brotli => {
-            let params = async_compression::brotli::EncoderParams::default()
-                .quality(Level::Precise(BROTLI_QUALITY))
-                .size_hint(usize::try_from(size).unwrap_or(0));
-            chunks(BrotliEncoder::with_params(input, params))
-        }
-        ContentEncoding::Gzip => {
-            chunks(GzipEncoder::with_quality(input, Level::Precise(GZIP_LEVEL)))
-        }
-        ContentEncoding::Zstd => {
-            let params = [CParameter::window_log(zstd_window_log(size))];
-            chunks(ZstdEncoder::with_quality_and_params(
-                input,
-                Level::Precise(ZSTD_LEVEL),
-                &params,
-            ))
-        }
-    };
+    let compressed = compress(input, encoding, size, Levels::AT_PUBLISH);
     let limit = size * KEEP_RATIO.0 / KEEP_RATIO.1;
     let verdict = give_up_unless_shrinking(compressed, consumed);
     // Over the limit, staging fails: the copy would not be worth keeping.
@@ -197,6 +165,57 @@ async fn make_copy(
 }
 
 const NOT_WORTH_IT: &str = "the file does not shrink when compressed";
+
+/// The levels a copy is made at.
+struct Levels {
+    brotli: i32,
+    /// Brotli's window (log2), at most; `None`: the encoder's default.
+    brotli_window_log: Option<u32>,
+    zstd: i32,
+}
+
+impl Levels {
+    const AT_PUBLISH: Self = Self {
+        brotli: BROTLI_QUALITY,
+        brotli_window_log: None,
+        zstd: ZSTD_LEVEL,
+    };
+    const BEST: Self = Self {
+        brotli: BEST_BROTLI_QUALITY,
+        brotli_window_log: Some(BEST_BROTLI_WINDOW_LOG),
+        zstd: BEST_ZSTD_LEVEL,
+    };
+}
+
+/// `input` (a file of `size` bytes) compressed with `encoding` at `levels`.
+fn compress<R>(input: R, encoding: ContentEncoding, size: u64, levels: Levels) -> ByteStream
+where
+    R: futures_util::io::AsyncBufRead + Unpin + Send + 'static,
+{
+    match encoding {
+        ContentEncoding::Brotli => {
+            let mut params = async_compression::brotli::EncoderParams::default()
+                .quality(Level::Precise(levels.brotli))
+                .size_hint(usize::try_from(size).unwrap_or(0));
+            if let Some(window_log) = levels.brotli_window_log {
+                let fitted = window_log.min(zstd_window_log(size)).max(16);
+                params = params.window_size(i32::try_from(fitted).unwrap_or(22));
+            }
+            chunks(BrotliEncoder::with_params(input, params))
+        }
+        ContentEncoding::Gzip => {
+            chunks(GzipEncoder::with_quality(input, Level::Precise(GZIP_LEVEL)))
+        }
+        ContentEncoding::Zstd => {
+            let params = [CParameter::window_log(zstd_window_log(size))];
+            chunks(ZstdEncoder::with_quality_and_params(
+                input,
+                Level::Precise(levels.zstd),
+                &params,
+            ))
+        }
+    }
+}
 
 /// The smallest window that holds the whole file, within zstd's limits and
 /// [`ZSTD_MAX_WINDOW_LOG`]: a larger one costs memory and gains nothing.
