@@ -1,10 +1,9 @@
 //! The server's BSDIFF40 patches against Debian's `bsdiff`/`bspatch`
 //! (Colin Percival's bsdiff 4.3, the format the expo-updates clients'
 //! vendored `bspatch.c` applies), on the fixtures' real Hermes bundles
-//! (v1 → v2): each tool applies the other's patches, and ours are within
-//! 2% of Debian's size. (Measured: 96,629 vs 95,977 B for Android, 71,693
-//! vs 71,032 B for iOS; issue 17 asks for no larger, which needs bsdiff
-//! 4.3's own match search rather than qbsdiff's.)
+//! (v1 → v2): each tool applies the other's patches, and ours are no larger
+//! than Debian's. (Measured: 94,196 vs 95,977 B for Android, 69,199 vs
+//! 71,032 B for iOS.)
 
 #![expect(
     clippy::unwrap_used,
@@ -61,7 +60,7 @@ fn patches_cross_apply_with_debian_bsdiff_on_the_fixture_bundles() {
             debian.len()
         );
         assert!(
-            ours.len() <= debian.len() + debian.len() / 50,
+            ours.len() <= debian.len(),
             "{platform}: ours {} B, Debian's {} B",
             ours.len(),
             debian.len()
