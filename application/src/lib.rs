@@ -34,7 +34,7 @@ pub use access::Caller;
 pub use accounts::{AccountService, Registration, RegistrationPolicy, Session};
 pub use api_keys::{ApiKeyService, CreatedApiKey};
 pub use audit::{AuditLog, AuditPage, AuditService};
-pub use bundle_diffing::{PatchCounters, PatchService};
+pub use bundle_diffing::{EmbeddedUpload, PatchCounters, PatchService};
 pub use error::{AppError, AppResult};
 pub use insights::{
     AutoHalt, InsightRecorder, InsightService, InsightSummary, LaunchDelivery, UpdateInsights,

@@ -21,6 +21,7 @@ use crate::ids::new_id;
 pub struct ProjectChanges {
     pub name: Option<String>,
     pub slug: Option<String>,
+    pub patch_from_embedded: Option<bool>,
 }
 
 pub struct ProjectService {
@@ -54,6 +55,7 @@ impl ProjectService {
             name: ProjectName::parse(name)?.into_inner(),
             slug: Slug::parse(slug)?.into_inner(),
             created_at: now,
+            patch_from_embedded: false,
         };
         let owner = Membership {
             id: new_id(),
@@ -69,7 +71,11 @@ impl ProjectService {
                 &user_actor(actor),
                 &project_id,
                 "project.create",
-                json!({ "name": project.name, "slug": project.slug }),
+                json!({
+                    "name": project.name,
+                    "slug": project.slug,
+                    "patchFromEmbedded": project.patch_from_embedded,
+                }),
             )
             .await;
         Ok(project)
@@ -99,6 +105,9 @@ impl ProjectService {
         }
         if let Some(slug) = changes.slug {
             project.slug = Slug::parse(&slug)?.into_inner();
+        }
+        if let Some(on) = changes.patch_from_embedded {
+            project.patch_from_embedded = on;
         }
         self.projects.update(&project).await?;
         self.audit

@@ -34,6 +34,7 @@ use chrono::Utc;
 use domain::api_key::ApiKey;
 use domain::audit::AuditEvent;
 use domain::blob::{BlobError, BlobInfo, BlobReader, BlobStore, ByteStream, StagedBlob};
+use domain::embedded::{EmbeddedBundle, EmbeddedUpdateId};
 use domain::export::parse_metadata;
 use domain::id::{ApiKeyId, ProjectId, PublishId, UpdateId};
 use domain::member::{MemberProfile, Membership, Role};
@@ -281,6 +282,14 @@ impl ReferenceLock for MemoryLock {
         Ok(())
     }
 
+    async fn put_embedded_bundle(&mut self, _bundle: &EmbeddedBundle) -> StoreResult<()> {
+        unused()
+    }
+
+    async fn delete_embedded_bundle(&mut self, _update_id: &EmbeddedUpdateId) -> StoreResult<bool> {
+        unused()
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.updates.lock().unwrap().extend(self.pending);
         Ok(())
@@ -396,6 +405,20 @@ impl UpdateStore for MemoryUpdates {
         _runtime_version: &RuntimeVersion,
         _platform: Platform,
         _manifest_id: &str,
+    ) -> StoreResult<Option<String>> {
+        unused()
+    }
+
+    async fn embedded_bundles(&self, _project_id: &ProjectId) -> StoreResult<Vec<EmbeddedBundle>> {
+        Ok(Vec::new())
+    }
+
+    async fn embedded_bundle_of(
+        &self,
+        _project_id: &ProjectId,
+        _runtime_version: &RuntimeVersion,
+        _platform: Platform,
+        _update_id: &str,
     ) -> StoreResult<Option<String>> {
         unused()
     }

@@ -8,6 +8,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod blob;
+pub mod embedded;
 pub mod export;
 pub mod fault;
 pub mod go_server;

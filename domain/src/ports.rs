@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::api_key::{ApiKey, GeneratedSecret, KeyName, NewApiKey};
 use crate::audit::AuditEvent;
+use crate::embedded::{EmbeddedBundle, EmbeddedUpdateId};
 use crate::fault::{BoxError, Fault};
 use crate::id::{ProjectId, PublishId, UpdateId};
 use crate::insights::InsightCounts;
@@ -270,6 +271,18 @@ pub trait UpdateStore: Send + Sync {
         platform: Platform,
         manifest_id: &str,
     ) -> StoreResult<Option<String>>;
+    /// The project's uploaded embedded bundles, newest upload first.
+    async fn embedded_bundles(&self, project_id: &ProjectId) -> StoreResult<Vec<EmbeddedBundle>>;
+    /// The SHA-256 (hex) of the embedded bundle a device running the
+    /// embedded update `update_id` has, for this runtime version and
+    /// platform; `None` when none was uploaded.
+    async fn embedded_bundle_of(
+        &self,
+        project_id: &ProjectId,
+        runtime_version: &RuntimeVersion,
+        platform: Platform,
+        update_id: &str,
+    ) -> StoreResult<Option<String>>;
     /// Which of these files (SHA-256 hex) the project's updates already
     /// have, with what a manifest needs of them: a publish may then name
     /// them by hash instead of uploading them again.
@@ -360,6 +373,12 @@ pub trait ReferenceLock: Send {
     /// bundles (SHA-256 hex): collection removed their files, and the
     /// patches with them, so a later publish of one computes them again.
     async fn forget_patches_to(&mut self, target_sha256s: &[String]) -> StoreResult<()>;
+    /// Records an embedded bundle whose blob is stored (replacing one with
+    /// the same update id): from the commit on, storage collection keeps
+    /// its blob as it keeps the updates' files.
+    async fn put_embedded_bundle(&mut self, bundle: &EmbeddedBundle) -> StoreResult<()>;
+    /// `Ok(false)` when the project had no embedded bundle of that id.
+    async fn delete_embedded_bundle(&mut self, update_id: &EmbeddedUpdateId) -> StoreResult<bool>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -14,6 +14,10 @@ pub struct Project {
     pub name: String,
     pub slug: String,
     pub created_at: DateTime<Utc>,
+    /// Whether devices still running the update embedded in their build
+    /// get patches against its uploaded bundle (see [`crate::embedded`]).
+    /// Off unless the owner turns it on.
+    pub patch_from_embedded: bool,
 }
 
 /// A project's display name: 1 to 100 characters once trimmed, no control

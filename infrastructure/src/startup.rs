@@ -340,6 +340,7 @@ fn wire(
         store.clone(),
         store.clone(),
         blobs.clone(),
+        audit.clone(),
         config.patch_policy,
     ));
     let diffing = config.patch_policy.enabled();

@@ -70,6 +70,41 @@ pub enum ClientCommand {
     Rollout(RolloutCommand),
     /// Publish an export (runs `npx expo export` when --dir is not given).
     Publish(PublishArgs),
+    /// Upload the bundle embedded in a build, so devices still running it
+    /// get patches; turn serving those patches on or off.
+    #[command(subcommand)]
+    Embedded(EmbeddedCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EmbeddedCommand {
+    /// Upload one platform's bundle of the export the build embeds.
+    Upload {
+        /// The `npx expo export --platform <platform>` output of the build
+        /// (the bundle must be byte for byte the one in the binary).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_enum)]
+        platform: OnePlatform,
+        /// The embedded update's id (the `id` of the build's app.manifest).
+        #[arg(long, conflicts_with = "manifest")]
+        update_id: Option<String>,
+        /// The build's app.manifest, to read the embedded update's id from.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Overrides the runtime version read from expoConfig.json.
+        #[arg(long)]
+        runtime_version: Option<String>,
+    },
+    /// The project's uploaded embedded bundles.
+    List,
+    /// Forget an embedded bundle.
+    Delete { update_id: String },
+    /// Serve patches against embedded bundles (owners; Android clients
+    /// before expo-updates 57.0.23 discard them and download the full file).
+    Enable,
+    /// Stop serving patches against embedded bundles.
+    Disable,
 }
 
 #[derive(Debug, Clone, Subcommand)]

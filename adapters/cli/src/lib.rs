@@ -8,6 +8,7 @@ mod api;
 mod args;
 mod commands;
 mod context;
+mod embedded;
 mod error;
 mod export;
 mod output;
@@ -58,6 +59,7 @@ async fn dispatch(
         ClientCommand::Channels(command) => commands::channels(&context, out, command).await,
         ClientCommand::Updates(command) => commands::updates(&context, out, command).await,
         ClientCommand::Rollout(command) => commands::rollout(&context, out, command).await,
+        ClientCommand::Embedded(command) => embedded::run(&context, out, command).await,
         ClientCommand::Publish(args) => commands::publish(&context, out, args).await,
     }
 }

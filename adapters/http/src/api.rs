@@ -4,6 +4,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod embedded;
 mod insights;
 mod members;
 mod projects;
@@ -40,6 +41,7 @@ type Apis = (
     audit::AuditApi,
     signing_keys::SigningKeysApi,
     insights::InsightsApi,
+    embedded::EmbeddedApi,
 );
 
 fn api_service() -> OpenApiService<Apis, ()> {

@@ -21,7 +21,9 @@ pub(crate) enum RouteKind {
     Control,
     /// What devices ask (update checks, downloads): logged at `debug`.
     Device,
-    /// A publish: bodies up to the upload limit, counted in metrics.
+    /// A publish or another file upload (`multipart/form-data` or
+    /// `application/octet-stream`): bodies up to the upload limit, counted
+    /// in metrics.
     Upload,
 }
 
@@ -90,9 +92,11 @@ impl RouteTable {
                     } else {
                         declared.methods.push(method);
                     }
-                    if operation
-                        .pointer("/requestBody/content/multipart~1form-data")
-                        .is_some()
+                    let content = operation.pointer("/requestBody/content");
+                    let uploads = ["multipart/form-data", "application/octet-stream"];
+                    if uploads
+                        .iter()
+                        .any(|kind| content.and_then(|c| c.get(kind)).is_some())
                     {
                         declared.kind = RouteKind::Upload;
                     }

@@ -13,7 +13,7 @@ mod releases;
 pub use releases::*;
 
 /// Timestamps as the old server wrote them: RFC 3339, UTC, whole seconds.
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -77,9 +77,15 @@ pub struct CreateProjectRequest {
 
 /// Fields to change; those left out stay as they are.
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct UpdateProjectRequest {
     pub name: Option<String>,
     pub slug: Option<String>,
+    /// Serve devices still running their build's embedded update a patch
+    /// against its uploaded bundle (`/embedded-bundles`). Android clients
+    /// before expo-updates 57.0.23 discard such a patch and download the
+    /// full file, so leave it off while many of them are in the field.
+    pub patch_from_embedded: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -90,6 +96,9 @@ pub struct ProjectBody {
     pub name: String,
     pub slug: String,
     pub created_at: String,
+    /// Whether devices running their build's embedded update get patches
+    /// against its uploaded bundle (off unless an owner turns it on).
+    pub patch_from_embedded: bool,
 }
 
 impl From<Project> for ProjectBody {
@@ -99,6 +108,7 @@ impl From<Project> for ProjectBody {
             name: project.name,
             slug: project.slug,
             created_at: timestamp(project.created_at),
+            patch_from_embedded: project.patch_from_embedded,
         }
     }
 }

@@ -178,6 +178,7 @@ impl ImportStore for SqlStore {
             name: Set(new_project.name.clone()),
             slug: Set(new_project.slug.clone()),
             created_at: Set(new_project.created_at),
+            patch_from_embedded: Set(new_project.patch_from_embedded),
         };
         let txn = self.db.begin().await.map_err(store_error)?;
         project::Entity::insert(row)

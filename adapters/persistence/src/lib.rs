@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod channels;
+mod embedded_bundles;
 mod entity;
 mod epoch_counter;
 mod errors;

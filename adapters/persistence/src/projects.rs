@@ -43,6 +43,7 @@ impl From<project::Model> for Project {
             name: row.name,
             slug: row.slug,
             created_at: row.created_at,
+            patch_from_embedded: row.patch_from_embedded,
         }
     }
 }
@@ -86,6 +87,7 @@ impl ProjectStore for SqlStore {
             name: Set(new_project.name.clone()),
             slug: Set(new_project.slug.clone()),
             created_at: Set(new_project.created_at),
+            patch_from_embedded: Set(new_project.patch_from_embedded),
         };
         project::Entity::insert(row)
             .exec_without_returning(&txn)
@@ -126,6 +128,10 @@ impl ProjectStore for SqlStore {
         let result = project::Entity::update_many()
             .col_expr(project::Column::Name, Expr::value(changed.name.clone()))
             .col_expr(project::Column::Slug, Expr::value(changed.slug.clone()))
+            .col_expr(
+                project::Column::PatchFromEmbedded,
+                Expr::value(changed.patch_from_embedded),
+            )
             .filter(project::Column::Id.eq(changed.id.as_str()))
             .exec(&self.db)
             .await
@@ -133,6 +139,8 @@ impl ProjectStore for SqlStore {
         if result.rows_affected == 0 {
             return Err(StoreError::ProjectGone);
         }
+        // `patch_from_embedded` changes which downloads get a patch.
+        self.announce_change();
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::audit::{Actor, ActorKind};
+use domain::embedded::{EmbeddedBundle, EmbeddedUpdateId};
 use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::patch::PatchKey;
 use domain::ports::{
@@ -20,12 +21,12 @@ use sea_orm::{
     QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 
-use crate::SqlStore;
 use crate::entity::{update, update_asset};
 use crate::errors::store_error;
 use crate::in_list::IN_LIST_CHUNK;
 use crate::patches::{forget_patches_to, insert_wanted};
 use crate::projects::lock_project;
+use crate::{SqlStore, embedded_bundles};
 
 /// The most partial rollouts stacked on a branch that are considered.
 const MAX_CANDIDATES: u64 = 200;
@@ -247,7 +248,8 @@ impl ReferenceLock for SqlReferenceLock {
             .all(&self.txn)
             .await
             .map_err(store_error)?;
-        Ok(hashes.into_iter().collect())
+        let embedded = embedded_bundles::hashes(&self.txn, &self.project_id).await?;
+        Ok(hashes.into_iter().chain(embedded).collect())
     }
 
     async fn insert_publish(&mut self, updates: &[Update]) -> StoreResult<()> {
@@ -262,6 +264,18 @@ impl ReferenceLock for SqlReferenceLock {
 
     async fn forget_patches_to(&mut self, target_sha256s: &[String]) -> StoreResult<()> {
         forget_patches_to(&self.txn, &self.project_id, target_sha256s).await
+    }
+
+    async fn put_embedded_bundle(&mut self, bundle: &EmbeddedBundle) -> StoreResult<()> {
+        embedded_bundles::put(&self.txn, bundle).await?;
+        self.changed = true;
+        Ok(())
+    }
+
+    async fn delete_embedded_bundle(&mut self, update_id: &EmbeddedUpdateId) -> StoreResult<bool> {
+        let deleted = embedded_bundles::delete(&self.txn, &self.project_id, update_id).await?;
+        self.changed |= deleted;
+        Ok(deleted)
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
@@ -563,6 +577,21 @@ impl UpdateStore for SqlStore {
             .one(&self.db)
             .await
             .map_err(store_error)
+    }
+
+    async fn embedded_bundles(&self, project_id: &ProjectId) -> StoreResult<Vec<EmbeddedBundle>> {
+        embedded_bundles::list(&self.db, project_id).await
+    }
+
+    async fn embedded_bundle_of(
+        &self,
+        project_id: &ProjectId,
+        runtime_version: &RuntimeVersion,
+        platform: Platform,
+        update_id: &str,
+    ) -> StoreResult<Option<String>> {
+        embedded_bundles::bundle_of(&self.db, project_id, runtime_version, platform, update_id)
+            .await
     }
 
     async fn known_files(

@@ -7,11 +7,13 @@
 //! them in the background (`worker`); serving finds the ready ones
 //! (`serve::patches`). Nothing is computed on a request's path.
 
+mod embedded;
 mod plan;
 mod service;
 mod status;
 mod worker;
 
+pub use embedded::EmbeddedUpload;
 pub use service::{PatchCounters, PatchService};
 pub use status::BundlePatches;
 pub use worker::MAX_DIFF_INPUT_BYTES;

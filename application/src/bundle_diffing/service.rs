@@ -9,12 +9,15 @@ use domain::blob::BlobStore;
 use domain::patch::PatchPolicy;
 use domain::ports::{MemberStore, PatchStore, UpdateStore};
 
+use crate::audit::AuditLog;
+
 /// The patches wanted and made, and the work of making them.
 pub struct PatchService {
     pub(super) members: Arc<dyn MemberStore>,
     pub(super) updates: Arc<dyn UpdateStore>,
     pub(super) patches: Arc<dyn PatchStore>,
     pub(super) blobs: Arc<dyn BlobStore>,
+    pub(super) audit: AuditLog,
     pub(super) policy: PatchPolicy,
     /// Names this instance's claims.
     pub(super) instance_id: String,
@@ -51,6 +54,7 @@ impl PatchService {
         updates: Arc<dyn UpdateStore>,
         patches: Arc<dyn PatchStore>,
         blobs: Arc<dyn BlobStore>,
+        audit: AuditLog,
         policy: PatchPolicy,
     ) -> Self {
         Self {
@@ -58,6 +62,7 @@ impl PatchService {
             updates,
             patches,
             blobs,
+            audit,
             policy,
             instance_id: uuid::Uuid::now_v7().to_string(),
             wanted: tokio::sync::Notify::new(),

@@ -127,6 +127,7 @@ impl ServeService {
     /// (bundle diffing on).
     pub fn with_patches(mut self, patches: Arc<dyn PatchStore>) -> Self {
         self.patches = Some(PatchLookup {
+            projects: Arc::clone(&self.projects),
             updates: Arc::clone(&self.updates),
             patches,
         });

@@ -4,11 +4,16 @@
 //! patch from that update's bundle to this one. Anything else gets the
 //! full file, never an error: these headers can only make a download
 //! smaller.
+//!
+//! The base is the launch bundle of the project's update the device names,
+//! or, when the project opted in, the embedded bundle uploaded for that id.
 
 use std::sync::Arc;
 
+use domain::id::ProjectId;
 use domain::patch::{PatchKey, PatchState};
-use domain::ports::{PatchStore, UpdateStore};
+use domain::ports::{PatchStore, ProjectStore, StoreResult, UpdateStore};
+use domain::update::Update;
 
 use super::assets::{LocatedAsset, ReadyPatch};
 use super::cache::{ReadyPatches, RecordRef, ServeCache};
@@ -16,6 +21,7 @@ use super::request::AssetRequest;
 
 /// Where patches are looked up (set when bundle diffing is on).
 pub(crate) struct PatchLookup {
+    pub projects: Arc<dyn ProjectStore>,
     pub updates: Arc<dyn UpdateStore>,
     pub patches: Arc<dyn PatchStore>,
 }
@@ -63,6 +69,13 @@ impl PatchLookup {
                     &wanted.base_manifest_id,
                 )
                 .await?;
+            let found = match found {
+                Some(found) => Some(found),
+                None => {
+                    self.embedded_base(project_id, update, &wanted.base_manifest_id)
+                        .await?
+                }
+            };
             Ok(found.map(Arc::<str>::from))
         };
         let base = match cache.patch_base(key, load).await {
@@ -110,5 +123,32 @@ impl PatchLookup {
             etag: format!("\"{}-bsdiff-{}\"", asset.sha256_hex, base),
             base_update_id: wanted.base_manifest_id.clone(),
         })
+    }
+
+    /// The embedded bundle a device running embedded update `base_id` has,
+    /// when the project opted in to patching from embedded bundles (looked
+    /// up only when the id names none of its updates, and cached with it).
+    async fn embedded_base(
+        &self,
+        project_id: &ProjectId,
+        update: &Update,
+        base_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let opted_in = self
+            .projects
+            .find(project_id.as_str())
+            .await?
+            .is_some_and(|project| project.patch_from_embedded);
+        if !opted_in {
+            return Ok(None);
+        }
+        self.updates
+            .embedded_bundle_of(
+                project_id,
+                &update.runtime_version,
+                update.platform,
+                base_id,
+            )
+            .await
     }
 }

@@ -330,6 +330,7 @@ impl Harness {
             self.store.clone(),
             self.store.clone(),
             self.blobs.clone(),
+            self.audit_log(),
             policy,
         )
     }

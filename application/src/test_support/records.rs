@@ -34,6 +34,7 @@ impl InMemoryStore {
             slug: format!("project-{id}"),
             id: ProjectId::from_trusted(id),
             created_at: Utc::now(),
+            patch_from_embedded: false,
         };
         let mut state = self.state();
         state.projects.push(project.clone());
@@ -188,6 +189,9 @@ impl ProjectStore for InMemoryStore {
             .ok_or(StoreError::ProjectGone)?;
         project.name.clone_from(&changed.name);
         project.slug.clone_from(&changed.slug);
+        project.patch_from_embedded = changed.patch_from_embedded;
+        drop(state);
+        self.served_change(true);
         Ok(())
     }
 

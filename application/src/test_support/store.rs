@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use domain::audit::AuditEvent;
+use domain::embedded::EmbeddedBundle;
 use domain::insights::InsightCounts;
 use domain::member::Membership;
 use domain::patch::PatchRecord;
@@ -48,6 +49,8 @@ pub(super) struct State {
     pub(super) signing_keys: Vec<SigningKey>,
     /// Wanted patches, oldest first, with their claims.
     pub(super) patches: Vec<StoredPatch>,
+    /// Uploaded embedded bundles, oldest first.
+    pub(super) embedded: Vec<EmbeddedBundle>,
 }
 
 /// A patch row: the record and who holds it.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::embedded::{EmbeddedBundle, EmbeddedUpdateId};
 use domain::id::{ProjectId, PublishId, UpdateId};
 use domain::patch::PatchKey;
 use domain::ports::{
@@ -96,6 +97,8 @@ struct MemoryReferenceLock {
     pending_since: Option<DateTime<Utc>>,
     /// Bundles whose patches this transaction forgets.
     forgotten: Vec<String>,
+    /// Embedded bundles put (`Ok`) or deleted (`Err`, by id), in order.
+    embedded: Vec<Result<EmbeddedBundle, EmbeddedUpdateId>>,
     _held: OwnedMutexGuard<()>,
 }
 
@@ -111,6 +114,13 @@ impl ReferenceLock for MemoryReferenceLock {
             .chain(&self.pending)
             .flat_map(|u| &u.assets)
             .map(|asset| asset.sha256_hex.clone())
+            .chain(
+                state
+                    .embedded
+                    .iter()
+                    .filter(|bundle| bundle.project_id == self.project_id)
+                    .map(|bundle| bundle.sha256_hex.clone()),
+            )
             .collect())
     }
 
@@ -142,6 +152,27 @@ impl ReferenceLock for MemoryReferenceLock {
         Ok(())
     }
 
+    async fn put_embedded_bundle(&mut self, bundle: &EmbeddedBundle) -> StoreResult<()> {
+        self.embedded.push(Ok(bundle.clone()));
+        Ok(())
+    }
+
+    async fn delete_embedded_bundle(&mut self, update_id: &EmbeddedUpdateId) -> StoreResult<bool> {
+        let mut present =
+            self.store.state().embedded.iter().any(|bundle| {
+                bundle.project_id == self.project_id && bundle.update_id == *update_id
+            });
+        for change in &self.embedded {
+            match change {
+                Ok(bundle) if bundle.update_id == *update_id => present = true,
+                Err(id) if id == update_id => present = false,
+                _ => {}
+            }
+        }
+        self.embedded.push(Err(update_id.clone()));
+        Ok(present)
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         let Self {
             store,
@@ -150,11 +181,24 @@ impl ReferenceLock for MemoryReferenceLock {
             pending_patches,
             pending_since,
             forgotten,
+            embedded,
             ..
         } = *self;
-        let changed = !pending.is_empty();
+        let changed = !pending.is_empty() || !embedded.is_empty();
         {
             let mut state = store.state();
+            for change in embedded {
+                let id = match &change {
+                    Ok(bundle) => bundle.update_id.clone(),
+                    Err(id) => id.clone(),
+                };
+                state
+                    .embedded
+                    .retain(|bundle| bundle.project_id != project_id || bundle.update_id != id);
+                if let Ok(bundle) = change {
+                    state.embedded.push(bundle);
+                }
+            }
             state.updates.extend(pending);
             if let Some(now) = pending_since {
                 state.want_patches(&pending_patches, now);
@@ -189,6 +233,7 @@ impl UpdateStore for InMemoryStore {
             pending_patches: Vec::new(),
             pending_since: None,
             forgotten: Vec::new(),
+            embedded: Vec::new(),
             _held: held,
         }))
     }
@@ -419,6 +464,38 @@ impl UpdateStore for InMemoryStore {
                     && u.manifest_id == manifest_id
             })
             .find_map(|u| u.launch_asset().map(|asset| asset.sha256_hex.clone())))
+    }
+
+    async fn embedded_bundles(&self, project_id: &ProjectId) -> StoreResult<Vec<EmbeddedBundle>> {
+        let state = self.state();
+        let mut found: Vec<EmbeddedBundle> = state
+            .embedded
+            .iter()
+            .filter(|bundle| bundle.project_id == *project_id)
+            .cloned()
+            .collect();
+        found.reverse();
+        Ok(found)
+    }
+
+    async fn embedded_bundle_of(
+        &self,
+        project_id: &ProjectId,
+        runtime_version: &RuntimeVersion,
+        platform: Platform,
+        update_id: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(self
+            .state()
+            .embedded
+            .iter()
+            .find(|bundle| {
+                bundle.project_id == *project_id
+                    && bundle.runtime_version == *runtime_version
+                    && bundle.platform == platform
+                    && bundle.update_id.as_str() == update_id
+            })
+            .map(|bundle| bundle.sha256_hex.clone()))
     }
 
     async fn known_files(

@@ -225,6 +225,7 @@ fn plan_projects(rows: &[GoProject], plan: &mut ControlPlanePlan) {
                 name,
                 slug: base,
                 created_at: time_of(row.created_at.as_deref(), &row.id),
+                patch_from_embedded: false,
             },
             original_slug,
         });

@@ -171,6 +171,42 @@ const RULES: &[(&str, &str, Access, u16)] = &[
         201,
     ),
     ("POST", "/api/projects/{id}/rollback", Access::Members, 200),
+    (
+        "POST",
+        "/api/projects/{id}/embedded-bundles",
+        Access::Owners,
+        201,
+    ),
+    (
+        "GET",
+        "/api/projects/{id}/embedded-bundles",
+        Access::Members,
+        200,
+    ),
+    (
+        "DELETE",
+        "/api/projects/{id}/embedded-bundles/{updateId}",
+        Access::Owners,
+        204,
+    ),
+    (
+        "POST",
+        "/api/updates/{project}/embedded-bundles",
+        Access::OwnKey,
+        201,
+    ),
+    (
+        "GET",
+        "/api/updates/{project}/embedded-bundles",
+        Access::OwnKey,
+        200,
+    ),
+    (
+        "DELETE",
+        "/api/updates/{project}/embedded-bundles/{updateId}",
+        Access::OwnKey,
+        204,
+    ),
     // Releases, as the project's pipeline.
     (
         "POST",
@@ -634,6 +670,8 @@ enum Body {
     None,
     Json(Value),
     Publish,
+    /// An embedded bundle: the bytes, with its fields in the query.
+    Embedded,
 }
 
 /// A valid body for the route: a refusal must be about the caller, not the request.
@@ -670,6 +708,7 @@ fn body_of(method: &str, template: &str, target: &Target, world: &World) -> Body
         ("POST", Some("/signing-keys/generate")) => json!({ "keyId": fresh }),
         ("POST", Some("/assets/missing")) => json!({ "sha256": [world.ios_bundle_sha256] }),
         ("POST", Some("/publish")) => return Body::Publish,
+        ("POST", Some("/embedded-bundles")) => return Body::Embedded,
         _ => panic!("{method} {template}: the matrix has no request body for this route"),
     };
     Body::Json(json)
@@ -706,6 +745,16 @@ async fn send(
             }
             if let Body::Json(json) = &body {
                 request = request.json(json);
+            }
+            if let Body::Embedded = &body {
+                request = request
+                    .query(&[
+                        ("updateId", uuid::Uuid::new_v4().to_string().as_str()),
+                        ("runtimeVersion", "1.0.0"),
+                        ("platform", "android"),
+                    ])
+                    .header("content-type", "application/octet-stream")
+                    .body(b"an embedded bundle".to_vec());
             }
             app.send(request).await
         }
@@ -769,6 +818,11 @@ async fn snapshot(app: &TestApp, world: &World) -> BTreeMap<String, Value> {
             Some("name"),
         ),
         ("branches", format!("/api/projects/{p}/branches"), None),
+        (
+            "embedded bundles",
+            format!("/api/projects/{p}/embedded-bundles"),
+            None,
+        ),
         (
             "updates",
             format!("/api/projects/{p}/updates?limit=100"),
@@ -859,6 +913,23 @@ async fn prepare(app: &TestApp, world: &World, method: &str, template: &str) -> 
             .await
             .assert_status(201);
             target.signing_key = key_id;
+        }
+        ("DELETE", Some("/embedded-bundles/{updateId}")) => {
+            let update_id = uuid::Uuid::new_v4().to_string();
+            let url = app.url(&format!("/api/projects/{p}/embedded-bundles"));
+            let request = app
+                .client
+                .post(url)
+                .bearer_auth(owner)
+                .query(&[
+                    ("updateId", update_id.as_str()),
+                    ("runtimeVersion", "1.0.0"),
+                    ("platform", "ios"),
+                ])
+                .header("content-type", "application/octet-stream")
+                .body(b"an embedded bundle".to_vec());
+            app.send(request).await.assert_status(201);
+            target.update = update_id;
         }
         ("DELETE", Some("/updates/{updateId}")) => {
             let copy = app

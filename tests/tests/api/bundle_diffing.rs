@@ -54,7 +54,7 @@ impl Published {
     }
 }
 
-fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
     response
         .headers
         .get(name)
@@ -63,7 +63,7 @@ fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
 
 /// The launch bundle's download as an Android client sends it, asking for a
 /// patch from `running` (a manifest id).
-async fn download(
+pub(crate) async fn download(
     app: &TestApp,
     latest: &Value,
     running: &str,
@@ -110,7 +110,7 @@ async fn wait_for_patch(app: &TestApp, published: &Published) -> RawResponse {
 }
 
 /// `bspatch old new patch` (Debian's, Colin Percival's bsdiff 4.3).
-fn bspatch(base: &[u8], patch: &[u8]) -> Vec<u8> {
+pub(crate) fn bspatch(base: &[u8], patch: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     std::fs::write(path("old"), base).unwrap();

@@ -12,6 +12,7 @@ mod authz_matrix;
 mod bundle_diffing;
 mod channels_rollouts;
 mod delivery;
+mod embedded_bundles;
 mod hostile;
 mod hostile_corpus;
 mod insights;

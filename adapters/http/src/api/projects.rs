@@ -119,6 +119,7 @@ impl ProjectsApi {
         let changes = ProjectChanges {
             name: body.name,
             slug: body.slug,
+            patch_from_embedded: body.patch_from_embedded,
         };
         let project = services
             .projects

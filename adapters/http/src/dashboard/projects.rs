@@ -284,6 +284,7 @@ pub async fn rename_project(
     let changes = ProjectChanges {
         name: Some(form.name.trim().to_owned()),
         slug: None,
+        patch_from_embedded: None,
     };
     let result = async {
         let project = ids::project(&id)?;

@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod audit_event;
 pub mod channel;
+pub mod embedded_bundle;
 pub mod legacy_import;
 pub mod member;
 pub mod patch;

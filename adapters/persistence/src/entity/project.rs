@@ -8,6 +8,8 @@ pub struct Model {
     pub name: String,
     pub slug: String,
     pub created_at: DateTimeUtc,
+    /// See `Project::patch_from_embedded`.
+    pub patch_from_embedded: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

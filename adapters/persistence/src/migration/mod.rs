@@ -10,6 +10,7 @@ mod m20261127_000005_signing_keys;
 mod m20261127_000006_update_insights;
 mod m20261202_000007_legacy_imports;
 mod m20261203_000008_patches;
+mod m20261204_000009_embedded_bundles;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_update_insights::Migration),
             Box::new(m20261202_000007_legacy_imports::Migration),
             Box::new(m20261203_000008_patches::Migration),
+            Box::new(m20261204_000009_embedded_bundles::Migration),
         ]
     }
 }

@@ -63,6 +63,7 @@ pub async fn project_with_two_owners(store: &SqlStore, a: &User, b: &User) -> Pr
         name: "App".to_owned(),
         slug: format!("app-{}", uuid::Uuid::new_v4().simple()),
         created_at: Utc::now(),
+        patch_from_embedded: false,
     };
     let owner = |user: &User| Membership {
         id: id(),
