@@ -207,7 +207,15 @@ where
             chunks(GzipEncoder::with_quality(input, Level::Precise(GZIP_LEVEL)))
         }
         ContentEncoding::Zstd => {
-            let params = [CParameter::window_log(zstd_window_log(size))];
+            // The hash and chain tables sized to the window, as zstd itself
+            // does when it knows the input's size (a stream does not tell
+            // it): at level 19 its defaults alone take ~80 MB.
+            let window_log = zstd_window_log(size);
+            let params = [
+                CParameter::window_log(window_log),
+                CParameter::hash_log((window_log + 1).min(ZSTD_MAX_TABLE_LOG)),
+                CParameter::chain_log((window_log + 1).min(ZSTD_MAX_TABLE_LOG)),
+            ];
             chunks(ZstdEncoder::with_quality_and_params(
                 input,
                 Level::Precise(levels.zstd),
@@ -219,6 +227,9 @@ where
 
 /// The smallest window that holds the whole file, within zstd's limits and
 /// [`ZSTD_MAX_WINDOW_LOG`]: a larger one costs memory and gains nothing.
+/// The largest hash and chain tables (log2 entries) a copy is made with.
+const ZSTD_MAX_TABLE_LOG: u32 = 22;
+
 fn zstd_window_log(size: u64) -> u32 {
     let needed = u64::BITS - size.saturating_sub(1).leading_zeros();
     needed.clamp(10, ZSTD_MAX_WINDOW_LOG)

@@ -381,3 +381,83 @@ async fn collecting_a_bundle_forgets_its_patches_so_a_later_publish_computes_the
     assert!(report.deleted_blobs >= 1, "{report:?}");
     assert!(w.h.store.patches().is_empty(), "{:?}", w.h.store.patches());
 }
+
+#[tokio::test]
+async fn an_embedded_bundle_is_a_base_once_the_project_opts_in_and_kept_until_deleted() {
+    use application::EmbeddedUpload;
+    use domain::ports::ProjectStore;
+
+    let w = world(PatchPolicy::default());
+    let (embedded, v2) = (bundle(1), bundle(2));
+    let project_id = ProjectId::parse(&w.project.id).unwrap();
+    let build = "4c1e1a52-8d4b-4b7e-9a55-1f0c6b3e2a01";
+    let latest = w.publish(&v2).await;
+    let upload = EmbeddedUpload {
+        update_id: build.to_owned(),
+        runtime_version: "1.0.0".to_owned(),
+        platform: "android".to_owned(),
+        bundle: Box::pin(futures_util::stream::once({
+            let bytes = bytes::Bytes::from(embedded.clone());
+            async move { Ok::<_, std::io::Error>(bytes) }
+        })),
+    };
+    let stored = w
+        .patches
+        .upload_embedded(&w.owner, &project_id, upload)
+        .await
+        .unwrap();
+    assert_eq!(stored.sha256_hex, sha(&embedded));
+    // Wanted at upload: from it to the newest update of its runtime
+    // version and platform.
+    let wanted = w.h.store.patches();
+    assert_eq!(wanted.len(), 1, "{wanted:?}");
+    assert_eq!(wanted[0].key.base_sha256, sha(&embedded));
+    assert_eq!(wanted[0].key.target_sha256, sha(&v2));
+    w.work_all().await;
+
+    let request = w.download(android(&latest), Some(build));
+    let answer = w.serve.asset(&request).await.unwrap();
+    assert!(
+        matches!(answer, AssetAnswer::Body { .. }),
+        "not opted in: the file"
+    );
+    let opted_in = Project {
+        patch_from_embedded: true,
+        ..w.project.clone()
+    };
+    w.h.store.update(&opted_in).await.unwrap();
+    let AssetAnswer::Patch {
+        base_update_id,
+        body,
+        ..
+    } = w.serve.asset(&request).await.unwrap()
+    else {
+        panic!("expected a patch against the embedded bundle");
+    };
+    assert_eq!(base_update_id, build);
+    verify(&embedded, &bytes_of(body).await, &sha(&v2)).unwrap();
+
+    // Storage collection keeps the embedded bundle, no update naming it,
+    // until it is deleted.
+    let gc = application::GarbageCollector::new(
+        w.h.store.clone(),
+        w.h.store.clone(),
+        w.h.blobs.clone(),
+        w.h.audit_log(),
+        std::time::Duration::ZERO,
+    );
+    let key = asset_blob_key(&w.project.id, &sha(&embedded));
+    gc.collect_all().await.unwrap();
+    assert!(w.h.blobs.exists(&key).await.unwrap());
+    w.patches
+        .delete_embedded(&w.owner, &project_id, build)
+        .await
+        .unwrap();
+    let answer = w.serve.asset(&request).await.unwrap();
+    assert!(
+        matches!(answer, AssetAnswer::Body { .. }),
+        "deleted: the file"
+    );
+    gc.collect_all().await.unwrap();
+    assert!(!w.h.blobs.exists(&key).await.unwrap());
+}

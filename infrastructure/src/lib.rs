@@ -3,6 +3,7 @@
 //! [`Application::build`] is the one way to assemble the server, used by the
 //! binary and by the end-to-end tests alike.
 
+pub mod allocator;
 pub mod codesigning;
 pub mod config;
 pub mod go_import;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use adapter_cli::{ClientCommand, ClientOptions};
 use clap::{Parser, Subcommand};
-use expo_updates_server::{Application, Config, codesigning, telemetry};
+use expo_updates_server::{Application, Config, allocator, codesigning, telemetry};
 
 /// Self-hosted Expo over-the-air updates: the server, and its client.
 ///
@@ -117,6 +117,7 @@ async fn import_go(args: &expo_updates_server::go_import::ImportGoArgs, json: bo
 }
 
 async fn serve() -> ExitCode {
+    allocator::keep_large_buffers_out_of_the_heap();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => return fail(&format!("configuration: {error}")),

@@ -185,6 +185,7 @@ impl Application {
                 .collect(),
             false => Vec::new(),
         };
+        let trimmer = tokio::spawn(crate::allocator::return_free_memory_periodically());
         let routes = adapter_http::routes(self.services, self.http);
         let acceptor = IdleTimeoutAcceptor::new(self.acceptor, self.idle_timeout);
         let served = Server::new_with_acceptor(acceptor)
@@ -195,6 +196,7 @@ impl Application {
         }
         changes.abort();
         insight_writer.abort();
+        trimmer.abort();
         // A patch being computed is taken up again once its claim lapses.
         for worker in patch_workers {
             worker.abort();

@@ -366,6 +366,71 @@ fn publish_waits_for_bundle_patches_and_updates_view_shows_them() {
 }
 
 #[test]
+fn embedded_bundles_are_uploaded_listed_enabled_and_deleted() {
+    let server = serve(&[]);
+    let owner = logged_in_user(&server, "emma");
+    let (project_id, secret) = project_with_key(&owner, "embedded");
+    let owner = owner.with("EXPO_UPDATES_PROJECT", &project_id);
+    let ci = pipeline(&server, &project_id, &secret);
+    let v2 = fixture("expo-sdk56-export-v2");
+    let published = ci.run(&["publish", "--dir", v2.to_str().unwrap()]);
+    assert!(published.status.success(), "{}", describe(&published));
+
+    // The build's app.manifest names the embedded update.
+    let build = "4c1e1a52-8d4b-4b7e-9a55-1f0c6b3e2a01";
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("app.manifest");
+    let embedded_manifest = serde_json::json!({ "id": build, "commitTime": 1, "assets": [] });
+    std::fs::write(&manifest, embedded_manifest.to_string()).unwrap();
+    let v1 = fixture("expo-sdk56-export-v1");
+    let uploaded = ci.json(&[
+        "embedded",
+        "upload",
+        "--dir",
+        v1.to_str().unwrap(),
+        "--platform",
+        "android",
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(uploaded["updateId"], build);
+    assert_eq!(uploaded["platform"], "android");
+    assert_eq!(uploaded["runtimeVersion"], "1.0.0");
+    let listed = ci.json(&["embedded", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let human = owner.run(&["embedded", "list"]);
+    let text = String::from_utf8_lossy(&human.stdout).into_owned();
+    assert!(text.contains("UPDATE ID") && text.contains(build), "{text}");
+
+    let enabled = owner.json(&["embedded", "enable"]);
+    assert_eq!(enabled["patchFromEmbedded"], true);
+    let disabled = owner.json(&["embedded", "disable"]);
+    assert_eq!(disabled["patchFromEmbedded"], false);
+
+    // Without the embedded update's id: a usage error that says what to give.
+    let missing = ci.run(&[
+        "embedded",
+        "upload",
+        "--dir",
+        v1.to_str().unwrap(),
+        "--platform",
+        "ios",
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+    assert!(
+        stderr(&missing).contains("--update-id"),
+        "{}",
+        describe(&missing)
+    );
+
+    owner.json(&["embedded", "delete", build]);
+    assert_eq!(
+        owner.json(&["embedded", "list"]).as_array().unwrap().len(),
+        0
+    );
+}
+
+#[test]
 fn release_management_commands_work_end_to_end() {
     let server = serve(&[]);
     let owner = logged_in_user(&server, "carol");

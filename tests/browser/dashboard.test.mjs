@@ -216,6 +216,18 @@ test('renaming the project', async () => {
   assert.equal((await page.locator('h1').textContent()).trim(), 'Demo');
 });
 
+test('patches from the embedded bundle: off by default, and the owner switches them', async () => {
+  await page.goto(`/dashboard/projects/${state.projectId}/setup`);
+  const embedded = () => page.getByRole('region', { name: 'Patches from the embedded bundle' });
+  assert.match(await embedded().textContent(), /Off: devices still running/);
+  assert.match(await embedded().textContent(), /No embedded bundles uploaded/);
+  await embedded().getByRole('button', { name: 'Turn on' }).click();
+  assert.match(await flash(), /Patches from embedded bundles are on/);
+  assert.match(await embedded().textContent(), /On: devices still running/);
+  await embedded().getByRole('button', { name: 'Turn off' }).click();
+  assert.match(await flash(), /Patches from embedded bundles are off/);
+});
+
 test('an empty project says how to publish', async () => {
   await tab('Updates').click();
   await page.getByRole('heading', { name: 'No updates yet' }).waitFor();

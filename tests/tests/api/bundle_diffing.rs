@@ -373,3 +373,47 @@ async fn new_bundles_are_recompressed_at_the_best_levels_in_the_background() {
         assert_eq!(decode(&copy.body), bundle, "{encoding}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wanted_patch_survives_a_crash_and_is_made_by_the_next_instance_that_computes() {
+    // This instance computes no patches: the work waits in the database.
+    let mut app = TestApp::spawn_with(Backend::Sqlite, &[("PATCH_WORKERS", "0")]).await;
+    let published = publish_v1_then_v2(&app, "android").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let patches = published.patches(&app).await;
+    for platform in patches["platforms"].as_array().unwrap() {
+        assert_eq!(platform["patches"][0]["state"], "pending", "{patches}");
+    }
+    let running = str_field(&published.running, "id");
+    download(&app, &published.latest, &running, &[])
+        .await
+        .assert_status(200);
+
+    // The server dies without a clean stop; one that computes starts on
+    // the same database and storage, and makes the patch.
+    app.stop().await;
+    app.env.insert("PATCH_WORKERS".to_owned(), "1".to_owned());
+    app.restart().await;
+    let published = Published {
+        // Asset URLs name the server's address, which changed.
+        latest: app
+            .latest_manifest(&app_project(&published), "android", "1.0.0")
+            .await,
+        ..published
+    };
+    let patched = wait_for_patch(&app, &published).await;
+    let v1 = Export::v1().bytes(&Export::v1().bundle("android"));
+    let v2 = Export::v2().bytes(&Export::v2().bundle("android"));
+    assert_eq!(bspatch(&v1, &patched.body), v2);
+}
+
+/// The project id of `published`, from its patches path.
+fn app_project(published: &Published) -> String {
+    published
+        .patches_path
+        .trim_start_matches("/api/updates/")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}

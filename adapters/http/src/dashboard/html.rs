@@ -163,3 +163,12 @@ pub fn time(at: &DateTime<Utc>) -> Markup {
         time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) }
     }
 }
+
+/// Bytes as people read them.
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.2} MB", bytes as f64 / 1e6),
+    }
+}

@@ -21,6 +21,7 @@ mod audit;
 mod auth;
 mod channels;
 mod confirm;
+mod embedded;
 mod html;
 mod patches;
 mod paths;
@@ -62,6 +63,7 @@ pub(crate) fn routes(settings: DashboardSettings) -> (impl Endpoint, Vec<Declare
         .post("/projects", projects::create_project)
         .get("/projects/{id}", timeline::timeline)
         .get("/projects/{id}/setup", projects::setup_page)
+        .post("/projects/{id}/setup/embedded", embedded::switch)
         .post("/projects/{id}/rename", projects::rename_project)
         .post("/projects/{id}/rollback", updates::roll_back)
         .get(

@@ -7,20 +7,11 @@ use maud::html;
 use poem::web::Path;
 use poem::{Response, handler};
 
-use super::html::{ProjectPage, Tab, empty_state, page, project_path, time};
+use super::html::{ProjectPage, Tab, empty_state, human, page, project_path, time};
 use super::session::Signed;
 use super::shell::error_page;
 use super::timeline::short;
 use crate::ids;
-
-/// Bytes as people read them.
-fn human(bytes: u64) -> String {
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
-        _ => format!("{:.2} MB", bytes as f64 / 1e6),
-    }
-}
 
 #[handler]
 pub async fn update_patches(

@@ -156,6 +156,11 @@ pub async fn setup_page(
         .list(&signed.user, &project_id)
         .await
         .unwrap_or_default();
+    let embedded_bundles = services
+        .patches
+        .embedded_bundles(&caller, &project_id)
+        .await
+        .unwrap_or_default();
     let channel = query
         .channel
         .filter(|name| domain::release::ChannelName::parse(name).is_ok())
@@ -231,6 +236,7 @@ pub async fn setup_page(
                 p { "From your Expo project, with an " a href=(project_path(&id, Tab::Keys)) { "API key" } " of this project (the binary that runs this server is also its CLI; " code { "publish" } " without " code { "--dir" } " runs the export itself):" }
                 (copyable("publish-command", "Publish command", &publish))
             }
+            (super::embedded::card(&signed, &project, &embedded_bundles))
             section.card aria-labelledby="rename-title" {
                 h2 id="rename-title" { "Rename project" }
                 form.inline method="post" action={(project_path(&id, Tab::Updates)) "/rename"} {
