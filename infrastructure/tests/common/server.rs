@@ -75,6 +75,10 @@ impl Server {
             .env("PUBLIC_URL", &url)
             // Collections happen when the test asks for them.
             .env("GC_INTERVAL_SECONDS", "0")
+            // Stored copies stay as the publish made them: a test that looks
+            // at storage sees no background recompression (its own env may
+            // turn it on).
+            .env("BEST_COMPRESSION", "false")
             .env("RATE_LIMIT_AUTH_PER_MINUTE", "1000000")
             .env("RATE_LIMIT_PUBLISH_PER_MINUTE", "1000000")
             .envs(env.iter().map(|(key, value)| (key, value)))
