@@ -225,11 +225,11 @@ where
     }
 }
 
-/// The smallest window that holds the whole file, within zstd's limits and
-/// [`ZSTD_MAX_WINDOW_LOG`]: a larger one costs memory and gains nothing.
 /// The largest hash and chain tables (log2 entries) a copy is made with.
 const ZSTD_MAX_TABLE_LOG: u32 = 22;
 
+/// The smallest window that holds the whole file, within zstd's limits and
+/// [`ZSTD_MAX_WINDOW_LOG`]: a larger one costs memory and gains nothing.
 fn zstd_window_log(size: u64) -> u32 {
     let needed = u64::BITS - size.saturating_sub(1).leading_zeros();
     needed.clamp(10, ZSTD_MAX_WINDOW_LOG)

@@ -71,11 +71,7 @@ impl ProjectService {
                 &user_actor(actor),
                 &project_id,
                 "project.create",
-                json!({
-                    "name": project.name,
-                    "slug": project.slug,
-                    "patchFromEmbedded": project.patch_from_embedded,
-                }),
+                json!({ "name": project.name, "slug": project.slug }),
             )
             .await;
         Ok(project)
@@ -115,7 +111,11 @@ impl ProjectService {
                 &user_actor(actor),
                 project_id,
                 "project.update",
-                json!({ "name": project.name, "slug": project.slug }),
+                json!({
+                    "name": project.name,
+                    "slug": project.slug,
+                    "patchFromEmbedded": project.patch_from_embedded,
+                }),
             )
             .await;
         Ok(project)

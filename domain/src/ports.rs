@@ -326,8 +326,11 @@ impl UpdateStream {
 /// The wanted patches and the claims on them, shared by every instance.
 #[async_trait]
 pub trait PatchStore: Send + Sync {
-    /// Records that these patches are wanted; one already known (in any
-    /// state) is left as it is. A project that no longer exists wants none.
+    /// Records that these patches are wanted; one already known is left as
+    /// it is, except one given up on (`failed`), which is wanted afresh: a
+    /// bundle gone then stored again (an embedded bundle deleted and
+    /// uploaded again) can be diffed once more. A project that no longer
+    /// exists wants none.
     async fn want(&self, patches: &[PatchKey], now: DateTime<Utc>) -> StoreResult<()>;
     /// Claims the oldest pending patch that nobody holds (or whose claim
     /// lapsed before `now`) for `instance` until `until`, counting an

@@ -117,12 +117,12 @@ async fn import_go(args: &expo_updates_server::go_import::ImportGoArgs, json: bo
 }
 
 async fn serve() -> ExitCode {
-    allocator::keep_large_buffers_out_of_the_heap();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => return fail(&format!("configuration: {error}")),
     };
     let _log_writer = telemetry::init(config.log_format);
+    allocator::keep_large_buffers_out_of_the_heap();
     let application = match Application::build(config).await {
         Ok(application) => application,
         Err(error) => return fail(&error.to_string()),

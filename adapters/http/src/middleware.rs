@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use application::Services;
+use futures_util::StreamExt;
 use poem::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use poem::http::{HeaderName, HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
@@ -233,10 +234,21 @@ pub async fn limit_body<E: Endpoint>(
             req.set_body(Body::from_vec(body));
         }
         None => {
-            // Uploads stream; the publish refuses one over its limit with
-            // 413 long before this cut-off is reached.
-            let body = req.take_body().into_async_read().take(max_bytes);
-            req.set_body(Body::from_async_read(body));
+            // Uploads stream; past the cut-off the body fails rather than
+            // ends, so an upload is never stored cut short (the publish
+            // refuses one over its own limit with 413 long before this).
+            let mut seen = 0u64;
+            let body = req.take_body().into_bytes_stream().map(move |chunk| {
+                let chunk = chunk?;
+                seen += chunk.len() as u64;
+                if seen > max_bytes {
+                    return Err(std::io::Error::other(format!(
+                        "the request body is larger than {max_bytes} bytes"
+                    )));
+                }
+                Ok(chunk)
+            });
+            req.set_body(Body::from_bytes_stream(body));
         }
     }
     next.call(req).await.map(IntoResponse::into_response)

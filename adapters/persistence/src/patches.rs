@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::id::ProjectId;
 use domain::patch::{MAX_PATCH_ATTEMPTS, PatchClaim, PatchKey, PatchRecord, PatchState};
 use domain::ports::{PatchStore, StoreError, StoreResult};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
     QueryFilter, QueryOrder, Statement, TransactionTrait, Value,
@@ -69,7 +69,8 @@ fn to_record(row: patch::Model) -> StoreResult<PatchRecord> {
     })
 }
 
-/// Inserts the patches as pending, leaving any already known as they are.
+/// Inserts the patches as pending, leaving any already known as they are
+/// but for failed ones, which are pending again (see `PatchStore::want`).
 /// Their projects must exist.
 pub(crate) async fn insert_wanted(
     db: &impl ConnectionTrait,
@@ -102,7 +103,21 @@ pub(crate) async fn insert_wanted(
                 patch::Column::BaseSha256,
                 patch::Column::TargetSha256,
             ])
-            .do_nothing()
+            .update_columns([
+                patch::Column::State,
+                patch::Column::Size,
+                patch::Column::Error,
+                patch::Column::Attempts,
+                patch::Column::ClaimedBy,
+                patch::Column::ClaimedUntil,
+                patch::Column::UpdatedAt,
+            ])
+            .action_and_where(
+                Expr::col((patch::Entity, patch::Column::State)).eq(PatchState::Failed {
+                    error: String::new(),
+                }
+                .as_str()),
+            )
             .to_owned(),
         )
         .exec_without_returning(db)

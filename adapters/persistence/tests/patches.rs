@@ -126,6 +126,18 @@ async fn work_that_never_finishes_is_given_up_on(store: SqlStore) {
         matches!(&records[0].state, PatchState::Failed { error } if error.contains("attempts")),
         "{records:?}"
     );
+    // Wanted again (its bundle stored again, say): tried afresh.
+    store.want(&[key(&pid, 'd', 'e')], now).await.unwrap();
+    let records = store.patches_to(&pid, &"e".repeat(64)).await.unwrap();
+    assert_eq!(
+        (&records[0].state, records[0].attempts),
+        (&PatchState::Pending, 0)
+    );
+    let claim = store
+        .claim("next", now, now + Duration::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(claim.map(|claim| claim.attempt), Some(1));
 }
 
 async fn many_claimants_never_share_a_patch(store: SqlStore) {

@@ -25,7 +25,17 @@ impl State {
     /// Inserts the patches as pending, leaving known ones as they are.
     pub(super) fn want_patches(&mut self, patches: &[PatchKey], now: DateTime<Utc>) {
         for key in patches {
-            if self.patches.iter().any(|stored| stored.record.key == *key) {
+            if let Some(known) = self
+                .patches
+                .iter_mut()
+                .find(|stored| stored.record.key == *key)
+            {
+                if matches!(known.record.state, PatchState::Failed { .. }) {
+                    known.record.state = PatchState::Pending;
+                    known.record.attempts = 0;
+                    known.record.updated_at = now;
+                    known.claim = None;
+                }
                 continue;
             }
             self.patches.push(StoredPatch {

@@ -1492,12 +1492,12 @@ export interface paths {
          */
         post: {
             parameters: {
-                query: {
+                query?: {
                     /** @description The embedded update's id: the `id` of the build's `app.manifest`. */
-                    updateId: string;
-                    runtimeVersion: string;
+                    updateId?: string;
+                    runtimeVersion?: string;
                     /** @description `android` or `ios`. */
-                    platform: string;
+                    platform?: string;
                 };
                 header?: never;
                 path: {
@@ -4506,12 +4506,12 @@ export interface paths {
         /** Upload the launch bundle embedded in a build (API key) */
         post: {
             parameters: {
-                query: {
+                query?: {
                     /** @description The embedded update's id: the `id` of the build's `app.manifest`. */
-                    updateId: string;
-                    runtimeVersion: string;
+                    updateId?: string;
+                    runtimeVersion?: string;
                     /** @description `android` or `ios`. */
-                    platform: string;
+                    platform?: string;
                 };
                 header?: never;
                 path: {

@@ -200,6 +200,18 @@ all_backends!(
             let message = refused.json["error"].as_str().unwrap_or_default();
             assert!(message.contains(why), "{why}: {message}");
         }
+        let no_fields = app
+            .send(
+                app.client
+                    .post(app.url(&owners_path))
+                    .bearer_auth(owner)
+                    .header("content-type", "application/octet-stream")
+                    .body(vec![1u8]),
+            )
+            .await;
+        no_fields.assert_status(400);
+        let message = no_fields.json["error"].as_str().unwrap_or_default();
+        assert!(message.contains("updateId must be"), "{message}");
         upload(
             &app,
             &owners_path,

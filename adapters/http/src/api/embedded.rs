@@ -92,11 +92,26 @@ error_responses!(DeleteError {
     NotFound = 404,
 });
 
-/// The upload's fields, named as in the query string.
+/// The upload's fields, named as in the query string. One left out is
+/// empty, and refused by the service with a message that names it.
 struct UploadQuery {
     update_id: String,
     runtime_version: String,
     platform: String,
+}
+
+impl UploadQuery {
+    fn new(
+        update_id: Query<Option<String>>,
+        runtime_version: Query<Option<String>>,
+        platform: Query<Option<String>>,
+    ) -> Self {
+        Self {
+            update_id: update_id.0.unwrap_or_default(),
+            runtime_version: runtime_version.0.unwrap_or_default(),
+            platform: platform.0.unwrap_or_default(),
+        }
+    }
 }
 
 /// Shared by the owners' and the pipelines' routes.
@@ -164,17 +179,13 @@ impl EmbeddedApi {
         id: Path<String>,
         /// The embedded update's id: the `id` of the build's `app.manifest`.
         #[oai(name = "updateId")]
-        update_id: Query<String>,
-        #[oai(name = "runtimeVersion")] runtime_version: Query<String>,
+        update_id: Query<Option<String>>,
+        #[oai(name = "runtimeVersion")] runtime_version: Query<Option<String>>,
         /// `android` or `ios`.
-        platform: Query<String>,
+        platform: Query<Option<String>>,
         body: Binary<Body>,
     ) -> Result<Uploaded, UploadError> {
-        let query = UploadQuery {
-            update_id: update_id.0,
-            runtime_version: runtime_version.0,
-            platform: platform.0,
-        };
+        let query = UploadQuery::new(update_id, runtime_version, platform);
         ops::upload(&services, &Caller::User(auth.0), &id, query, body.0).await
     }
 
@@ -214,17 +225,13 @@ impl EmbeddedApi {
         project: Path<String>,
         /// The embedded update's id: the `id` of the build's `app.manifest`.
         #[oai(name = "updateId")]
-        update_id: Query<String>,
-        #[oai(name = "runtimeVersion")] runtime_version: Query<String>,
+        update_id: Query<Option<String>>,
+        #[oai(name = "runtimeVersion")] runtime_version: Query<Option<String>>,
         /// `android` or `ios`.
-        platform: Query<String>,
+        platform: Query<Option<String>>,
         body: Binary<Body>,
     ) -> Result<Uploaded, UploadError> {
-        let query = UploadQuery {
-            update_id: update_id.0,
-            runtime_version: runtime_version.0,
-            platform: platform.0,
-        };
+        let query = UploadQuery::new(update_id, runtime_version, platform);
         ops::upload(&services, &Caller::Key(auth.0), &project, query, body.0).await
     }
 
