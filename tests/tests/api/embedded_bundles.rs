@@ -244,3 +244,48 @@ all_backends!(
         assert_eq!(left.len(), 1);
     }
 );
+
+// A bundle over the server's upload cut-off (MAX_UPLOAD_BYTES plus the form
+// allowance) is refused whole, streamed without a length or not: never
+// stored cut short. The server may answer before the body is sent and close
+// the connection, so a client can also see the write fail.
+e2e::both_backends!(
+    an_embedded_bundle_past_the_upload_limit_is_refused_not_cut_short,
+    env = [("MAX_UPLOAD_BYTES", "1000000")],
+    |app| async move {
+        let p = app.publisher().await;
+        let path = format!("/api/updates/{}/embedded-bundles", p.project_id);
+        let big = vec![7u8; 6 * 1024 * 1024];
+        let request = || {
+            app.client
+                .post(app.url(&path))
+                .bearer_auth(&p.secret)
+                .query(&[
+                    ("updateId", ANDROID_BUILD),
+                    ("runtimeVersion", "1.0.0"),
+                    ("platform", "android"),
+                ])
+                .header("content-type", "application/octet-stream")
+        };
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+            .chunks(64 * 1024)
+            .map(|chunk| Ok(chunk.to_vec()))
+            .collect();
+        let streamed = e2e::reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        for (request, how) in [
+            (request().body(big.clone()), "with Content-Length"),
+            (request().body(streamed), "streamed"),
+        ] {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    assert!([400, 413].contains(&status), "{how}: {status}");
+                }
+                // Answered and closed before the whole body was written.
+                Err(error) => assert!(error.is_request(), "{how}: {error}"),
+            }
+        }
+        let listed = app.get(&path, &p.secret).await;
+        assert_eq!(listed.json, json!([]), "nothing stored");
+    }
+);
