@@ -55,10 +55,16 @@ pub fn keep_large_buffers_out_of_the_heap() {}
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn return_free_memory() {}
 
-/// Trims every [`TRIM_INTERVAL`], on a blocking thread, until the process
-/// ends.
+/// How long after start the first trim runs: once start-up's own garbage
+/// (the route table built from the OpenAPI document, the first requests)
+/// is freed.
+const FIRST_TRIM_AFTER: Duration = Duration::from_secs(1);
+
+/// Trims [`FIRST_TRIM_AFTER`] start, then every [`TRIM_INTERVAL`], on a
+/// blocking thread, until the process ends.
 pub async fn return_free_memory_periodically() {
-    let mut every = tokio::time::interval(TRIM_INTERVAL);
+    let first = tokio::time::Instant::now() + FIRST_TRIM_AFTER;
+    let mut every = tokio::time::interval_at(first, TRIM_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
