@@ -15,6 +15,7 @@ pub mod go_server;
 pub mod id;
 pub mod insights;
 pub mod member;
+pub mod outbound;
 pub mod patch;
 pub mod ports;
 pub mod project;
