@@ -24,5 +24,6 @@ pub mod signing_key;
 pub mod update;
 pub mod user;
 pub mod validation;
+pub mod webhook_retry;
 
 pub use validation::ValidationError;
