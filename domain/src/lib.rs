@@ -24,6 +24,7 @@ pub mod signing_key;
 pub mod update;
 pub mod user;
 pub mod validation;
+pub mod webhook;
 pub mod webhook_retry;
 
 pub use validation::ValidationError;
