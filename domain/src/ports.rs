@@ -22,6 +22,7 @@ use crate::release::{BranchName, Channel, ChannelName, RolloutCandidate, Rollout
 use crate::signing_key::{SigningKey, SigningKeyId};
 use crate::update::{Platform, RuntimeVersion, Update};
 use crate::user::{Password, User};
+use crate::webhook::WebhookSecret;
 
 /// The uniqueness rule a refused write broke: what is taken. A value, not
 /// text, so callers match on it and the store adapter names each rule in
@@ -473,6 +474,23 @@ pub trait ManifestSigner: Send + Sync {
 }
 
 /// Update insights, as counted by each server instance.
+/// Signs webhook deliveries as the Standard Webhooks specification says,
+/// so receivers verify them with its libraries, and makes their secrets.
+pub trait WebhookSigner: Send + Sync {
+    /// A new secret: `whsec_` and the base64 of 24 random bytes.
+    fn new_secret(&self) -> WebhookSecret;
+    /// The `webhook-signature` header for a delivery: `v1,` and the base64
+    /// HMAC-SHA256 of `{delivery id}.{unix timestamp}.{body}` under the
+    /// secret's key. `Err` for a secret whose key does not decode.
+    fn signature(
+        &self,
+        secret: &WebhookSecret,
+        delivery_id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> Result<String, CryptoError>;
+}
+
 #[async_trait]
 pub trait InsightStore: Send + Sync {
     /// Adds counts to this instance's rows, creating them as needed.

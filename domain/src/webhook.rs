@@ -4,6 +4,32 @@
 
 use crate::ValidationError;
 
+/// What every webhook secret starts with (Standard Webhooks).
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// A webhook's signing secret: `whsec_` and base64. Shown to its owner once,
+/// stored sealed, never logged (its `Debug` says nothing of it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    /// A secret read back from where it was kept; the signer refuses one
+    /// whose key does not decode.
+    pub fn from_trusted(secret: String) -> Self {
+        Self(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(..)")
+    }
+}
+
 /// The events a webhook may subscribe to, named as in the payload's
 /// `type` and the `webhook-event` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -60,7 +60,7 @@ pub fn return_free_memory() {}
 /// is freed.
 const FIRST_TRIM_AFTER: Duration = Duration::from_secs(1);
 
-/// Trims [`FIRST_TRIM_AFTER`] start, then every [`TRIM_INTERVAL`], on a
+/// Trims a second after start, then every [`TRIM_INTERVAL`], on a
 /// blocking thread, until the process ends.
 pub async fn return_free_memory_periodically() {
     let first = tokio::time::Instant::now() + FIRST_TRIM_AFTER;
